@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test evals recordings lint bench clean
+
+# (Re)create the virtualenv and install the project with its dev extras whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" sh examples/demo.sh
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+	$(MAKE) evals
+
+# The repository's scenarios for the example prompts, as tests, with the model answers replayed from
+# evals/recordings (offline, deterministic). After changing a prompt or a scenario: `make recordings`.
+evals: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --prompt-evals --prompt-evals-cache replay evals
+
+recordings: $(STAMP)
+	rm -rf evals/recordings
+	$(PY) -m pytest -q -p no:cacheprovider --prompt-evals --prompt-evals-cache on evals
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
+
+bench: $(STAMP)
+	$(PY) bench/sdk.py
+	$(PY) bench/harness.py
+	$(PY) bench/plugin.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .promptlane

@@ -1,0 +1,129 @@
+"""SDK hot path: a cached ``get`` + ``render`` against a bare sandboxed Jinja2 render of the same templates.
+
+Prints, from one run on this machine:
+- p50 (and p90) of ``Registry.get(name, label=..., targeting_key=...)`` + ``Prompt.render(**vars)``, cache warm;
+- p50 of rendering the same message templates with a bare ``ImmutableSandboxedEnvironment`` (the floor);
+- their ratio (target <= 1.3);
+- the import time of ``promptlane`` in a fresh interpreter (target <= 0.3 s), and whether pydantic_ai,
+  sqlalchemy or httpx were imported by it (target: none).
+
+The two loops are interleaved sample by sample so machine noise hits both alike.
+
+    python bench/sdk.py [--samples 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from promptlane.config import Settings
+from promptlane.registry import Registry
+
+MESSAGES = [
+    {
+        "role": "system",
+        "content": (
+            "You are the support assistant of Acme. You help {{ customer }} ({{ tier }} plan).\n"
+            "{% if tier == 'pro' %}Offer priority handling.{% endif %} Be warm and concise."
+        ),
+    },
+    {"role": "user", "content": "Ticket from {{ customer }}:\n{{ ticket }}"},
+]
+VARIABLES = {"customer": "Ana", "ticket": "Where is my order 123? It was due last week.", "tier": "pro"}
+SCHEMA = {
+    "customer": {"type": "string"},
+    "ticket": {"type": "string"},
+    "tier": {"type": "string", "enum": ["free", "pro"], "default": "free"},
+}
+
+
+def percentile(samples: list[int], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0  # microseconds
+
+
+def measure_hot_path(samples: int) -> tuple[list[int], list[int]]:
+    with tempfile.TemporaryDirectory() as folder:
+        # No protected labels: this measures fetching and rendering, not the gate.
+        settings = Settings(root=Path(folder), registry=f"sqlite:///{folder}/registry.db", protected_labels=())
+        reg = Registry(settings=settings)
+        reg.push_spec("support/reply", {"messages": MESSAGES, "variables": SCHEMA, "model": "openai:gpt-4o-mini"})
+        reg.set_label("support/reply", "production", 1)
+        bare_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        bare = [(m["role"], bare_env.from_string(m["content"])) for m in MESSAGES]
+
+        def ours() -> object:
+            return reg.get("support/reply", label="production", targeting_key="user-42").render(**VARIABLES)
+
+        def floor() -> object:
+            return [{"role": role, "content": t.render(VARIABLES)} for role, t in bare]
+
+        assert ours().messages == floor(), "the two paths must render the same thing"
+        for _ in range(2000):  # warm up both
+            ours()
+            floor()
+        ours_ns: list[int] = []
+        floor_ns: list[int] = []
+        clock = time.perf_counter_ns
+        for _ in range(samples):
+            start = clock()
+            ours()
+            ours_ns.append(clock() - start)
+            start = clock()
+            floor()
+            floor_ns.append(clock() - start)
+        reg.close()
+    return ours_ns, floor_ns
+
+
+IMPORT_PROBE = """
+import sys, time
+start = time.perf_counter()
+import promptlane
+elapsed = time.perf_counter() - start
+heavy = [m for m in ("pydantic_ai", "sqlalchemy", "httpx") if m in sys.modules]
+print(elapsed, ",".join(heavy))
+"""
+
+
+def measure_import(runs: int = 7) -> tuple[float, list[str]]:
+    times, heavy = [], set()
+    for _ in range(runs):
+        result = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True)
+        elapsed, modules = result.stdout.split()[0], result.stdout.split()[1:]
+        times.append(float(elapsed))
+        heavy.update(m for m in (modules[0].split(",") if modules else []) if m)
+    return statistics.median(times), sorted(heavy)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=20000)
+    args = parser.parse_args()
+
+    ours, floor = measure_hot_path(args.samples)
+    p50_ours, p50_floor = percentile(ours, 0.5), percentile(floor, 0.5)
+    ratio = p50_ours / p50_floor
+    import_time, heavy = measure_import()
+
+    print(f"cached get + render      p50 {p50_ours:7.2f} us   p90 {percentile(ours, 0.9):7.2f} us")
+    print(f"bare sandboxed render    p50 {p50_floor:7.2f} us   p90 {percentile(floor, 0.9):7.2f} us")
+    print(f"ratio (p50)              {ratio:.2f}x   target <= 1.30   {'ok' if ratio <= 1.3 else 'OVER'}")
+    print(
+        f"import promptlane        {import_time * 1000:.1f} ms (median of 7)   target <= 300 ms   "
+        f"{'ok' if import_time <= 0.3 else 'OVER'}"
+    )
+    print(f"heavy modules imported   {', '.join(heavy) or 'none'}   target: none   {'ok' if not heavy else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from promptlane.cli import main
+
+main()

@@ -1,0 +1,342 @@
+"""Size checks for everything a template can use to amplify its input, made before the work is done.
+
+Two measures keep a render bounded:
+
+- a *string* a template builds may not exceed ``max_chars`` (it could never be output anyway);
+- a *container* (list, tuple, dict, namespace) may not *weigh* more than ``max_work_chars``, its weight being
+  roughly its printed size. Structure sharing makes huge printed sizes cheap to build (``[[x] * 1000] * 1000``
+  holds a thousand references), and ``str()`` of such a value is where the process would stall, so containers
+  are weighed when they are built: by ``*`` and ``+``, by list and dict literals, and by calls that return them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
+from itertools import chain
+from typing import Any
+
+from jinja2 import filters as jinja_filters
+from jinja2 import pass_environment, pass_eval_context
+from jinja2.utils import Namespace
+
+from ._budget import ResourceLimitError, current_limits, take_steps
+
+__all__ = [
+    "GUARDED_FILTERS",
+    "check_brace_format",
+    "check_percent_format",
+    "check_weight",
+    "guard_binop",
+    "guard_str_method",
+    "safe_range",
+    "weigh",
+]
+
+# Python refuses to print ints of more than 4300 digits anyway; refuse to compute much beyond that.
+MAX_INT_BITS = 100_000
+MAX_RANGE = 100_000
+MAX_DEPTH = 100
+
+
+def refuse_size(what: str, size: float) -> None:
+    """Refuse a string result of ``size`` characters over the output limit."""
+    limit = current_limits().max_chars
+    if size > limit:
+        raise ResourceLimitError(f"{what} would produce {int(size)} characters, over the limit of {limit}")
+
+
+def measure(value: Any, limit: float) -> tuple[int, int]:
+    """(weight, depth) of ``value``: roughly its printed size, and how deeply it nests.
+
+    Shared references are weighed once (memo by id), so measuring ``[x] * 1000`` costs a thousand lookups, not
+    a thousand walks. Stops early once the weight is over ``limit``.
+    """
+    memo: dict[int, tuple[int, int]] = {}
+
+    def walk(item: Any, level: int) -> tuple[int, int]:
+        if isinstance(item, str):
+            return len(item) + 2, 0
+        if item is None or isinstance(item, (bool, float)):
+            return 8, 0
+        if isinstance(item, int):
+            return item.bit_length() // 3 + 2, 0
+        known = memo.get(id(item))
+        if known is not None:
+            return known
+        if level > MAX_DEPTH:
+            raise ResourceLimitError(f"a value nested more than {MAX_DEPTH} levels deep")
+        total, depth = 2, 0
+        if isinstance(item, Namespace):
+            total, depth = walk(item._Namespace__attrs, level + 1)  # type: ignore[attr-defined]
+        elif isinstance(item, Mapping):
+            for key, sub in item.items():
+                key_weight, _ = walk(key, level + 1)
+                sub_weight, sub_depth = walk(sub, level + 1)
+                total, depth = total + key_weight + sub_weight + 4, max(depth, sub_depth + 1)
+                if total > limit:
+                    break
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            for sub in item:
+                sub_weight, sub_depth = walk(sub, level + 1)
+                total, depth = total + sub_weight + 2, max(depth, sub_depth + 1)
+                if total > limit:
+                    break
+        else:
+            total = 32  # an object: its str() is its own business
+        memo[id(item)] = (total, depth)
+        return total, depth
+
+    return walk(value, 0)
+
+
+def weigh(value: Any, limit: float | None = None) -> int:
+    """The weight (about the printed size) of ``value``; see :func:`measure`."""
+    return measure(value, current_limits().max_work_chars if limit is None else limit)[0]
+
+
+def check_weight(what: str, value: Any, times: int = 1) -> None:
+    """Refuse a container whose weight (times ``times``) is over the limit for containers."""
+    limit = current_limits().max_work_chars
+    weight = weigh(value, limit / max(times, 1) + 1) * max(times, 1)
+    if weight > limit:
+        raise ResourceLimitError(f"{what} would build a value of about {weight} characters, over the limit of {limit}")
+
+
+def _check_int_bits(what: str, bits: float) -> None:
+    if bits > MAX_INT_BITS:
+        raise ResourceLimitError(f"{what} would produce an integer of about {int(bits)} bits, over {MAX_INT_BITS}")
+
+
+def _big_number(value: Any, limit: int) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) > limit
+    return isinstance(value, str) and value.strip().isdigit() and int(value) > limit
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%])")
+
+
+def check_percent_format(fmt: str, args: Any) -> None:
+    """``fmt % args``: its result estimated from the widths and the arguments' weights, before it is built."""
+    limit = current_limits().max_chars
+    values = list(args.values()) if isinstance(args, Mapping) else list(args) if isinstance(args, tuple) else [args]
+    conversions = widths = 0
+    for match in _PERCENT_SPEC.finditer(fmt):
+        width, precision, kind = match.groups()
+        if kind == "%":
+            continue
+        conversions += 1
+        for number in (width, precision):
+            if number == "*" and any(_big_number(v, limit) for v in values):
+                raise ResourceLimitError("a '*' width in a format string is over the output limit")
+            if number and number != "*":
+                widths += int(number)
+    widest = max((weigh(v, limit) for v in values), default=0)
+    refuse_size("string formatting", len(fmt) + conversions * widest + widths)
+
+
+def check_brace_format(fmt: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> None:
+    """``fmt.format(*args, **kwargs)``: a field may repeat an argument (``{0}{0}``) and a width may come from
+    an argument (``{0:{1}}``), so both widths and weights count."""
+    limit = current_limits().max_chars
+    try:
+        parsed = list(string.Formatter().parse(fmt))
+    except ValueError:
+        return  # str.format raises the same error, with a better message
+    values = [*args, *kwargs.values()]
+    fields = sum(1 for _, name, _, _ in parsed if name is not None)
+    widths = 0
+    for _, _, spec, _ in parsed:
+        if not spec:
+            continue
+        if "{" in spec and any(_big_number(v, limit) for v in values):
+            raise ResourceLimitError("a width taken from an argument is over the output limit")
+        widths += sum(int(number) for number in re.findall(r"\d+", spec))
+    widest = max((weigh(v, limit) for v in values), default=0)
+    refuse_size("string formatting", len(fmt) + fields * widest + widths)
+
+
+def guard_binop(operator: str, left: Any, right: Any) -> None:
+    """Check ``left <operator> right`` (``*``, ``**``, ``+``, ``%``) before it runs."""
+    if operator == "*":
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(times, int) and not isinstance(times, bool) and times > 1:
+                if isinstance(seq, str):
+                    refuse_size("repetition", len(seq) * times)
+                elif isinstance(seq, (list, tuple)):
+                    check_weight("repetition", seq, times)
+        if isinstance(left, int) and isinstance(right, int):
+            _check_int_bits("multiplication", left.bit_length() + right.bit_length())
+    elif operator == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+            _check_int_bits("power", right * math.log2(abs(left)))
+    elif operator == "+":
+        if isinstance(left, str) and isinstance(right, str):
+            refuse_size("concatenation", len(left) + len(right))
+        elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+            check_weight("concatenation", [left, right])
+    elif operator == "%" and isinstance(left, str):
+        check_percent_format(left, right)
+
+
+def _replaced_size(text: str, old: str, new: str, count: Any) -> int:
+    hits = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        hits = min(hits, count)
+    return len(text) + hits * max(len(new) - len(old), 0)
+
+
+def _joined_size(items: list[Any], separator: Any) -> int:
+    text = sum(len(item) if isinstance(item, str) else weigh(item) for item in items)
+    return text + len(str(separator)) * max(len(items) - 1, 0)
+
+
+def guard_str_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Check a call of a ``str`` method before it runs; returns the arguments to call it with (an iterable
+    given to ``join`` is materialized once, to be measured and then joined)."""
+    owner = getattr(method, "__self__", None)
+    if not isinstance(owner, str):
+        return args
+    name = method.__name__
+    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
+        refuse_size(f"str.{name}", args[0])
+    elif name == "expandtabs":
+        tab = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tab, int):
+            refuse_size("str.expandtabs", len(owner) + owner.count("\t") * tab)
+    elif name == "join" and args:
+        items = list(args[0])
+        refuse_size("str.join", _joined_size(items, owner))
+        take_steps(len(items))
+        return (items, *args[1:])
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        refuse_size("str.replace", _replaced_size(owner, args[0], args[1], args[2] if len(args) > 2 else -1))
+    elif name == "format":
+        check_brace_format(owner, args, kwargs)
+    elif name == "format_map" and args and isinstance(args[0], Mapping):
+        check_brace_format(owner, (), args[0])
+    elif name in ("translate", "maketrans"):
+        raise ResourceLimitError(f"str.{name} is not available in templates")
+    return args
+
+
+def safe_range(*args: int) -> range:
+    """``range`` for templates: at most 100,000 items."""
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise ResourceLimitError(f"range() of {len(numbers)} items is over the limit of {MAX_RANGE}")
+    return numbers
+
+
+# --- filters that can amplify their input, with their checks ---------------------------------------------
+
+
+def _center(value: Any, width: int = 80) -> str:
+    refuse_size("center", width)
+    return jinja_filters.do_center(value, width)
+
+
+def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    pad = width if isinstance(width, int) else len(str(width))
+    refuse_size("indent", len(str(s)) + (str(s).count("\n") + 1) * pad)
+    return jinja_filters.do_indent(s, width, first, blank)
+
+
+def _format(value: str, *args: Any, **kwargs: Any) -> str:
+    check_percent_format(str(value), kwargs or args)
+    return jinja_filters.do_format(value, *args, **kwargs)
+
+
+@pass_eval_context
+def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: str | int | None = None) -> str:
+    items = list(value)
+    if attribute is not None:
+        getter = jinja_filters.make_attrgetter(eval_ctx.environment, attribute)
+        items = [getter(item) for item in items]
+    refuse_size("join", _joined_size(items, d))
+    take_steps(len(items))
+    return jinja_filters.sync_do_join(eval_ctx, items, d)
+
+
+@pass_eval_context
+def _replace(eval_ctx: Any, s: str, old: str, new: str, count: int | None = None) -> str:
+    refuse_size("replace", _replaced_size(str(s), str(old), str(new), count))
+    return jinja_filters.do_replace(eval_ctx, s, old, new, count)
+
+
+@pass_environment
+def _wordwrap(
+    environment: Any,
+    s: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    separator = wrapstring if wrapstring is not None else environment.newline_sequence
+    refuse_size("wordwrap", len(s) + (len(s) // max(int(width), 1) + 1) * len(str(separator)))
+    return jinja_filters.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
+    items = list(value)
+    refuse_size("batch", linecount)
+    if fill_with is not None:
+        check_weight("batch fill", fill_with, linecount)
+    take_steps(len(items) + 1)
+    return jinja_filters.do_batch(items, linecount, fill_with)
+
+
+def _slice(value: Iterable[Any], slices: int, fill_with: Any = None) -> Any:
+    items = list(value)
+    refuse_size("slice", slices)
+    if fill_with is not None:
+        check_weight("slice fill", fill_with, slices)
+    take_steps(len(items) + max(int(slices), 0))
+    return jinja_filters.sync_do_slice(items, slices, fill_with)
+
+
+@pass_environment
+def _sum(environment: Any, iterable: Iterable[Any], attribute: str | int | None = None, start: Any = 0) -> Any:
+    values = list(iterable)
+    take_steps(len(values))
+    if attribute is not None:
+        getter = jinja_filters.make_attrgetter(environment, attribute)
+        values = [getter(value) for value in values]
+    # Sequences are concatenated in linear time (the builtin sum is quadratic on lists) after a size check.
+    for kind in (list, tuple):
+        if isinstance(start, kind) and all(isinstance(value, kind) for value in values):
+            check_weight("sum", [start, *values])
+            return kind(chain(start, *values))
+    if isinstance(start, str):
+        raise TypeError("sum() can't sum strings [use |join instead]")
+    return sum(values, start)
+
+
+@pass_eval_context
+def _tojson(eval_ctx: Any, value: Any, indent: int | str | None = None) -> Any:
+    width = len(indent) if isinstance(indent, str) else max(int(indent or 0), 0)
+    limit = current_limits().max_chars
+    weight, depth = measure(value, limit + 1)
+    # Every value may sit on its own line, indented once per level.
+    refuse_size("tojson", weight * (1 + width * depth) if width else weight)
+    return jinja_filters.do_tojson(eval_ctx, value, indent)
+
+
+GUARDED_FILTERS: dict[str, Callable[..., Any]] = {
+    "batch": _batch,
+    "center": _center,
+    "format": _format,
+    "indent": _indent,
+    "join": _join,
+    "replace": _replace,
+    "slice": _slice,
+    "sum": _sum,
+    "tojson": _tojson,
+    "wordwrap": _wordwrap,
+}

@@ -1,0 +1,205 @@
+"""YAML loading that remembers where every key and value came from, so errors can name the line.
+
+For string values it also remembers where each line of the *string* sits in the file, which differs from
+"start line + n" for folded (``>``), quoted and plain multi-line scalars; template errors use it to report
+the file line of a template line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+__all__ = ["Position", "YamlDocument", "format_key", "load_yaml"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a value starts in its file."""
+
+    line: int
+    """1-based line of the value (of its key, for containers)."""
+    lines: tuple[int, ...] = ()
+    """For a string: the file line where each of its lines starts (index 0 is the string's first line)."""
+    end: int = 0
+    """For a string: the file line where it ends."""
+
+    def content_line(self, line_in_value: int) -> int:
+        """The file line of line ``line_in_value`` (1-based) of a string value."""
+        if not self.lines:
+            return self.line
+        return self.lines[min(max(line_in_value, 1), len(self.lines)) - 1]
+
+    def content_span(self, line_in_value: int) -> range:
+        """The file lines that line ``line_in_value`` of a string value spans (several, once folded)."""
+        start = self.content_line(line_in_value)
+        following = [line for line in self.lines if line > start]
+        return range(start, (following[0] - 1 if following else max(self.end, start)) + 1)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML document and the position of each value by its key path."""
+
+    path: Path
+    """The file it was read from."""
+    data: Any
+    """The parsed document."""
+    positions: dict[tuple[str, ...], Position]
+    """Position of every value by its key path (keys and indices as strings); () is the document."""
+    source: tuple[str, ...] = ()
+    """The file's lines."""
+
+    def position(self, loc: Sequence[str | int]) -> Position | None:
+        """The position of the deepest known prefix of ``loc``."""
+        found = self.positions.get(())
+        key: tuple[str, ...] = ()
+        for part in loc:
+            key = (*key, str(part))
+            found = self.positions.get(key, found)
+        return found
+
+    def line(self, loc: Sequence[str | int]) -> int | None:
+        """The 1-based line of ``loc``, or of its deepest known parent."""
+        position = self.position(loc)
+        return position.line if position else None
+
+    def find_line(self, loc: Sequence[str | int], line_in_value: int, pattern: re.Pattern[str]) -> int | None:
+        """The file line, among those line ``line_in_value`` of the string at ``loc`` spans, where ``pattern``
+        first matches; the span's first line if it matches nowhere."""
+        position = self.position(loc)
+        if position is None:
+            return None
+        span = position.content_span(line_in_value)
+        for line in span:
+            if 0 < line <= len(self.source) and pattern.search(self.source[line - 1]):
+                return line
+        return span.start
+
+    def error(self, message: str, loc: Sequence[str | int] = ()) -> SpecError:
+        """A SpecError at ``loc`` in this file."""
+        return SpecError(message, path=self.path, line=self.line(loc), key=format_key(loc) or None)
+
+
+def format_key(loc: Sequence[str | int]) -> str:
+    """``('messages', 0, 'content')`` -> ``messages.0.content``."""
+    return ".".join(str(part) for part in loc)
+
+
+def load_yaml(text: str, path: Path) -> YamlDocument:
+    """Parse one YAML document, recording positions.
+
+    Raises:
+        SpecError: invalid YAML or a key written twice in one mapping, naming the line.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, path, text) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", path=path) from None
+    finally:
+        loader.dispose()
+    positions: dict[tuple[str, ...], Position] = {}
+    indexer = _Indexer(text, path, positions)
+    if node is not None:
+        indexer.index(node, ())
+    return YamlDocument(path=path, data=data, positions=positions, source=tuple(indexer.source))
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, path: Path, text: str) -> SpecError:
+    reason = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    last_line = max(len(text.splitlines()), 1)
+    # A problem found at the end of the file is about something left open (an unclosed quote or bracket):
+    # where it began helps more than the end, which may even be a line past the last one.
+    if mark is not None and mark.line + 1 > last_line and exc.context_mark is not None:
+        mark = exc.context_mark
+    line = min(mark.line + 1, last_line) if mark is not None else None
+    return SpecError(f"invalid YAML: {reason}", path=path, line=line)
+
+
+class _Indexer:
+    def __init__(self, text: str, path: Path, positions: dict[tuple[str, ...], Position]) -> None:
+        self.source = text.splitlines()
+        self.path = path
+        self.positions = positions
+
+    def index(self, node: yaml.Node, key: tuple[str, ...]) -> None:
+        self.positions.setdefault(key, self._position(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                name = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if name in seen and name != "<<":
+                    raise SpecError(
+                        f"duplicate key {name!r} (first on line {seen[name]})",
+                        path=self.path,
+                        line=line,
+                        key=format_key((*key, name)),
+                    )
+                seen[name] = line
+                child = (*key, name)
+                # A container value is located at its key; a scalar at itself.
+                if isinstance(value_node, yaml.ScalarNode):
+                    self.positions[child] = self._position(value_node)
+                else:
+                    self.positions[child] = Position(line)
+                self.index(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.index(item, (*key, str(index)))
+
+    def _position(self, node: yaml.Node) -> Position:
+        line = node.start_mark.line + 1
+        if not isinstance(node, yaml.ScalarNode) or (node.style not in ("|", ">") and "\n" not in str(node.value)):
+            return Position(line)
+        return Position(line, self._string_lines(node), node.end_mark.line + 1)
+
+    def _string_lines(self, node: yaml.ScalarNode) -> tuple[int, ...]:
+        """File line of each line of a multi-line string value."""
+        first, last = node.start_mark.line, node.end_mark.line  # 0-based
+        count = str(node.value).count("\n") + 1
+        if node.style == "|":
+            # Literal: one file line per string line, starting below the `|` indicator.
+            return tuple(first + 2 + i for i in range(count))
+        # Folded, quoted and plain scalars: a line break between two text lines folds into a space, and a run
+        # of n empty lines is n newlines (the last of which starts the next text line); in double quotes,
+        # each `\n` escape is one more.
+        start = first + 1 if node.style == ">" else first
+        lines = [start + 1]
+        blanks: list[int] = []
+        for offset, raw in enumerate(self.source[start : last + 1]):
+            file_line = start + offset + 1
+            if offset and not raw.strip():
+                blanks.append(file_line)
+                continue
+            if blanks:
+                lines.extend(blanks[1:])
+                lines.append(file_line)
+                blanks = []
+            if node.style == '"':
+                lines.extend(file_line for _ in range(_escaped_newlines(raw)))
+        lines = lines[:count]
+        return tuple(lines + [lines[-1]] * (count - len(lines)))
+
+
+def _escaped_newlines(raw: str) -> int:
+    count, index = 0, 0
+    while index < len(raw) - 1:
+        if raw[index] == "\\":
+            count += raw[index + 1] == "n"
+            index += 2
+        else:
+            index += 1
+    return count

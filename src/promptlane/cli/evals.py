@@ -1,0 +1,231 @@
+"""``promptlane eval``: run scenario files against prompt versions; ``promptlane schema``: JSON Schemas for editors.
+
+Exit status: 0 when every scenario meets its threshold, 1 when one does not (or a run was stopped or
+interrupted), 2 for usage and configuration errors (bad scenario files, unknown models, no registry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import defaultdict
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from ..errors import PromptlaneError
+from ._app import app, err, out, registry, settings
+from ._runs_view import print_cases, print_run, short
+
+if TYPE_CHECKING:
+    from ..harness import ScenariosDocument
+    from ..registry import Prompt, Registry
+    from ..registry.runs import RunRecord
+
+__all__: list[str] = []
+
+
+class CacheMode(str, Enum):
+    """Record/replay of model responses."""
+
+    off = "off"
+    on = "on"
+    replay = "replay"
+
+
+class SchemaKind(str, Enum):
+    """The file formats with a JSON Schema."""
+
+    scenario = "scenario"
+    prompt = "prompt"
+
+
+@app.command()
+def schema(kind: Annotated[SchemaKind, typer.Argument(help="scenario or prompt")]) -> None:
+    """Print the JSON Schema of scenario or prompt files (for editor completion and checks)."""
+    if kind is SchemaKind.scenario:
+        from ..harness.scenarios import ScenarioFile
+
+        document = ScenarioFile.model_json_schema()
+    else:
+        from ..spec import PromptSpec
+
+        document = PromptSpec.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def _usage_error(exc: PromptlaneError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(str(exc))}")
+    return typer.Exit(2)
+
+
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Scenario files or folders (default: the evals folder).")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="Only scenarios of this prompt.")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="Evaluate this version.", min=1)] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Evaluate the version this label points at.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model for every case (test, python:m:f, openai:...).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Cases in flight at once.", min=1)] = 16,
+    repeat: Annotated[
+        int | None, typer.Option("--repeat", help="Runs of each case (over the scenarios').", min=1)
+    ] = None,
+    cache: Annotated[
+        CacheMode, typer.Option("--cache", help="Recorded responses: off, on (record), replay.")
+    ] = CacheMode.off,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="USD after which no new case starts.", min=0)
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a model request may take.", min=0.001)] = 60.0,
+    rpm: Annotated[int | None, typer.Option("--rpm", help="Requests per minute per model.", min=1)] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write the runs and their cases as JSON.")] = None,
+    junit_file: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
+    otlp_endpoint: Annotated[str | None, typer.Option("--otlp-endpoint", help="Export traces with OTLP/HTTP.")] = None,
+    no_trace_content: Annotated[
+        bool, typer.Option("--no-trace-content", help="Keep prompts and outputs off spans.")
+    ] = False,
+    failures: Annotated[int, typer.Option("--failures", help="Failing cases to print per run.", min=0)] = 10,
+) -> None:
+    """Run scenarios against prompt versions, record the runs, and say which scenarios pass."""
+    if version is not None and label is not None:
+        raise typer.BadParameter("give --version or --label, not both")
+    # Imported here, not at the top: the harness imports pydantic-ai, which the other commands do not need.
+    from ..harness import EvalOptions
+    from ..harness.models import RequestPolicy
+    from ..harness.scenarios import discover_scenario_files, load_scenario_file
+    from ..harness.session import resolve_versions
+    from ..harness.telemetry import otlp_providers
+
+    config = settings(ctx)
+    try:
+        reg = registry(ctx)
+        files = discover_scenario_files(paths or [config.evals_dir])
+        if not files:
+            raise PromptlaneError(f"no scenario files in {', '.join(str(p) for p in paths or [config.evals_dir])}")
+        groups: dict[str, list[ScenariosDocument]] = defaultdict(list)
+        for path in files:
+            document = load_scenario_file(path)
+            groups[document.spec.prompt].append(document)
+        if prompt is not None:
+            if prompt not in groups:
+                raise PromptlaneError(f"no scenarios for prompt {prompt!r} (found: {', '.join(sorted(groups))})")
+            groups = {prompt: groups[prompt]}
+        if (version is not None or label is not None) and len(groups) > 1:
+            raise typer.BadParameter(
+                f"scenarios target several prompts ({', '.join(sorted(groups))}); pick one with --prompt",
+                param_hint="--version/--label",
+            )
+        versions = resolve_versions(reg, sorted(groups), version=version, label=label)
+        options = EvalOptions(
+            model=model,
+            concurrency=concurrency,
+            repeat=repeat,
+            cache=cache.value,
+            recordings=config.recordings_dir,
+            max_cost=max_cost,
+            policy=RequestPolicy(timeout=timeout, rpm=rpm),
+            trace_content=not no_trace_content,
+            judge_model=config.judge_model,
+            root=config.root,
+            created_by=config.author,
+        )
+    except PromptlaneError as exc:
+        raise _usage_error(exc) from None
+    tracer_provider, logger_provider, shutdown = otlp_providers(otlp_endpoint)
+    records: list[RunRecord] = []
+    bad_data = False
+    try:
+        for name, documents in groups.items():
+            try:
+                records.append(
+                    _run_one(reg, versions[name], documents, options, tracer_provider, logger_provider, failures)
+                )
+            except _StoppedByData as stopped:
+                records.append(stopped.record)
+                bad_data = True
+    finally:
+        shutdown()
+    _write_reports(reg, records, json_file, junit_file)
+    if bad_data:
+        raise typer.Exit(2)
+    if any(record.status != "passed" for record in records):
+        raise typer.Exit(1)
+
+
+def _run_one(
+    reg: Registry,
+    prompt: Prompt,
+    documents: list[ScenariosDocument],
+    options: Any,
+    tracer_provider: Any,
+    logger_provider: Any,
+    failures: int,
+) -> RunRecord:
+    from ..harness import EvalRun
+
+    try:
+        run = EvalRun(
+            store=reg.store,
+            prompt=prompt,
+            documents=documents,
+            options=options,
+            tracer_provider=tracer_provider,
+            logger_provider=logger_provider,
+        )
+    except PromptlaneError as exc:
+        raise _usage_error(exc) from None
+    try:
+        record = _with_progress(run)
+    except KeyboardInterrupt:
+        record = run.record
+        print_run(record)
+        err.print(f"interrupted: the {record.cases} finished cases are saved as run {short(record.id)}")
+        raise typer.Exit(130) from None
+    except PromptlaneError as exc:  # a dataset row that does not parse, half way: the finished cases are saved
+        print_run(run.record)
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise _StoppedByData(run.record) from None
+    print_run(record)
+    hidden = print_cases(reg.store.run_cases(record.id, statuses=["failed", "error"]), limit=failures)
+    if hidden:
+        out.print(f"  ... and {hidden} more: promptlane runs show {short(record.id)}", style="dim")
+    out.print()
+    return record
+
+
+class _StoppedByData(Exception):
+    """A run ended by bad data (exit 2, once the reports are written)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+
+
+def _with_progress(run: Any) -> Any:
+    if not sys.stdout.isatty():
+        return asyncio.run(run.run())
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task(f"{run.prompt.name} v{run.prompt.version}", total=run.total)
+        run.on_case = lambda _case: progress.advance(task)
+        return asyncio.run(run.run())
+
+
+def _write_reports(reg: Registry, records: list[RunRecord], json_file: Path | None, junit_file: Path | None) -> None:
+    from ..harness.reports import write_json, write_junit
+
+    if json_file is not None:
+        write_json(json_file, [(record, reg.store.run_cases(record.id)) for record in records])
+    if junit_file is not None:
+        write_junit(junit_file, [(record, reg.store.run_cases(record.id)) for record in records])

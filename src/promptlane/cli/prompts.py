@@ -1,0 +1,293 @@
+"""Commands about prompts and versions: push, list, show, history, diff, render."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import RegistryError, SpecError
+from ..registry import PromptVersion, format_target, parse_ref
+from ._app import app, out, registry
+
+__all__: list[str] = []
+
+
+_FIELD_ORDER = (
+    "description", "model", "model_settings", "variables", "template", "messages", "tools", "output_schema",
+    "includes",
+)  # fmt: skip
+_ITEM_ORDER = ("role", "name", "type", "enum", "default", "description", "content", "parameters", "version", "template")
+
+
+def _ordered(mapping: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    rank = {key: index for index, key in enumerate(order)}
+    return dict(sorted(mapping.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+
+
+def authoring_order(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A frozen spec (stored with sorted keys) in the order an author writes a prompt file."""
+    shown = _ordered(spec, _FIELD_ORDER)
+    for key in ("messages", "tools"):
+        if key in shown:
+            shown[key] = [_ordered(item, _ITEM_ORDER) for item in shown[key]]
+    for key in ("variables", "includes"):
+        if key in shown:
+            shown[key] = {name: _ordered(item, _ITEM_ORDER) for name, item in shown[key].items()}
+    return shown
+
+
+def _when(version: PromptVersion) -> str:
+    return version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else "-"
+
+
+def _yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Prompt files or folders (default: the prompts folder).")
+    ] = None,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Why: recorded on each new version.")] = None,
+) -> None:
+    """Push prompt files; each changed prompt becomes a new immutable version."""
+    for result in registry(ctx).push(paths or None, message=message):
+        if result.created:
+            state = "[green](new)[/green]"
+        elif result.latest == result.version.number:
+            state = "[dim](unchanged)[/dim]"
+        else:
+            # Content-addressed: going back to old content finds the old version; releasing it is a label move.
+            state = f"[yellow](unchanged: same as v{result.version.number}; the newest is v{result.latest})[/yellow]"
+        out.print(f"{escape(result.name)}: v{result.version.number} {state}")
+
+
+@app.command("list")
+def list_prompts(ctx: typer.Context) -> None:
+    """List prompts with their newest version and labels."""
+    prompts = registry(ctx).list_prompts()
+    if not prompts:
+        out.print("no prompts yet: write prompts/*.yaml and run `promptlane push`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("prompt", "latest", "labels", "updated", "description"):
+        table.add_column(column)
+    for prompt in prompts:
+        labels = ", ".join(f"{label}={format_target(target)}" for label, target in prompt.labels.items())
+        table.add_row(
+            prompt.name,
+            f"v{prompt.latest}",
+            labels or "-",
+            prompt.updated_at.strftime("%Y-%m-%d %H:%M"),
+            escape(prompt.description or ""),
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION or NAME:LABEL.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
+) -> None:
+    """Show a version: who pushed it, which labels point at it, and its whole frozen spec."""
+    reg = registry(ctx)
+    version = reg.resolve(ref)
+    labels = [state.label for state in reg.labels(version.name) if version.number in state.target]
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "name": version.name,
+                    "version": version.number,
+                    "content_hash": version.content_hash,
+                    "message": version.message,
+                    "author": version.author,
+                    "created_at": version.created_at.isoformat() if version.created_at else None,
+                    "labels": labels,
+                    "spec": version.spec,
+                }
+            )
+        )
+        return
+    out.print(f"[bold]{escape(version.name)}[/bold] v{version.number}  [dim]{version.content_hash[:12]}[/dim]")
+    who = escape(version.author or "-")
+    out.print(f"pushed {_when(version)} by {who}: {escape(version.message or '(no message)')}")
+    out.print(f"labels: {', '.join(labels) or '-'}")
+    out.print()
+    out.print(escape(_yaml(authoring_order(version.spec))), end="")
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The prompt.")],
+    label: Annotated[str | None, typer.Option("--label", "-l", help="Only this label's moves.")] = None,
+) -> None:
+    """Show a prompt's versions and every label move (the audit log)."""
+    reg = registry(ctx)
+    versions = reg.versions(name)
+    states = reg.labels(name)
+    table = Table(title="versions", title_justify="left", box=None, pad_edge=False)
+    for column in ("version", "hash", "pushed", "author", "labels", "message"):
+        table.add_column(column)
+    for version in reversed(versions):
+        pointing = ", ".join(s.label for s in states if version.number in s.target)
+        table.add_row(
+            f"v{version.number}",
+            version.content_hash[:12],
+            _when(version),
+            escape(version.author or "-"),
+            pointing or "-",
+            escape(version.message or ""),
+        )
+    out.print(table)
+    events = reg.history(name, label)
+    out.print()
+    if not events:
+        out.print("no label moves yet")
+        return
+    moves = Table(title="label moves", title_justify="left", box=None, pad_edge=False)
+    for column in ("when", "label", "kind", "from", "to", "by", "gate", "reason"):
+        moves.add_column(column)
+    for event in reversed(events):
+        moves.add_row(
+            event.at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.label,
+            event.kind,
+            format_target(event.from_target),
+            format_target(event.to_target),
+            escape(event.actor or "-"),
+            f"{event.gate} {event.evidence[:12]}" if event.evidence else event.gate or "-",
+            escape(event.reason or ""),
+        )
+    out.print(moves)
+
+
+def _ref_for(name: str, text: str) -> str:
+    """``3``/``v3``/``@3`` -> ``name@3``; anything else is a label."""
+    bare = text.lstrip("@v")
+    return f"{name}@{bare}" if bare.isdigit() else f"{name}:{text}"
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The prompt.")],
+    a: Annotated[str, typer.Argument(help="A version number or a label.")],
+    b: Annotated[str, typer.Argument(help="Another version number or label.")],
+) -> None:
+    """Compare two versions: template or messages, and every config field."""
+    reg = registry(ctx)
+    old, new = reg.resolve(_ref_for(name, a)), reg.resolve(_ref_for(name, b))
+    if old.content_hash == new.content_hash:
+        out.print(f"v{old.number} and v{new.number} are identical")
+        return
+    before_spec, after_spec = authoring_order(old.spec), authoring_order(new.spec)
+    for field in _ordered(dict.fromkeys([*before_spec, *after_spec]), _FIELD_ORDER):
+        before, after = before_spec.get(field), after_spec.get(field)
+        if before == after:
+            continue
+        out.print(f"[bold]{escape(field)}[/bold]")
+        lines = difflib.unified_diff(
+            _field_text(before).splitlines(),
+            _field_text(after).splitlines(),
+            f"v{old.number}",
+            f"v{new.number}",
+            lineterm="",
+            n=3,
+        )
+        for line in list(lines)[2:]:
+            style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+            out.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
+        out.print()
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return _yaml(value)
+
+
+def _parse_var(item: str, schema: dict[str, Any]) -> tuple[str, Any]:
+    name, sep, raw = item.partition("=")
+    if not sep or not name:
+        raise RegistryError(f"invalid --var {item!r}: write NAME=VALUE")
+    declared = schema.get(name, {}).get("type")
+    if declared in (None, "string"):
+        return name, raw
+    # JSON first (1e3 is a number, yes is not a boolean), then YAML for the friendlier [a, b] and {k: v}.
+    try:
+        return name, json.loads(raw)
+    except ValueError:
+        pass
+    try:
+        return name, yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return name, raw
+
+
+def _vars_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", path=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError("invalid YAML/JSON", path=path, line=mark.line + 1 if mark else None) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError("a variables file must be a mapping of NAME: VALUE", path=path)
+    return data
+
+
+@app.command()
+def render(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION or NAME:LABEL.")],
+    var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE (repeatable).")] = None,
+    vars_file: Annotated[Path | None, typer.Option("--vars-file", help="YAML or JSON file of variables.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the messages as JSON.")] = False,
+    targeting_key: Annotated[str | None, typer.Option("--targeting-key", help="Key for a label's rollout.")] = None,
+) -> None:
+    """Render a version with variables, exactly as an application would."""
+    reg = registry(ctx)
+    name, number, label = parse_ref(ref)
+    prompt = (
+        reg.get(name, version=number, targeting_key=targeting_key)
+        if number
+        else reg.get(name, label=label or "latest", targeting_key=targeting_key)
+    )
+    values = _vars_file(vars_file) if vars_file else {}
+    values.update(_parse_var(item, prompt.variables) for item in var or ())
+    rendered = prompt.render(values)
+    if as_json:
+        payload = {
+            "name": prompt.name,
+            "version": prompt.version,
+            "label": prompt.label,
+            "messages": rendered.messages,
+        }
+        out.print_json(json.dumps(payload))
+        return
+    if prompt.spec.get("template") is not None:
+        out.print(escape(rendered.text))
+        return
+    for index, message in enumerate(rendered.messages):
+        if index:
+            out.print()
+        out.print(f"[bold]\\[{message['role']}][/bold]")
+        out.print(escape(message["content"]))

@@ -1,0 +1,271 @@
+"""Settings: CLI flag > ``PROMPTLANE_*`` environment > ``[tool.promptlane]`` or ``promptlane.toml`` > defaults.
+
+The project root is the nearest folder, from the working directory up, holding a ``promptlane.toml`` or a
+``pyproject.toml`` with a ``[tool.promptlane]`` table; relative paths in the settings are relative to it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["DEFAULT_REGISTRY", "Settings", "find_root", "load_settings"]
+
+DEFAULT_REGISTRY = "sqlite:///.promptlane/registry.db"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Resolved promptlane settings."""
+
+    root: Path = field(default_factory=Path.cwd)
+    """The project root; relative paths below are resolved against it."""
+    registry: str = DEFAULT_REGISTRY
+    """Registry URL: ``sqlite:///path``, ``postgresql://...``, or a server, ``http(s)://host:8750``."""
+    default_label: str = "production"
+    """The label `Registry.get` resolves when none is given (``PROMPTLANE_LABEL``)."""
+    protected_labels: tuple[str, ...] = ("production",)
+    """Labels whose moves are gated on a passing eval run."""
+    prompts: str = "prompts"
+    """Folder of prompt files."""
+    evals: str = "evals"
+    """Folder of scenario files."""
+    cache_ttl: float = 30.0
+    """Seconds a label resolution is cached in-process by the SDK; 0 turns the cache off. From a server, a
+    background refresh keeps cached labels within this age while the server answers."""
+    token: str | None = None
+    """API token for a registry server (``PROMPTLANE_TOKEN`` only: never read from a file)."""
+    fetch_timeout: float = 2.0
+    """Seconds an application's first ``get`` of a prompt waits for a registry server."""
+    snapshots: str = ".promptlane/snapshots"
+    """Folder where the SDK keeps the last good prompts from a server, to start while it is down."""
+    render_max_chars: int = 1_000_000
+    """Largest rendered output, in characters, before a render is refused."""
+    render_max_steps: int = 100_000
+    """Loop iterations plus calls a single render may take."""
+    render_timeout: float = 2.0
+    """Seconds a single render may take."""
+    author: str | None = None
+    """Author recorded on pushes and label moves; defaults to git's user.name, then the login name."""
+    recordings: str | None = None
+    """Folder of recorded model responses for ``--cache on|replay`` (default: ``<evals>/recordings``)."""
+    judge_model: str | None = None
+    """Model of ``judge`` expectations that name none (default: the case's model)."""
+    gate_model: str | dict[str, str] | None = None
+    """The model a run must have used to open a protected label (default: the model the version declares);
+    a table maps prompt names to models, ``"*"`` for the others."""
+
+    def gate_model_for(self, prompt: str) -> str | None:
+        """The gate model configured for ``prompt``, if any."""
+        if isinstance(self.gate_model, dict):
+            return self.gate_model.get(prompt, self.gate_model.get("*"))
+        return self.gate_model
+
+    source: str | None = None
+    """The config file these settings were read from, if any."""
+
+    @property
+    def prompts_dir(self) -> Path:
+        """The prompts folder as an absolute path."""
+        return self.root / self.prompts
+
+    @property
+    def evals_dir(self) -> Path:
+        """The scenarios folder as an absolute path."""
+        return self.root / self.evals
+
+    @property
+    def recordings_dir(self) -> Path:
+        """The recordings folder as an absolute path."""
+        return self.root / (self.recordings or f"{self.evals}/recordings")
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """The snapshot folder as an absolute path."""
+        return self.root / self.snapshots
+
+    @property
+    def registry_url(self) -> str:
+        """The registry URL with a relative SQLite path made absolute against the root."""
+        return resolve_registry_url(self.registry, self.root)
+
+
+def resolve_registry_url(url: str, root: Path) -> str:
+    """Make a relative ``sqlite:///`` path absolute against ``root``; other URLs are returned unchanged."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path = url[len(prefix) :]
+    if not path or path.startswith(":memory:") or path.startswith("/"):
+        return url
+    return prefix + str((root / path).resolve())
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a number, got {value!r}")
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return number
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected an integer, got {value!r}")
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+    return number
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _as_url(value: Any) -> str:
+    text = _as_str(value)
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise ValueError(
+            f"{text!r} is not a registry URL: use sqlite:///PATH, postgresql://USER@HOST/DB or http://HOST:8750"
+        )
+    return text
+
+
+def _as_model_or_table(value: Any) -> str | dict[str, str]:
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()):
+            raise ValueError("a table of prompt name = model string")
+        return dict(value)
+    return _as_str(value)
+
+
+def _as_labels(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of label names, got {value!r}")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "registry": _as_url,
+    "default_label": _as_str,
+    "protected_labels": _as_labels,
+    "prompts": _as_str,
+    "evals": _as_str,
+    "cache_ttl": _as_float,
+    "render_max_chars": _as_int,
+    "render_max_steps": _as_int,
+    "render_timeout": _as_float,
+    "author": _as_str,
+    "recordings": _as_str,
+    "judge_model": _as_str,
+    "gate_model": _as_model_or_table,
+    "token": _as_str,
+    "fetch_timeout": _as_float,
+    "snapshots": _as_str,
+}
+_SECRETS = frozenset({"token"})
+"""Keys read from the environment (or flags), never from a config file that may be committed."""
+# Environment variables are named after the key, except the label, which reads better short.
+_ENV_NAMES = {key: f"PROMPTLANE_{key.upper()}" for key in _PARSERS} | {"default_label": "PROMPTLANE_LABEL"}
+
+
+def _parse(key: str, value: Any, source: str) -> Any:
+    try:
+        return _PARSERS[key](value)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=source, key=key) from None
+
+
+def find_root(start: Path | None = None) -> tuple[Path, Path | None, dict[str, Any]]:
+    """Find the project root from ``start`` upward.
+
+    Returns:
+        The root folder, the config file found (or None), and its promptlane table (empty without one).
+    """
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        own = folder / "promptlane.toml"
+        if own.is_file():
+            return folder, own, _read_toml(own)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("promptlane")
+            if table is not None:
+                if not isinstance(table, dict):
+                    raise ConfigError("[tool.promptlane] must be a table", source=str(pyproject))
+                return folder, pyproject, table
+    return start, None, {}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=str(path)) from None
+
+
+def load_settings(
+    start: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load settings for the project around ``start`` (default: the working directory).
+
+    Args:
+        start: Folder to search upward from for the project root.
+        overrides: Values that win over everything (CLI flags); None values are ignored.
+        environ: The environment to read ``PROMPTLANE_*`` from (default ``os.environ``).
+    """
+    environ = os.environ if environ is None else environ
+    root, config_path, table = find_root(start)
+    source = str(config_path) if config_path else None
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _PARSERS:
+            close = difflib.get_close_matches(key, _PARSERS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(sorted(_PARSERS))}"
+            raise ConfigError(f"unknown key{hint}", source=source, key=key)
+        if key in _SECRETS:
+            message = f"a {key} does not belong in a file that may be committed: set {_ENV_NAMES[key]}"
+            raise ConfigError(message, source=source, key=key)
+        values[key] = _parse(key, value, source or "config")
+    for key, env_name in _ENV_NAMES.items():
+        if environ.get(env_name):
+            values[key] = _parse(key, environ[env_name], env_name)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _parse(key, value, f"--{key.replace('_', '-')}")
+    return Settings(root=root, source=source, **values)
+
+
+def with_overrides(settings: Settings, **values: Any) -> Settings:
+    """A copy of ``settings`` with the non-None ``values`` applied (validated like CLI flags)."""
+    known = {f.name for f in fields(Settings)}
+    parsed = {
+        key: _parse(key, value, f"--{key}") if key in _PARSERS else value
+        for key, value in values.items()
+        if value is not None and key in known
+    }
+    return replace(settings, **parsed)

@@ -1,0 +1,308 @@
+"""Models for the harness: resolving model strings, and one client per model that makes requests.
+
+A client makes one pydantic-ai request at a time (``Model.request``, not ``Agent.run``: the harness runs the
+tool-calling loop itself, and an Agent run costs about 50 times more CPU) and adds what an eval run needs
+around it: record/replay of
+responses, retries with backoff on rate limits, server errors and timeouts (honouring Retry-After), a
+per-request timeout, and a requests-per-minute limit shared by every case using the model.
+
+``pydantic_ai.direct.model_request`` would add what the harness does not use: carrying ``instructions`` from
+earlier requests (the harness sends system prompt parts), rendering retry-feedback parts (it sends tool returns)
+and a deadline (it has its own timeout); every model's ``request`` still runs pydantic-ai's request preparation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelRequestTimeout,
+    UserError,
+)
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.output import OutputObjectDefinition
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import ToolDefinition
+
+from ..errors import ConfigError
+from ._imports import load_callable
+from .recordings import Recordings, ReplayMissError
+
+__all__ = ["ModelClient", "RequestPolicy", "output_parameters", "resolve_model"]
+
+_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+
+
+def _function_model(reference: str, root: Path | None) -> Model:
+    from pydantic_ai.models.function import FunctionModel
+
+    function = load_callable(reference, what=f"model python:{reference}", root=root)
+
+    class ScenarioFunctionModel(FunctionModel):
+        """A FunctionModel that prepares each distinct request configuration once.
+
+        A run makes thousands of requests with the same settings and parameters objects (one pair per
+        scenario), and pydantic-ai's request preparation copies the parameters three times per request;
+        its result may be reused across requests (pydantic-ai does not mutate it).
+        """
+
+        def __init__(self) -> None:
+            super().__init__(call, model_name=f"python:{reference}")
+            self._prepared: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+
+        def prepare_request(self, model_settings: Any, model_request_parameters: Any) -> Any:
+            key = (id(model_settings), id(model_request_parameters))
+            hit = self._prepared.get(key)
+            if hit is not None and hit[0] is model_settings and hit[1] is model_request_parameters:
+                return hit[2]
+            prepared = super().prepare_request(model_settings, model_request_parameters)
+            if len(self._prepared) < 1024:
+                self._prepared[key] = (model_settings, model_request_parameters, prepared)
+            return prepared
+
+    async def call(messages: list[ModelMessage], info: Any) -> ModelResponse:
+        # Called directly, not in a worker thread as pydantic-ai does for sync functions (200 us a call):
+        # model functions for evals are quick and deterministic. A string is a text answer.
+        result = function(messages, info)
+        if inspect.isawaitable(result):
+            result = await result
+        return ModelResponse(parts=[TextPart(result)]) if isinstance(result, str) else result
+
+    return ScenarioFunctionModel()
+
+
+def resolve_model(spec: str, *, root: Path | None = None) -> Model:
+    """The pydantic-ai model a model string names.
+
+    ``test`` is pydantic-ai's TestModel; ``python:module:function`` wraps a function
+    ``(messages, info) -> ModelResponse | str`` (sync or async) in a FunctionModel; anything else goes to
+    pydantic-ai (``openai:gpt-4o-mini``, ``anthropic:claude-...``).
+
+    Raises:
+        ConfigError: unknown provider, missing provider package (with the install line), missing API key.
+    """
+    if spec == "test":
+        from pydantic_ai.models.test import TestModel
+
+        return TestModel()
+    if spec.startswith("python:"):
+        return _function_model(spec.removeprefix("python:"), root)
+    from pydantic_ai.models import infer_model
+
+    provider = spec.partition(":")[0]
+    try:
+        return infer_model(spec)
+    except ImportError:
+        extra = provider.split("-")[0]
+        raise ConfigError(
+            f"the {provider!r} provider needs its package: pip install 'promptlane[{extra}]'", source=f"model {spec}"
+        ) from None
+    except UserError as exc:
+        message = str(exc).split(". To try")[0]
+        raise ConfigError(message, source=f"model {spec}") from None
+
+
+class _Watchdog:
+    """Times out requests with one timer for all of them.
+
+    ``asyncio.timeout`` puts a timer in the event loop's heap for every request, and thousands of cancelled
+    timers cost more than the requests they guard. Here each request only registers its deadline; one task
+    wakes a few times a second and cancels the requests that are over it (as ``asyncio.timeout`` does: cancel,
+    then ``uncancel`` and raise TimeoutError).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadlines: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+        self.watcher: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.deadlines:
+            await asyncio.sleep(min(self.seconds / 4, 0.25))
+            now = loop.time()
+            for task, deadline in list(self.deadlines.items()):
+                if deadline <= now and task not in self.expired:
+                    self.expired.add(task)
+                    task.cancel()
+        self.watcher = None
+
+    async def run(self, request: Awaitable[ModelResponse]) -> ModelResponse:
+        task = asyncio.current_task()
+        if task is None or sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
+            return await asyncio.wait_for(request, self.seconds)
+        loop = asyncio.get_running_loop()
+        self.deadlines[task] = loop.time() + self.seconds
+        if self.watcher is None or self.watcher.done():
+            self.watcher = loop.create_task(self._watch())
+        try:
+            return await request
+        except asyncio.CancelledError:
+            if task in self.expired:
+                task.uncancel()
+                raise TimeoutError from None
+            raise
+        finally:
+            self.deadlines.pop(task, None)
+            self.expired.discard(task)
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    """How requests are made."""
+
+    timeout: float = 60.0
+    """Seconds a single request may take."""
+    retries: int = 4
+    """Extra attempts after a rate limit, a 5xx, a timeout or a dropped connection."""
+    backoff: float = 0.5
+    """First backoff in seconds; it doubles each attempt (with jitter), capped at 30 s."""
+    rpm: int | None = None
+    """Requests per minute allowed to this model (None: no limit)."""
+
+
+class _Pace:
+    """Spaces request starts at least 60/rpm seconds apart (shared by every case of a model)."""
+
+    def __init__(self, rpm: int) -> None:
+        self.interval = 60.0 / rpm
+        self.next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        start = max(now, self.next)
+        self.next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+def _retry_delay(exc: BaseException, attempt: int, policy: RequestPolicy) -> float | None:
+    """Seconds to wait before retrying after ``exc``, or None when it is not worth retrying."""
+    if isinstance(exc, ModelHTTPError):
+        if exc.status_code not in _RETRYABLE_STATUS:
+            return None
+        hinted = getattr(exc, "retry_after", None)
+        if hinted is not None:
+            return float(hinted)
+    elif not isinstance(exc, (TimeoutError, ModelConnectionError, ModelRequestTimeout)):
+        return None
+    base = min(policy.backoff * (2**attempt), 30.0)
+    return base / 2 + random.uniform(0, base / 2)
+
+
+@dataclass
+class Response:
+    """A model response and how it was obtained."""
+
+    response: ModelResponse
+    """The response."""
+    cached: bool
+    """True when it came from the recordings."""
+    attempts: int
+    """Requests made for it (0 when cached)."""
+
+
+class ModelClient:
+    """Requests to one model, for every case of a run that uses it."""
+
+    def __init__(
+        self,
+        spec: str,
+        model: Model,
+        *,
+        policy: RequestPolicy,
+        recordings: Recordings | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.spec = spec
+        """The model string."""
+        self.model = model
+        """The pydantic-ai model."""
+        self.policy = policy
+        self.recordings = recordings
+        self._pace = _Pace(policy.rpm) if policy.rpm else None
+        self._watchdog = _Watchdog(policy.timeout)
+        self._sleep = sleep
+        # Provider SDKs retry on their own; the harness retries (with backoff it controls), so they must not.
+        self.is_remote = not (spec == "test" or spec.startswith("python:"))
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        settings: ModelSettings | None,
+        parameters: ModelRequestParameters,
+        *,
+        key: str | None,
+    ) -> Response:
+        """One response for ``messages``: replayed, or requested (and recorded) according to the cache mode.
+
+        Raises:
+            ReplayMissError: replay mode and nothing recorded under ``key``.
+            ModelAPIError, TimeoutError, UnexpectedModelBehavior...: after the retries are spent.
+        """
+        recordings = self.recordings
+        if recordings is not None and key is not None:
+            recorded = recordings.get(key)
+            if recorded is not None:
+                return Response(recorded, cached=True, attempts=0)
+            if recordings.mode == "replay":
+                raise ReplayMissError(f"no recorded response for this request (key {key[:16]}) in {recordings.folder}")
+        if self.is_remote:
+            settings = {**(settings or {}), "max_retries": 0}  # type: ignore[typeddict-item]
+        attempt = 0
+        while True:
+            if self._pace is not None:
+                await self._pace.wait()
+            try:
+                response = await self._watchdog.run(self.model.request(messages, settings, parameters))
+                break
+            except (ModelAPIError, TimeoutError) as exc:
+                delay = _retry_delay(exc, attempt, self.policy) if attempt < self.policy.retries else None
+                if delay is None:
+                    if isinstance(exc, TimeoutError):
+                        raise TimeoutError(f"the model did not answer within {self.policy.timeout:g}s") from None
+                    raise
+                attempt += 1
+                await self._sleep(delay)
+        if recordings is not None and key is not None and recordings.mode == "on":
+            recordings.put(key, response)
+        return Response(response, cached=False, attempts=attempt + 1)
+
+
+OUTPUT_TOOL = "final_result"
+
+
+def output_parameters(
+    model: Model, tools: list[ToolDefinition], schema: dict[str, Any] | None
+) -> tuple[ModelRequestParameters, str | None]:
+    """Request parameters offering ``tools``, and asking for structured output the way the model supports:
+    native JSON output where the model has it, else an output tool (whose name is returned)."""
+    if schema is None:
+        return ModelRequestParameters(function_tools=tools), None
+    profile = getattr(model, "profile", None)
+    native = (
+        profile.get("supports_json_schema_output")
+        if isinstance(profile, Mapping)
+        else getattr(profile, "supports_json_schema_output", False)
+    )
+    if native:
+        output = OutputObjectDefinition(json_schema=schema, name="output")
+        return ModelRequestParameters(function_tools=tools, output_mode="native", output_object=output), None
+    output_tool = ToolDefinition(name=OUTPUT_TOOL, parameters_json_schema=schema, kind="output")
+    parameters = ModelRequestParameters(
+        function_tools=tools, output_mode="tool", output_tools=[output_tool], allow_text_output=False
+    )
+    return parameters, OUTPUT_TOOL

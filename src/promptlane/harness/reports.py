@@ -1,0 +1,163 @@
+"""Reports on recorded runs: JSON and JUnit files, and the comparison of two runs.
+
+Cases are read back from the store a page at a time, so reports on big runs stay in bounded memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from ..registry.runs import CaseResult, RunRecord
+
+__all__ = ["CaseChange", "Comparison", "compare_runs", "run_json", "write_json", "write_junit"]
+
+
+def run_json(record: RunRecord) -> dict[str, Any]:
+    """A run as JSON data (without its cases)."""
+    data = asdict(record)
+    data.update(
+        counts={"cases": record.cases, "passed": record.passed, "failed": record.failed, "errored": record.errored},
+        pass_rate=record.pass_rate,
+        started_at=record.started_at.isoformat(),
+        finished_at=record.finished_at.isoformat() if record.finished_at else None,
+    )
+    data["scenarios"] = [
+        {**asdict(stats), "pass_rate": stats.pass_rate, "met": stats.met} for stats in record.scenarios
+    ]
+    return data
+
+
+def write_json(path: Path, runs: Sequence[tuple[RunRecord, Iterable[CaseResult]]]) -> None:
+    """Write ``{"runs": [{...run, "cases": [...]}]}``, streaming the cases."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write('{"runs": [')
+        for index, (record, cases) in enumerate(runs):
+            head = json.dumps(run_json(record), ensure_ascii=False, default=str)
+            file.write(("," if index else "") + head[:-1] + ', "cases": [')
+            for number, case in enumerate(cases):
+                file.write(("," if number else "") + json.dumps(case.to_json(), ensure_ascii=False, default=str))
+            file.write("]}")
+        file.write("]}\n")
+
+
+def _failure_text(case: CaseResult) -> str:
+    lines = [f"{e.name}: {e.error or e.reason or 'failed'}" for e in case.failures]
+    if case.error is not None:
+        lines.insert(0, f"{case.error.type}: {case.error.message}")
+    lines.append(f"output: {json.dumps(case.output, ensure_ascii=False, default=str)[:2000]}")
+    return "\n".join(lines)
+
+
+def write_junit(path: Path, runs: Sequence[tuple[RunRecord, Iterable[CaseResult]]]) -> None:
+    """Write JUnit XML: a test suite per run, a test case per case (``classname`` is prompt and scenario)."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n')
+        for record, cases in runs:
+            name = f"{record.prompt}@{record.version}"
+            seconds = (record.finished_at - record.started_at).total_seconds() if record.finished_at else 0.0
+            file.write(
+                f'  <testsuite name={quoteattr(name)} tests="{record.cases}" failures="{record.failed}" '
+                f'errors="{record.errored}" time="{seconds:.3f}">\n'
+                f'    <properties><property name="promptlane.run.id" value={quoteattr(record.id)}/>'
+                f'<property name="model" value={quoteattr(record.model)}/></properties>\n'
+            )
+            for case in cases:
+                attributes = (
+                    f"classname={quoteattr(f'{record.prompt}.{case.scenario}')} name={quoteattr(case.case)} "
+                    f'time="{case.latency_ms / 1000:.3f}" file={quoteattr(case.file)}'
+                )
+                if case.status == "passed":
+                    file.write(f"    <testcase {attributes}/>\n")
+                    continue
+                tag = "error" if case.status == "error" else "failure"
+                first = (
+                    case.error.message if case.error else (case.failures[0].reason or "failed") if case.failures else ""
+                )
+                file.write(
+                    f"    <testcase {attributes}>\n      <{tag} message={quoteattr(first[:500])}>"
+                    f"{escape(_failure_text(case))}</{tag}>\n    </testcase>\n"
+                )
+            file.write("  </testsuite>\n")
+        file.write("</testsuites>\n")
+
+
+@dataclass(kw_only=True)
+class CaseChange:
+    """One case in two runs."""
+
+    key: str
+    """``scenario::case``."""
+    before: str | None
+    """Its status in the first run (None: not in it)."""
+    after: str | None
+    """Its status in the second run."""
+    scores: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """Scored expectations whose score changed: name -> (before, after)."""
+    reason: str | None = None
+    """Why it fails now, for newly failing cases."""
+
+
+@dataclass(kw_only=True)
+class Comparison:
+    """How a second run differs from a first, case by case."""
+
+    before: RunRecord
+    """The first run."""
+    after: RunRecord
+    """The second run."""
+    newly_failing: list[CaseChange] = field(default_factory=list)
+    """Passed before, fail or error now."""
+    newly_passing: list[CaseChange] = field(default_factory=list)
+    """Failed or errored before, pass now."""
+    unchanged: int = 0
+    """Cases with the same status in both."""
+    added: list[CaseChange] = field(default_factory=list)
+    """Cases only in the second run."""
+    removed: list[CaseChange] = field(default_factory=list)
+    """Cases only in the first run."""
+    score_changes: list[CaseChange] = field(default_factory=list)
+    """Cases whose scores moved (judge, scored python checks)."""
+
+
+def _summary(case: CaseResult) -> tuple[str, dict[str, float | None], str | None]:
+    scores = {e.name: e.score for e in case.evaluations if e.score is not None}
+    reason = None
+    if case.status != "passed":
+        first = case.failures[0] if case.failures else None
+        reason = case.error.message if case.error else (first.error or first.reason) if first else None
+    return case.status, scores, reason
+
+
+def compare_runs(
+    before: RunRecord, after: RunRecord, before_cases: Iterable[CaseResult], after_cases: Iterable[CaseResult]
+) -> Comparison:
+    """Compare two runs (of one prompt, across versions or models): cases matched by scenario and case id."""
+    comparison = Comparison(before=before, after=after)
+    earlier = {f"{c.scenario}::{c.case}": _summary(c) for c in before_cases}
+    for case in after_cases:
+        key = f"{case.scenario}::{case.case}"
+        status, scores, reason = _summary(case)
+        previous = earlier.pop(key, None)
+        if previous is None:
+            comparison.added.append(CaseChange(key=key, before=None, after=status, reason=reason))
+            continue
+        old_status, old_scores, _ = previous
+        change = CaseChange(key=key, before=old_status, after=status, reason=reason)
+        for name in sorted(set(scores) | set(old_scores)):
+            if scores.get(name) != old_scores.get(name):
+                change.scores[name] = (old_scores.get(name), scores.get(name))
+        if old_status == "passed" and status != "passed":
+            comparison.newly_failing.append(change)
+        elif old_status != "passed" and status == "passed":
+            comparison.newly_passing.append(change)
+        else:
+            comparison.unchanged += 1
+        if change.scores:
+            comparison.score_changes.append(change)
+    comparison.removed = [CaseChange(key=key, before=value[0], after=None) for key, value in earlier.items()]
+    return comparison

@@ -1,0 +1,358 @@
+"""Running a prompt version against scenario files: planning cases, running them concurrently, recording.
+
+Cases are planned lazily (dataset rows are read as they are needed) and run by ``concurrency`` workers.
+Finished cases go to the registry in batches, so memory holds tallies, not cases: a 100,000-row dataset
+runs in bounded memory. Once ``max_cost`` is spent, no new case starts and the run ends ``stopped``; a
+Ctrl-C cancels the cases in flight and saves what finished as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai.tools import ToolDefinition
+
+from ..errors import ConfigError, TemplateError
+from ..registry.prompt import Prompt
+from ..registry.runs import CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
+from ..registry.store import Store
+from ..templates import TextTemplate
+from ._imports import load_callable
+from .cases import CasePlan, ScenarioPlan, case_variables, history_items, run_case
+from .datasets import count_rows, iter_rows
+from .evaluators import build_evaluators
+from .judge import JudgeFactory
+from .mocks import mocked_tools
+from .models import ModelClient, RequestPolicy, output_parameters, resolve_model
+from .pydantic_evals import pydantic_evals_evaluator
+from .recordings import CacheMode, Recordings
+from .scenarios import ScenariosDocument, ScenarioSpec, ToolDeclaration
+from .tracing import RunTracer
+
+__all__ = ["EvalOptions", "EvalRun", "Progress"]
+
+_FLUSH_CASES = 200
+_FLUSH_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalOptions:
+    """How to run."""
+
+    model: str | None = None
+    """Model for every case (over the scenario's, the file's and the version's)."""
+    concurrency: int = 16
+    """Cases in flight at once."""
+    repeat: int | None = None
+    """Repeats of every case (over each scenario's ``repeat``)."""
+    cache: CacheMode = "off"
+    """``off``, ``on`` (replay what was recorded, record the rest) or ``replay`` (a miss is a case error)."""
+    recordings: Path | None = None
+    """Where recorded responses live."""
+    max_cost: float | None = None
+    """USD after which no new case starts."""
+    policy: RequestPolicy = field(default_factory=RequestPolicy)
+    """Timeouts, retries and rate limits of model requests."""
+    trace_content: bool = True
+    """Put prompts and outputs on spans."""
+    judge_model: str | None = None
+    """Default model of ``judge`` expectations (else the case's model)."""
+    root: Path | None = None
+    """The project root: recorded paths are relative to it, and ``module:function`` imports from it."""
+    select: Callable[[ScenariosDocument, ScenarioSpec, str], bool] | None = None
+    """Keeps only the cases for which it is true (document, scenario, case id)."""
+    created_by: str | None = None
+    """Recorded as who started the run."""
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("must be at least 1", key="concurrency")
+        if self.repeat is not None and self.repeat < 1:
+            raise ConfigError("must be at least 1", key="repeat")
+        if self.cache not in ("off", "on", "replay"):
+            raise ConfigError(f"{self.cache!r} is not one of off, on, replay", key="cache")
+        if self.cache != "off" and self.recordings is None:
+            raise ConfigError("--cache on/replay needs a recordings folder", key="recordings")
+
+
+Progress = Callable[[CaseResult], None]
+"""Called with every finished case (a progress bar, the pytest plugin)."""
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+class EvalRun:
+    """One run of one prompt version against a set of scenario files."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        prompt: Prompt,
+        documents: Sequence[ScenariosDocument],
+        options: EvalOptions,
+        tracer_provider: Any = None,
+        logger_provider: Any = None,
+        on_case: Progress | None = None,
+    ) -> None:
+        if prompt.version is None:
+            raise ConfigError("an eval run needs a pushed version (push the prompt first)")
+        self.store = store
+        self.prompt = prompt
+        self.documents = list(documents)
+        self.options = options
+        self.on_case = on_case
+        self._clients: dict[str, ModelClient] = {}
+        self._recordings = (
+            Recordings(options.recordings, options.cache) if options.recordings and options.cache != "off" else None
+        )
+        self.record = RunRecord(
+            id=uuid.uuid4().hex,
+            prompt=prompt.name,
+            version=prompt.version,
+            label=prompt.label,
+            model="",
+            started_at=datetime.now(timezone.utc),
+            scenario_files=[
+                ScenarioFileRef(path=_relative(d.path, options.root), sha256=d.sha256) for d in self.documents
+            ],
+            settings={
+                "concurrency": options.concurrency,
+                "repeat": options.repeat,
+                "cache": options.cache,
+                "max_cost": options.max_cost,
+                "timeout": options.policy.timeout,
+                "rpm": options.policy.rpm,
+            },
+            created_by=options.created_by,
+        )
+        self.tracer = RunTracer(
+            run_id=self.record.id,
+            prompt=prompt.name,
+            version=prompt.version,
+            label=prompt.label,
+            tracer_provider=tracer_provider,
+            logger_provider=logger_provider,
+            trace_content=options.trace_content,
+        )
+        self._judges = JudgeFactory(self._client, default_model=options.judge_model)
+        self.plans = [plan for document in self.documents for plan in self._plan(document)]
+        models = sorted({plan.client.spec for plan in self.plans})
+        self.record.model = ", ".join(models)
+        self.stats = {
+            id(plan): ScenarioStats(name=plan.spec.name, file=plan.file, threshold=plan.spec.threshold)
+            for plan in self.plans
+        }
+        self.planned = {id(plan): self._count(plan) for plan in self.plans}
+
+    # --- planning -----------------------------------------------------------------------------------------
+
+    def _client(self, spec: str) -> ModelClient:
+        client = self._clients.get(spec)
+        if client is None:
+            model = resolve_model(spec, root=self.options.root)
+            client = self._clients[spec] = ModelClient(
+                spec, model, policy=self.options.policy, recordings=self._recordings
+            )
+        return client
+
+    def _model_for(self, document: ScenariosDocument, scenario: ScenarioSpec) -> str:
+        spec = self.options.model or scenario.model or document.spec.model or self.prompt.model
+        if not spec:
+            raise ConfigError(
+                f"no model for scenario {scenario.name!r}: set `model:` in the prompt or the scenario file, "
+                "or pass --model",
+                source=str(document.path),
+            )
+        return spec
+
+    def _plan(self, document: ScenariosDocument) -> Iterator[ScenarioPlan]:
+        if document.spec.prompt != self.prompt.name:
+            raise ConfigError(
+                f"scenario file is for {document.spec.prompt!r}, not {self.prompt.name!r}", source=str(document.path)
+            )
+        for index, scenario in enumerate(document.spec.scenarios):
+            try:
+                yield self._plan_scenario(document, index, scenario)
+            except (ConfigError, TemplateError) as exc:
+                # A model, mock, check or expectation template that does not load: name the file and line.
+                raise document.document.error(str(exc), ("scenarios", index)) from None
+
+    def _plan_scenario(self, document: ScenariosDocument, index: int, scenario: ScenarioSpec) -> ScenarioPlan:
+        offered = {tool["name"]: tool for tool in self.prompt.tools}
+        schema = self.prompt.output_schema
+        client = self._client(self._model_for(document, scenario))
+        tools = dict(offered)
+        for name, mocks in scenario.tools.items():
+            if isinstance(mocks, ToolDeclaration):
+                tools[name] = {"name": name, "description": mocks.description, "parameters": mocks.parameters}
+            elif name not in offered:
+                raise document.document.error(
+                    f"tool {name!r} is not offered by {self.prompt.name}@{self.prompt.version}; declare it here "
+                    "with `description`, `parameters` and `mocks`",
+                    ("scenarios", index, "tools", name),
+                )
+        definitions = [
+            ToolDefinition(
+                name=t["name"], description=t.get("description") or None, parameters_json_schema=t["parameters"]
+            )
+            for t in tools.values()
+        ]
+        parameters, output_tool = output_parameters(client.model, definitions, schema)
+        settings = dict(self.prompt.model_settings) or None
+        history, history_dicts = history_items(scenario.history)
+
+        def compile_template(text: str) -> Callable[[Any], str]:
+            return TextTemplate(text, name=f"{scenario.name} expectation").render
+
+        evaluators = build_evaluators(
+            scenario.expect,
+            compile_template=compile_template,
+            load_function=lambda ref, what: load_callable(ref, what=what, root=self.options.root),
+            judge=lambda args, _model=client.spec: self._judges.build(args, fallback_model=_model),
+            pydantic_evals=pydantic_evals_evaluator,
+        )
+        return ScenarioPlan(
+            document=document,
+            spec=scenario,
+            index=index,
+            file=_relative(document.path, self.options.root),
+            client=client,
+            settings=settings,
+            parameters=parameters,
+            output_tool=output_tool,
+            output_schema=schema,
+            mocks=mocked_tools(scenario.tools, root=self.options.root),
+            evaluators=evaluators,
+            history=history,
+            history_dicts=history_dicts,
+            key_base={
+                "model": client.spec,
+                "settings": settings,
+                "tools": [tool for tool in tools.values()],
+                "output_schema": schema,
+            },
+            repeat=self.options.repeat or scenario.repeat,
+        )
+
+    def _count(self, plan: ScenarioPlan) -> int:
+        dataset = plan.document.dataset_path(plan.spec)
+        rows = count_rows(dataset) if dataset is not None else 1
+        return rows * plan.repeat
+
+    def cases(self) -> Iterator[CasePlan]:
+        """Every case, in order, dataset rows read as they come."""
+        declared = self.prompt.variables
+        select = self.options.select
+        for plan in self.plans:
+            dataset = plan.document.dataset_path(plan.spec)
+            rows = iter_rows(dataset, declared) if dataset is not None else iter([None])
+            for row in rows:
+                variables, extra = case_variables(plan.spec, row, declared)
+                base = plan.spec.name if row is None else f"{plan.spec.name}[row-{row.index}]"
+                for repeat in range(1, plan.repeat + 1):
+                    case = base if plan.repeat == 1 else f"{base}[repeat-{repeat}]"
+                    if select is not None and not select(plan.document, plan.spec, case):
+                        self.planned[id(plan)] -= 1
+                        self.stats[id(plan)].deselected += 1
+                        continue
+                    yield CasePlan(scenario=plan, case=case, variables=variables, row=row, repeat=repeat, extra=extra)
+
+    @property
+    def total(self) -> int:
+        """Cases planned."""
+        return sum(self.planned.values())
+
+    # --- running ------------------------------------------------------------------------------------------
+
+    async def run(self) -> RunRecord:
+        """Run every case and record the run; the record is saved even when the run is interrupted."""
+        # The objects alive now (modules, pydantic-ai, the plans) live through the run: frozen, the cyclic
+        # collector's full passes stop rescanning them every time cases produce garbage. That made the
+        # collector's pauses most of the jitter of runs with many requests in flight.
+        gc.freeze()
+        try:
+            return await self._run()
+        finally:
+            gc.unfreeze()
+
+    async def _run(self) -> RunRecord:
+        record = self.record
+        self.store.create_run(record)
+        pending: list[CaseResult] = []
+        flushed_at = time.monotonic()
+        spent = 0.0
+        stop_reason: str | None = None
+        # Batches are written on the event loop: a thread would leave it free while SQLite works, but the
+        # handoffs of the GIL cost more than they give (bench/harness.py measured both).
+
+        def flush() -> None:
+            nonlocal flushed_at
+            if pending:
+                self.store.add_cases(record.id, pending)
+                pending.clear()
+            flushed_at = time.monotonic()
+
+        cases = self.cases()
+
+        async def worker() -> None:
+            nonlocal spent, stop_reason
+            while stop_reason is None:
+                if self.options.max_cost is not None and spent >= self.options.max_cost:
+                    stop_reason = "cost ceiling"
+                    return
+                case = next(cases, None)
+                if case is None:
+                    return
+                result = await run_case(case, self.prompt, self.tracer)
+                spent += result.cost_usd or 0.0
+                self.stats[id(case.scenario)].count(result.status)
+                pending.append(result)
+                if len(pending) >= _FLUSH_CASES or time.monotonic() - flushed_at >= _FLUSH_SECONDS:
+                    flush()
+                if self.on_case is not None:
+                    self.on_case(result)
+
+        with self.tracer.run(self.prompt.name) as span:
+            record.trace_id = self.tracer.trace_id(span)
+            try:
+                await asyncio.gather(*(worker() for _ in range(self.options.concurrency)))
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                flush()
+                self._finish(span, spent, "interrupted", "interrupted")
+                raise
+            except Exception as exc:  # a dataset that stops parsing half way: keep what finished
+                flush()
+                self._finish(span, spent, "error", f"{type(exc).__name__}: {exc}")
+                raise
+            flush()
+            self._finish(span, spent, "stopped" if stop_reason else None, stop_reason)
+        return record
+
+    def _finish(self, span: Any, spent: float, status: Any, reason: str | None) -> None:
+        """Save the run's outcome (also when it did not complete); its cases are stored already."""
+        record = self.record
+        for key, stats in self.stats.items():
+            stats.skipped = max(self.planned[key] - stats.cases, 0)
+        record.scenarios = list(self.stats.values())
+        record.cost_usd = spent
+        record.finished_at = datetime.now(timezone.utc)
+        record.status = status or record.conclude()
+        record.reason = reason
+        self.tracer.finish_run(span, record)
+        self.store.update_run(record)

@@ -1,0 +1,153 @@
+"""The gate of protected labels: a version earns them with evidence, a passing eval run.
+
+A protected label (``production`` by default) moves to version V only if the registry holds a run of V that
+passed, ran every case (nothing deselected, skipped or cut short), covered every scenario file that targets
+the prompt *as the files are now* (by content hash: a run against older files is stale), and used the model
+the version declares, or the model the configuration names for gating.
+
+Finding the scenario files needs no harness: a scenario file is YAML with ``prompt:`` and ``scenarios:``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import LabelError
+from .runs import RunRecord, ScenarioFileRef
+from .store import PromptVersion
+
+__all__ = ["GateError", "GateRequirements", "GateVerdict", "check_gate", "relative_path", "scenario_files_for"]
+
+_CANDIDATE_RUNS = 50
+
+
+class GateError(LabelError):
+    """A protected label cannot move: the version has no qualifying run. The message lists what is missing."""
+
+    def __init__(self, label: str, version: PromptVersion, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        """What is missing, one line each."""
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(
+            f"{label} is protected: {version.ref} needs a passing eval run first\n{lines}\n"
+            "  (override with --force --reason TEXT; the audit log records it)"
+        )
+
+    @classmethod
+    def from_message(cls, message: str, problems: Sequence[str]) -> GateError:
+        """The error as a registry server reported it."""
+        error = cls.__new__(cls)
+        LabelError.__init__(error, message)
+        error.problems = list(problems)
+        return error
+
+
+@dataclass(frozen=True)
+class GateRequirements:
+    """What a qualifying run must show. They come from the project (its scenario files and settings), so a
+    client sends its own to a registry server, which checks them against the runs it holds."""
+
+    scenario_files: tuple[ScenarioFileRef, ...]
+    """The scenario files that target the prompt now, with their content hashes."""
+    model: str | None = None
+    """The model the run must have used; None: the model the version declares."""
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """Whether a version may take a protected label, and why not."""
+
+    passed: bool
+    """The version has a qualifying run."""
+    run: RunRecord | None = None
+    """The run that qualifies it (or the newest run looked at)."""
+    problems: list[str] = field(default_factory=list)
+    """What is missing, when it does not pass."""
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """A path as runs record it: relative to the project root when under it, with forward slashes."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[ScenarioFileRef]:
+    """The scenario files under ``evals_dir`` whose ``prompt:`` is ``prompt``, with their content hashes."""
+    found: list[ScenarioFileRef] = []
+    if not evals_dir.is_dir():
+        return found
+    for path in sorted(evals_dir.rglob("*")):
+        if path.suffix not in (".yaml", ".yml") or not path.is_file():
+            continue
+        raw = path.read_bytes()
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            continue  # not a scenario file anyone could have run
+        if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
+            found.append(ScenarioFileRef(path=relative_path(path, root), sha256=hashlib.sha256(raw).hexdigest()))
+    return found
+
+
+def _problems(run: RunRecord, files: Sequence[ScenarioFileRef], model: str | None) -> list[str]:
+    problems = []
+    name = f"run {run.id[:12]}"
+    if run.status != "passed":
+        failing = [
+            f"{s.name} ({s.passed}/{s.cases} passed, needs {s.threshold:.0%})" for s in run.scenarios if not s.met
+        ]
+        detail = f": {', '.join(failing)}" if failing else ""
+        problems.append(f"{name} {run.status}{f' ({run.reason})' if run.reason else ''}{detail}")
+    elif not run.complete:
+        partial = [s.name for s in run.scenarios if s.deselected or s.skipped or not s.cases]
+        problems.append(f"{name} did not run every case (left out: {', '.join(partial)})")
+    if model is not None and run.model != model:
+        problems.append(f"{name} used {run.model}, and the gate needs {model}")
+    recorded = {ref.path: ref.sha256 for ref in run.scenario_files}
+    for ref in files:
+        if ref.path not in recorded:
+            problems.append(f"{name} did not cover {ref.path}")
+        elif recorded[ref.path] != ref.sha256:
+            problems.append(f"{name} is stale: {ref.path} changed since")
+    return problems
+
+
+def check_gate(
+    runs: Sequence[RunRecord], version: PromptVersion, files: Sequence[ScenarioFileRef], model: str | None
+) -> GateVerdict:
+    """Whether ``version`` may take a protected label, given its runs (newest first).
+
+    Args:
+        runs: The version's runs, newest first.
+        version: The version.
+        files: The scenario files that target the prompt now.
+        model: The model a qualifying run must have used (None: any).
+    """
+    if not files:
+        return GateVerdict(
+            passed=False, problems=[f"no scenario files target {version.name}: a gated label needs scenarios"]
+        )
+    if not runs:
+        return GateVerdict(
+            passed=False,
+            problems=[
+                f"no eval run of {version.ref}: promptlane eval --prompt {version.name} --version {version.number}"
+            ],
+        )
+    for run in runs:
+        if not _problems(run, files, model):
+            return GateVerdict(passed=True, run=run)
+    newest = runs[0]
+    return GateVerdict(passed=False, run=newest, problems=_problems(newest, files, model))
+
+
+def candidate_runs(store: object, version: PromptVersion) -> list[RunRecord]:
+    """The runs of ``version`` the gate looks at, newest first."""
+    return store.list_runs(version.name, version=version.number, limit=_CANDIDATE_RUNS)  # type: ignore[attr-defined]

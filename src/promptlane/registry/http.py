@@ -1,0 +1,333 @@
+"""The registry over HTTP: a Store backed by a ``promptlane serve`` server.
+
+Reads and writes map onto the server's JSON API (``/api/v1``). Label moves do not: over HTTP they go through
+the server's gate (:meth:`HttpStore.move_label_gated`, :meth:`promote`, :meth:`rollback_gated`), which checks the
+requirements this project sends against the runs the server holds. Errors come back as the same exceptions a
+local store raises, with the server's message; a server that cannot be reached (or answers 5xx) is a
+:class:`~promptlane.errors.RegistryUnavailableError`, which the SDK answers from its caches.
+
+Imported only for ``http(s)://`` registries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .. import errors
+from ..errors import AuthError, NotFoundError, RegistryError, RegistryUnavailableError
+from .gate import GateError, GateRequirements
+from .runs import CaseResult, RunRecord
+from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
+from .wire import (
+    event_from_json,
+    label_from_json,
+    run_from_json,
+    run_to_json,
+    summary_from_json,
+    target_out,
+    token_from_json,
+    version_from_json,
+)
+
+__all__ = ["HttpStore", "Resolved"]
+
+_API = "/api/v1"
+_PAGE = 500
+# Errors the server reports by type name; anything else is a RegistryError with the server's message.
+_ERRORS: dict[str, type[errors.PromptlaneError]] = {
+    name: getattr(errors, name)
+    for name in (
+        "ConfigError",
+        "IncludeError",
+        "LabelError",
+        "NotFoundError",
+        "RegistryError",
+        "SpecError",
+        "TemplateError",
+        "TemplateRenderError",
+        "TemplateSecurityError",
+        "TemplateSyntaxError",
+        "TokenError",
+        "VariableError",
+    )
+}
+
+
+def prompt_path(name: str) -> str:
+    """``/api/v1/prompts/support/reply`` (a name's slashes stay: the API separates sub-resources with ``/-/``)."""
+    return f"{_API}/prompts/{quote(name, safe='/')}"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A label as the server resolved it: its target, its heaviest version, and the ETag to revalidate with."""
+
+    target: dict[int, int]
+    version: PromptVersion
+    etag: str | None
+
+
+class HttpStore:
+    """A :class:`~promptlane.registry.store.Store` on a registry server.
+
+    Args:
+        url: The server, ``http://host:8750`` (a path prefix is kept).
+        token: An API token (``PROMPTLANE_TOKEN``); None for a server started with ``--no-auth``.
+        timeout: Seconds the application path (resolve, snapshot, versions) waits for the server.
+        write_timeout: Seconds other calls (push, runs, label moves) wait.
+    """
+
+    remote = True
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 2.0, write_timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self.timeout = httpx.Timeout(timeout)
+        self.write_timeout = httpx.Timeout(write_timeout)
+        headers = {"Accept": "application/json", "User-Agent": "promptlane"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.write_timeout)
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._client.close()
+
+    # --- plumbing ------------------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        fast: bool = False,
+    ) -> httpx.Response:
+        try:
+            response = self._client.request(
+                method,
+                path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                content=None if body is None else json.dumps(body, default=str).encode(),
+                headers={**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})},
+                timeout=self.timeout if fast else self.write_timeout,
+            )
+        except httpx.TimeoutException:
+            raise RegistryUnavailableError(f"registry server {self.url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailableError(f"registry server {self.url} cannot be reached: {exc}") from None
+        if response.status_code < 400 or response.status_code == 304:
+            return response
+        raise self._error(response)
+
+    def _error(self, response: httpx.Response) -> errors.PromptlaneError:
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        message = data.get("error") if isinstance(data, dict) else None
+        message = message or f"{response.status_code} {response.reason_phrase}"
+        status = response.status_code
+        if status in (401, 403):
+            return AuthError(f"registry server {self.url}: {message}", status=status)
+        if status >= 500:
+            return RegistryUnavailableError(f"registry server {self.url}: {message}")
+        if status == 404:
+            return NotFoundError(message)
+        if status == 409 and data.get("type") == "GateError":
+            return GateError.from_message(message, data.get("problems") or [])
+        return _ERRORS.get(str(data.get("type")), RegistryError)(message)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, path, **kwargs).json()
+
+    # --- prompts and versions ------------------------------------------------------------------------------
+
+    def list_prompts(self) -> list[PromptSummary]:
+        return [summary_from_json(item) for item in self._json("GET", f"{_API}/prompts")]
+
+    def get_version(self, name: str, number: int) -> PromptVersion:
+        return version_from_json(self._json("GET", f"{prompt_path(name)}/-/versions/{number}", fast=True))
+
+    def latest_number(self, name: str) -> int:
+        return int(self._json("GET", prompt_path(name))["latest"])
+
+    def list_versions(self, name: str) -> list[PromptVersion]:
+        return [version_from_json(item) for item in self._json("GET", f"{prompt_path(name)}/-/versions")]
+
+    def push_version(
+        self, name: str, spec: Mapping[str, Any], content_hash: str, *, message: str | None, author: str | None
+    ) -> tuple[PromptVersion, bool]:
+        body = {"spec": spec, "content_hash": content_hash, "message": message, "author": author}
+        data = self._json("POST", f"{prompt_path(name)}/-/versions", body=body)
+        return version_from_json(data["version"]), bool(data["created"])
+
+    # --- labels --------------------------------------------------------------------------------------------
+
+    def get_label(self, name: str, label: str) -> LabelState:
+        return label_from_json(self._json("GET", f"{prompt_path(name)}/-/labels/{quote(label)}", fast=True))
+
+    def list_labels(self, name: str) -> list[LabelState]:
+        return [label_from_json(item) for item in self._json("GET", f"{prompt_path(name)}/-/labels")]
+
+    def label_events(self, name: str, label: str | None = None) -> Sequence[LabelEvent]:
+        data = self._json("GET", f"{prompt_path(name)}/-/history", params={"label": label})
+        return [event_from_json(item) for item in data]
+
+    def move_label(self, name: str, label: str, target: Target, **_: Any) -> LabelEvent:
+        raise RegistryError("over HTTP, labels move through the server's gate: use Registry.set_label")
+
+    def rollback_label(self, name: str, label: str, **_: Any) -> LabelEvent:
+        raise RegistryError("over HTTP, labels move through the server's gate: use Registry.rollback")
+
+    def move_label_gated(
+        self,
+        name: str,
+        label: str,
+        target: Target,
+        *,
+        kind: str,
+        reason: str | None,
+        force: bool,
+        actor: str | None,
+        gated: bool,
+        requirements: GateRequirements,
+    ) -> LabelEvent:
+        """Point ``label`` at ``target`` through the server's gate (409 -> GateError)."""
+        body = {
+            "target": target_out(target),
+            "kind": kind,
+            "reason": reason,
+            "force": force,
+            "actor": actor,
+            "gated": gated,
+            "requirements": _requirements(requirements),
+        }
+        return event_from_json(self._json("PUT", f"{prompt_path(name)}/-/labels/{quote(label)}", body=body))
+
+    def rollback_gated(
+        self,
+        name: str,
+        label: str,
+        *,
+        reason: str | None,
+        force: bool,
+        actor: str | None,
+        requirements: GateRequirements,
+    ) -> LabelEvent:
+        """Roll ``label`` back through the server's gate."""
+        body = {"reason": reason, "force": force, "actor": actor, "requirements": _requirements(requirements)}
+        return event_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/rollback", body=body))
+
+    def promote(
+        self,
+        name: str,
+        label: str,
+        *,
+        version: int | None,
+        reason: str | None,
+        actor: str | None,
+        requirements: GateRequirements,
+    ) -> LabelEvent:
+        """Promote ``version`` (or the newest that passes) to ``label`` through the server's gate."""
+        body = {"version": version, "reason": reason, "actor": actor, "requirements": _requirements(requirements)}
+        return event_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/promote", body=body))
+
+    # --- the application path ------------------------------------------------------------------------------
+
+    def resolve(self, name: str, label: str, *, etag: str | None = None) -> Resolved | None:
+        """Where ``label`` points and its heaviest version; None when ``etag`` still matches (304)."""
+        response = self._call(
+            "GET",
+            f"{prompt_path(name)}/-/resolve",
+            params={"label": label},
+            headers={"If-None-Match": etag} if etag else None,
+            fast=True,
+        )
+        if response.status_code == 304:
+            return None
+        data = response.json()
+        return Resolved(
+            {int(v): int(w) for v, w in data["target"].items()},
+            version_from_json(data["version"]),
+            response.headers.get("ETag"),
+        )
+
+    def snapshot(self, label: str, *, etag: str | None = None) -> tuple[dict[str, Any], str | None] | None:
+        """Every prompt at ``label`` with the versions it points at; None when ``etag`` still matches."""
+        response = self._call(
+            "GET",
+            f"{_API}/snapshot",
+            params={"label": label},
+            headers={"If-None-Match": etag} if etag else None,
+            fast=True,
+        )
+        if response.status_code == 304:
+            return None
+        return response.json(), response.headers.get("ETag")
+
+    # --- runs ----------------------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        self._call("POST", f"{_API}/runs", body=run_to_json(record))
+
+    def add_cases(self, run_id: str, cases: Sequence[CaseResult]) -> None:
+        if cases:
+            self._call("POST", f"{_API}/runs/{quote(run_id)}/cases", body={"cases": [c.to_json() for c in cases]})
+
+    def update_run(self, record: RunRecord) -> None:
+        self._call("PUT", f"{_API}/runs/{quote(record.id)}", body=run_to_json(record))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        if not run_id.strip():
+            raise NotFoundError("no run id given")
+        return run_from_json(self._json("GET", f"{_API}/runs/{quote(run_id.strip())}"))
+
+    def list_runs(self, name: str | None = None, *, version: int | None = None, limit: int = 50) -> list[RunRecord]:
+        data = self._json("GET", f"{_API}/runs", params={"prompt": name, "version": version, "limit": limit})
+        return [run_from_json(item) for item in data]
+
+    def run_cases(self, run_id: str, *, statuses: Sequence[str] | None = None) -> Iterator[CaseResult]:
+        after = 0
+        while True:
+            params: dict[str, Any] = {"after": after, "limit": _PAGE}
+            if statuses:
+                params["status"] = list(statuses)
+            page = self._json("GET", f"{_API}/runs/{quote(run_id)}/cases", params=params)
+            for item in page["cases"]:
+                yield CaseResult.from_json(item)
+            after = page.get("next")
+            if not after:
+                return
+
+    # --- tokens --------------------------------------------------------------------------------------------
+
+    def create_token(
+        self, name: str, scopes: Collection[str], secret_hash: str, *, created_by: str | None
+    ) -> TokenRecord:
+        """Register a token by its hash: the secret itself never crosses the network."""
+        body = {"name": name, "scopes": sorted(scopes), "secret_hash": secret_hash, "created_by": created_by}
+        return token_from_json(self._json("POST", f"{_API}/tokens", body=body))
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return [token_from_json(item) for item in self._json("GET", f"{_API}/tokens")]
+
+    def revoke_token(self, name: str, *, revoked_by: str | None) -> TokenRecord:
+        return token_from_json(self._json("DELETE", f"{_API}/tokens/{quote(name)}", params={"by": revoked_by}))
+
+    def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
+        raise RegistryError("tokens are checked by the server, not looked up over HTTP")
+
+
+def _requirements(requirements: GateRequirements) -> dict[str, Any]:
+    return {
+        "scenario_files": [asdict(ref) for ref in requirements.scenario_files],
+        "model": requirements.model,
+    }

@@ -1,0 +1,231 @@
+"""Freezing prompt specs into version content: variables checked or inferred, includes resolved, compiled.
+
+Pushing is all-or-nothing per file set: every file is loaded, checked and frozen before the first version
+is stored, so a bad file in a batch leaves the registry as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._budget import RenderLimits
+from ..errors import IncludeError, NotFoundError, SpecError, TemplateError
+from ..spec import PromptFile, PromptSpec, content_hash
+from ..templates import TemplateInfo, analyze_template, compile_prompt, first_use_line
+from .store import PromptVersion
+
+__all__ = ["FrozenSpec", "freeze", "push_order"]
+
+IncludeResolver = Callable[[str], PromptVersion]
+"""Returns the version of an included prompt to freeze (raises NotFoundError when there is none)."""
+
+
+@dataclass(frozen=True)
+class FrozenSpec:
+    """The content of a version, ready to store."""
+
+    name: str
+    """The prompt's name."""
+    spec: dict[str, Any]
+    """Canonical spec with variables and resolved includes."""
+    content_hash: str
+    """sha256 of the canonical JSON of ``spec``."""
+
+    def draft(self) -> PromptVersion:
+        """This content as an unpushed version (number None)."""
+        return PromptVersion(name=self.name, number=None, content_hash=self.content_hash, spec=self.spec)
+
+
+def _relocate(exc: TemplateError, file: PromptFile | None, loc: Sequence[str | int]) -> TemplateError:
+    """A template error re-pointed at the prompt file's line (from the line inside the template)."""
+    if file is None:
+        return exc
+    return type(exc)(
+        exc.reason,
+        prompt=file.name,
+        template=exc.template,
+        path=file.path,
+        line=file.template_line(loc, exc.line),
+    )
+
+
+def freeze(
+    name: str,
+    spec: PromptSpec,
+    resolve: IncludeResolver,
+    *,
+    file: PromptFile | None = None,
+    limits: RenderLimits | None = None,
+) -> FrozenSpec:
+    """The version content of ``spec``.
+
+    Raises:
+        SpecError: an undeclared variable (naming file and line when ``file`` is given).
+        IncludeError: an include that is dynamic, missing, a chat prompt, a cycle or a version conflict.
+        TemplateError: a template that does not parse or compile.
+    """
+
+    def spec_error(
+        message: str, loc: Sequence[str | int], line_in_template: int | None = None, near: str | None = None
+    ) -> SpecError:
+        if file is None:
+            return SpecError(f"{name}: {message}")
+        line = file.template_line(loc, line_in_template, near=near)
+        return SpecError(message, path=file.path, line=line, key=".".join(map(str, loc)))
+
+    own: list[tuple[str, tuple[str | int, ...], str, TemplateInfo]] = []
+    for label, loc, source in spec.templates():
+        try:
+            info = analyze_template(source, prompt=name, template=label)
+        except TemplateError as exc:
+            raise _relocate(exc, file, loc) from None
+        if info.dynamic_include_line is not None:
+            raise _include_error(
+                "an include must name a prompt as a literal string, like {% include 'shared/tone' %}",
+                file,
+                name,
+                loc,
+                info.dynamic_include_line,
+            )
+        own.append((label, loc, source, info))
+
+    includes = _resolve_includes(name, own, resolve, file)
+    used: dict[str, tuple[str, tuple[str | int, ...], str] | str] = {}
+    for label, loc, source, info in own:
+        for variable in sorted(info.variables):
+            used.setdefault(variable, (label, loc, source))
+    for included, entry in includes.items():
+        for variable in sorted(analyze_template(entry["template"], prompt=included).variables):
+            used.setdefault(variable, included)
+
+    if spec.variables is None:
+        variables: dict[str, Any] = {variable: {"type": "string"} for variable in sorted(used)}
+    else:
+        variables = spec.canonical()["variables"]
+        for variable, where in used.items():
+            if variable in variables:
+                continue
+            if isinstance(where, str):
+                raise spec_error(
+                    f"variable {variable!r} is used by included prompt {where!r} but not declared in `variables`",
+                    ("variables",),
+                )
+            _, loc, source = where
+            raise spec_error(
+                f"variable {variable!r} is used but not declared in `variables`",
+                loc,
+                first_use_line(source, variable),
+                near=variable,
+            )
+
+    data = spec.canonical()
+    data["variables"] = variables
+    if includes:
+        data["includes"] = includes
+    digest = content_hash(data)
+    try:
+        compile_prompt(name=name, version=None, content_hash=digest, spec=data, limits=limits or RenderLimits())
+    except TemplateError as exc:
+        loc = next((loc for label, loc, _, _ in own if label == exc.template), ())
+        raise _relocate(exc, file, loc) from None
+    return FrozenSpec(name=name, spec=data, content_hash=digest)
+
+
+def _include_error(
+    message: str, file: PromptFile | None, name: str, loc: Sequence[str | int], line: int | None = None
+) -> IncludeError:
+    if file is None:
+        return IncludeError(f"{name}: {message}")
+    return IncludeError(message, path=file.path, line=file.template_line(loc, line), key=".".join(map(str, loc)))
+
+
+def _resolve_includes(
+    name: str,
+    own: Sequence[tuple[str, tuple[str | int, ...], str, TemplateInfo]],
+    resolve: IncludeResolver,
+    file: PromptFile | None,
+) -> dict[str, dict[str, Any]]:
+    """The frozen text of every prompt ``name`` includes, directly or through its includes."""
+    resolved: dict[str, dict[str, Any]] = {}
+    via: dict[str, str | None] = {}  # included prompt -> the direct include it came through (None: direct)
+    seen: set[str] = set()
+    for _, loc, _, info in own:
+        for included in info.includes:
+            if included in seen:
+                continue
+            seen.add(included)
+
+            def fail(message: str, loc: Sequence[str | int] = loc) -> IncludeError:
+                return _include_error(message, file, name, loc)
+
+            if included == name:
+                raise fail(f"include cycle: {name} -> {name}")
+            try:
+                version = resolve(included)
+            except NotFoundError:
+                raise fail(f"included prompt {included!r} does not exist (push it first)") from None
+            if version.spec.get("template") is None:
+                raise fail(
+                    f"included prompt {included!r} is a chat prompt; only text prompts (`template:`) can be included"
+                )
+            nested: Mapping[str, Any] = version.spec.get("includes") or {}
+            if name in nested:
+                raise fail(f"include cycle: {name} -> {included} -> ... -> {name}")
+            entries = [(included, {"version": version.number, "template": version.spec["template"]}, None)]
+            entries += [(inner, dict(entry), included) for inner, entry in nested.items()]
+            for inner, entry, through in entries:
+                existing = resolved.get(inner)
+                if existing is not None and existing != entry:
+                    first, second = via[inner] or "a direct include", through or "a direct include"
+                    raise fail(
+                        f"{inner!r} would be frozen twice, as v{existing['version']} (via {first}) and as "
+                        f"v{entry['version']} (via {second}); push {through or via[inner]} again so both use "
+                        "one version"
+                    )
+                resolved[inner] = entry
+                via.setdefault(inner, through)
+    return dict(sorted(resolved.items()))
+
+
+def push_order(files: Sequence[PromptFile]) -> list[PromptFile]:
+    """``files`` ordered so that a prompt comes after the prompts of the set it includes.
+
+    Raises:
+        SpecError: two files declare the same prompt name.
+        IncludeError: the files include each other in a cycle (named in the message).
+    """
+    by_name: dict[str, PromptFile] = {}
+    for file in files:
+        if file.name in by_name:
+            raise SpecError(f"prompt {file.name!r} is also defined in {by_name[file.name].path}", path=file.path)
+        by_name[file.name] = file
+    edges: dict[str, list[str]] = {}
+    for file in files:
+        targets: list[str] = []
+        for label, _, source in file.spec.templates():
+            with contextlib.suppress(TemplateError):  # freeze reports it, with the file's line
+                targets += [
+                    t for t in analyze_template(source, prompt=file.name, template=label).includes if t in by_name
+                ]
+        edges[file.name] = targets
+    ordered: list[PromptFile] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*trail[trail.index(name) :], name]
+            raise IncludeError(f"include cycle: {' -> '.join(cycle)}", path=by_name[name].path)
+        state[name] = 1
+        for target in edges[name]:
+            visit(target, [*trail, name])
+        state[name] = 2
+        ordered.append(by_name[name])
+
+    for file in sorted(files, key=lambda f: f.name):
+        visit(file.name, [])
+    return ordered

@@ -1,0 +1,691 @@
+"""The Registry: one object for applications (``get``) and for authoring (push, labels, history).
+
+The application path (``get`` then ``render``) keeps versions in-process forever (they are immutable) and
+label resolutions for ``cache_ttl`` seconds, and imports neither pydantic, SQLAlchemy nor pydantic-ai until
+it must: the store is opened on the first cache miss.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._budget import RenderLimits
+from ..config import Settings, load_settings, resolve_registry_url
+from ..errors import AuthError, LabelError, NotFoundError, RegistryError, RegistryUnavailableError
+from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, scenario_files_for
+from .labels import LATEST, check_label_name, check_target, rollback_point
+from .prompt import Prompt
+from .rollout import choose_version
+from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store, Target
+
+if TYPE_CHECKING:
+    from ..spec import PromptSpec
+    from .http import HttpStore
+    from .remote import RemoteCache
+
+__all__ = ["PushResult", "Registry", "parse_ref"]
+
+log = logging.getLogger("promptlane")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The outcome of pushing one prompt."""
+
+    version: PromptVersion
+    """The stored version (new, or the existing one with identical content)."""
+    created: bool
+    """False when the content was already stored."""
+    path: Path | None = None
+    """The file it came from."""
+    latest: int | None = None
+    """The newest version number of the prompt after the push."""
+
+    @property
+    def name(self) -> str:
+        """The prompt's name."""
+        return self.version.name
+
+
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """``name``, ``name@3`` or ``name:production`` -> (name, version, label)."""
+    if "@" in ref:
+        name, _, number = ref.rpartition("@")
+        if not number.isdigit() or int(number) < 1:
+            raise RegistryError(f"invalid reference {ref!r}: write NAME@VERSION with a version number, like {name}@3")
+        return name, int(number), None
+    if ":" in ref:
+        name, _, label = ref.rpartition(":")
+        return name, None, label
+    return ref, None, None
+
+
+_author_cache: list[str] = []
+
+
+def default_author() -> str:
+    """git's user.name, else the login name."""
+    if not _author_cache:
+        name = ""
+        if shutil.which("git"):
+            try:
+                result = subprocess.run(
+                    ["git", "config", "user.name"], capture_output=True, text=True, timeout=2, check=False
+                )
+                name = result.stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                name = ""
+        if not name:
+            try:
+                name = getpass.getuser()
+            except Exception:
+                name = "unknown"
+        _author_cache.append(name)
+    return _author_cache[0]
+
+
+class Registry:
+    """Prompts, versions and labels, from a local SQLite file, a PostgreSQL database or a registry server.
+
+    Args:
+        url: Registry URL; defaults to the configured one (``PROMPTLANE_REGISTRY``, ``[tool.promptlane]``),
+            else ``sqlite:///.promptlane/registry.db`` under the project root. ``http(s)://host:8750`` is a
+            ``promptlane serve`` server: prompts are then cached in memory and on disk, refreshed in the
+            background, and ``get`` never waits on the network for a prompt it has.
+        token: API token for a server (default: ``PROMPTLANE_TOKEN``).
+        settings: Settings to use instead of loading them from the environment and config files.
+        cache_ttl: Seconds a label resolution is cached (0 = always ask the store).
+        default_label: The label ``get`` resolves when given none.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        settings: Settings | None = None,
+        cache_ttl: float | None = None,
+        default_label: str | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.url = resolve_registry_url(url, self.settings.root) if url else self.settings.registry_url
+        self._token = token or self.settings.token
+        self._is_remote = self.url.startswith(("http://", "https://"))
+        self._cache: RemoteCache | None = None
+        self.cache_ttl = self.settings.cache_ttl if cache_ttl is None else cache_ttl
+        self.default_label = default_label or self.settings.default_label
+        self.limits = RenderLimits(
+            max_chars=self.settings.render_max_chars,
+            max_steps=self.settings.render_max_steps,
+            timeout=self.settings.render_timeout,
+        )
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._versions: dict[tuple[str, int], PromptVersion] = {}
+        self._targets: dict[tuple[str, str], tuple[float, Mapping[int, int]]] = {}
+        self._fallbacks: dict[tuple[str, str], PromptVersion] = {}
+        # Prompt objects are immutable views of immutable versions: one per (name, version, label, source).
+        self._prompts: dict[tuple[str, int | None, str | None, str], Prompt] = {}
+        self._warned: set[str] = set()
+
+    # --- store --------------------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The underlying store, opened (and migrated) on first use."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = self._open_store()
+        return self._store
+
+    def _open_store(self) -> Store:
+        if self._is_remote:
+            from .http import HttpStore
+
+            return HttpStore(self.url, token=self._token, timeout=self.settings.fetch_timeout)  # type: ignore[return-value]
+        from .sql import SQLStore
+
+        return SQLStore(self.url)
+
+    @property
+    def remote(self) -> HttpStore | None:
+        """The server, when this registry is one (``http(s)://``)."""
+        return self.store if self._is_remote else None  # type: ignore[return-value]
+
+    @property
+    def _remote_cache(self) -> RemoteCache:
+        if self._cache is None:
+            with self._store_lock:
+                if self._cache is None:
+                    from .remote import RemoteCache, snapshot_file
+
+                    assert self.remote is not None
+                    self._cache = RemoteCache(
+                        self.remote,
+                        ttl=self.cache_ttl,
+                        snapshot=snapshot_file(self.settings.snapshots_dir, self.url),
+                    )
+        return self._cache
+
+    def close(self) -> None:
+        """Stop the background refresh (a server's) and close the store's connections."""
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the application path ----------------------------------------------------------------------------
+
+    def get(
+        self,
+        name: str,
+        *,
+        label: str | None = None,
+        version: int | None = None,
+        targeting_key: str | None = None,
+        fallback: str | Mapping[str, Any] | PromptSpec | None = None,
+    ) -> Prompt:
+        """Resolve a prompt by label (default: the configured default label) or by version.
+
+        Args:
+            name: The prompt's name (``support/reply``).
+            label: A label, or ``latest``; ignored when ``version`` is given.
+            version: A version number.
+            targeting_key: Makes a rollout's choice sticky for this key (a user or session id).
+            fallback: A template string or spec used when the prompt or the registry is unavailable.
+
+        Raises:
+            NotFoundError: the prompt, version or label does not exist (and no fallback was given).
+            RegistryUnavailableError: the store cannot be reached (and no fallback was given).
+        """
+        if version is not None and label is not None:
+            raise ValueError("give a label or a version, not both")
+        resolved_label = None if version is not None else (label or self.default_label)
+        if self._is_remote:
+            return self._get_remote(name, resolved_label, version, targeting_key, fallback)
+        try:
+            if version is not None:
+                record, fetched = self._version(name, version)
+            else:
+                assert resolved_label is not None
+                target, fetched = self._target(name, resolved_label)
+                record, fetched_version = self._version(
+                    name, choose_version(target, name, resolved_label, targeting_key)
+                )
+                fetched = fetched or fetched_version
+        except (NotFoundError, RegistryUnavailableError) as exc:
+            if fallback is None:
+                raise
+            self._warn_once(name, exc)
+            return Prompt(self._fallback(name, fallback), label=resolved_label, source="fallback", limits=self.limits)
+        source = "registry" if fetched else "cache"
+        key = (name, record.number, resolved_label, source)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            prompt = self._prompts[key] = Prompt(record, label=resolved_label, source=source, limits=self.limits)
+        return prompt
+
+    def _get_remote(
+        self,
+        name: str,
+        label: str | None,
+        version: int | None,
+        targeting_key: str | None,
+        fallback: str | Mapping[str, Any] | PromptSpec | None,
+    ) -> Prompt:
+        cache = self._remote_cache
+        try:
+            if version is not None:
+                record, origin = cache.version(name, version)
+                source = origin or "cache"
+            else:
+                assert label is not None
+                target, source = cache.target(name, label)
+                record, origin = cache.version(name, choose_version(target, name, label, targeting_key))
+                source = "disk" if origin == "disk" else source
+        except (NotFoundError, RegistryUnavailableError, AuthError) as exc:
+            if fallback is None:
+                raise
+            self._warn_once(name, exc)
+            return Prompt(self._fallback(name, fallback), label=label, source="fallback", limits=self.limits)
+        key = (name, record.number, label, source)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            prompt = self._prompts[key] = Prompt(record, label=label, source=source, limits=self.limits)
+        return prompt
+
+    def prefetch(self, label: str | None = None) -> int:
+        """Load every prompt at ``label`` (default: the default label) from a server in one request, so the
+        first ``get`` of each is answered from memory; the number of prompts loaded. While the server is down,
+        the disk snapshot answers. A local registry needs no warming: returns 0."""
+        if not self._is_remote:
+            return 0
+        return self._remote_cache.prefetch(label or self.default_label)
+
+    def _version(self, name: str, number: int) -> tuple[PromptVersion, bool]:
+        record = self._versions.get((name, number))
+        if record is not None:
+            return record, False
+        record = self.store.get_version(name, number)
+        self._versions[(name, number)] = record
+        return record, True
+
+    def _target(self, name: str, label: str) -> tuple[Mapping[int, int], bool]:
+        key = (name, label)
+        cached = self._targets.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1], False
+        if label == LATEST:
+            target: Mapping[int, int] = {self.store.latest_number(name): 100}
+        else:
+            target = self.store.get_label(name, label).target
+        if self.cache_ttl > 0:
+            self._targets[key] = (now + self.cache_ttl, target)
+        return target, True
+
+    def _fallback(self, name: str, fallback: str | Mapping[str, Any] | PromptSpec) -> PromptVersion:
+        from ..spec import PromptSpec, canonical_json
+
+        key = (name, fallback if isinstance(fallback, str) else canonical_json(_spec_data(fallback)))
+        record = self._fallbacks.get(key)
+        if record is None:
+            from .push import freeze
+
+            spec = PromptSpec(template=fallback) if isinstance(fallback, str) else _as_spec(name, fallback)
+
+            def no_includes(included: str) -> PromptVersion:
+                raise NotFoundError(f"a fallback cannot include other prompts ({included!r})")
+
+            record = freeze(name, spec, no_includes, limits=self.limits).draft()
+            self._fallbacks[key] = record
+        return record
+
+    def _warn_once(self, name: str, exc: Exception) -> None:
+        key = f"{name}:{type(exc).__name__}"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("promptlane: serving the fallback for %s: %s", name, exc)
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Forget cached label resolutions (of one prompt, or all); the next ``get`` asks the store."""
+        for key in [k for k in self._targets if name is None or k[0] == name]:
+            self._targets.pop(key, None)
+        if self._cache is not None:
+            self._cache.invalidate(name)
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def list_prompts(self) -> list[PromptSummary]:
+        """Every prompt with its newest version and labels."""
+        return self.store.list_prompts()
+
+    def versions(self, name: str) -> list[PromptVersion]:
+        """Every version of ``name``, oldest first."""
+        return self.store.list_versions(name)
+
+    def version(self, name: str, number: int) -> PromptVersion:
+        """One version."""
+        return self._version(name, number)[0]
+
+    def labels(self, name: str) -> list[LabelState]:
+        """The labels set on ``name``."""
+        return self.store.list_labels(name)
+
+    def history(self, name: str, label: str | None = None) -> Sequence[LabelEvent]:
+        """The label audit log of ``name`` (one label or all), oldest first."""
+        return self.store.label_events(name, label)
+
+    def resolve(self, ref: str) -> PromptVersion:
+        """The version a reference names: ``name`` (latest), ``name@3`` or ``name:label`` (a rollout's
+        heaviest version)."""
+        name, number, label = parse_ref(ref)
+        if number is None:
+            target = self._target(name, label or LATEST)[0]
+            number = max(target, key=lambda v: (target[v], v))
+        return self.version(name, number)
+
+    # --- authoring ---------------------------------------------------------------------------------------
+
+    def push(
+        self,
+        paths: Iterable[Path | str] | None = None,
+        *,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> list[PushResult]:
+        """Push prompt files (default: the configured prompts folder); each becomes a version unless unchanged.
+
+        Every file is checked and frozen before anything is stored, so one bad file stores nothing.
+
+        Raises:
+            SpecError: a file is invalid (naming file, line and key).
+            TemplateError: a template does not parse or compile (naming file and line).
+        """
+        from ..spec import discover_prompt_files, load_prompt_file
+        from .push import freeze, push_order
+
+        roots = [Path(p) for p in paths] if paths else [self.settings.prompts_dir]
+        files = [load_prompt_file(path, self.settings.prompts_dir) for path in discover_prompt_files(roots)]
+        if not files:
+            raise RegistryError(f"no prompt files (*.yaml) in {', '.join(map(str, roots))}")
+        ordered = push_order(files)
+
+        # Pass 1: check everything, resolving includes of the batch against its own frozen drafts.
+        drafts: dict[str, PromptVersion] = {}
+        for file in ordered:
+            drafts[file.name] = freeze(
+                file.name,
+                file.spec,
+                lambda n: drafts[n] if n in drafts else self._newest(n),
+                file=file,
+                limits=self.limits,
+            ).draft()
+
+        # Pass 2: store, in include order, freezing against the versions just stored.
+        author = author or self.settings.author or default_author()
+        stored: dict[str, PromptVersion] = {}
+        results = []
+        for file in ordered:
+            frozen = freeze(
+                file.name,
+                file.spec,
+                lambda n: stored[n] if n in stored else self._newest(n),
+                file=file,
+                limits=self.limits,
+            )
+            record, created = self.store.push_version(
+                file.name, frozen.spec, frozen.content_hash, message=message, author=author
+            )
+            stored[file.name] = record
+            latest = record.number if created else self.store.latest_number(file.name)
+            results.append(PushResult(version=record, created=created, path=file.path, latest=latest))
+        self.invalidate()
+        return results
+
+    def push_spec(
+        self,
+        name: str,
+        spec: PromptSpec | Mapping[str, Any],
+        *,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> PushResult:
+        """Push one spec given as data (a PromptSpec or its mapping)."""
+        from .push import freeze
+
+        frozen = freeze(name, _as_spec(name, spec), self._newest, limits=self.limits)
+        record, created = self.store.push_version(
+            name,
+            frozen.spec,
+            frozen.content_hash,
+            message=message,
+            author=author or self.settings.author or default_author(),
+        )
+        self.invalidate(name)
+        return PushResult(version=record, created=created)
+
+    def push_frozen(
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        content_hash: str,
+        *,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> PushResult:
+        """Store content frozen elsewhere (a client's ``push`` to a server), once it checks out: freezing it
+        again here, against the versions it says it includes, must give the same content.
+
+        Raises:
+            SpecError: the content is not valid, or freezing it gives other content.
+            NotFoundError: an included version does not exist here.
+        """
+        from ..errors import SpecError
+        from .push import freeze
+
+        includes: Mapping[str, Any] = spec.get("includes") or {}
+        if not isinstance(includes, Mapping):
+            raise SpecError(f"{name}: `includes` must map prompt names to the versions frozen")
+
+        def pinned(included: str) -> PromptVersion:
+            entry = includes.get(included)
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("version"), int):
+                raise NotFoundError(f"{name}: the content includes {included!r} without saying which version")
+            return self.version(included, entry["version"])
+
+        written = {key: value for key, value in spec.items() if key != "includes"}
+        frozen = freeze(name, _as_spec(name, written), pinned, limits=self.limits)
+        if frozen.content_hash != content_hash:
+            raise SpecError(
+                f"{name}: the content does not freeze to itself here (hash {content_hash[:12]}, frozen again "
+                f"{frozen.content_hash[:12]}): an included version differs, or the client's promptlane freezes "
+                "differently; push the spec as written instead (without content_hash)"
+            )
+        record, created = self.store.push_version(
+            name,
+            frozen.spec,
+            frozen.content_hash,
+            message=message,
+            author=author or self.settings.author or default_author(),
+        )
+        self.invalidate(name)
+        return PushResult(version=record, created=created)
+
+    def _newest(self, name: str) -> PromptVersion:
+        return self.store.get_version(name, self.store.latest_number(name))
+
+    def gate_requirements(self, name: str) -> GateRequirements:
+        """What this project asks of a run of ``name`` to open a protected label: its scenario files that
+        target the prompt, as they are now, and the configured gate model."""
+        files = scenario_files_for(name, self.settings.evals_dir, self.settings.root)
+        return GateRequirements(scenario_files=tuple(files), model=self.settings.gate_model_for(name))
+
+    def gate_verdict(self, version: PromptVersion, requirements: GateRequirements | None = None) -> GateVerdict:
+        """Whether ``version`` may take a protected label now (see :mod:`promptlane.registry.gate`), by this
+        project's requirements or the ones given (a server checks a client's)."""
+        requirements = requirements or self.gate_requirements(version.name)
+        model = requirements.model or version.spec.get("model")
+        return check_gate(candidate_runs(self.store, version), version, requirements.scenario_files, model)
+
+    def _gate(
+        self,
+        name: str,
+        label: str,
+        versions: Iterable[int],
+        force: bool,
+        reason: str | None,
+        *,
+        gated: bool = False,
+        requirements: GateRequirements | None = None,
+    ) -> tuple[str | None, str | None]:
+        """(gate, evidence) for a move of ``label`` to ``versions``; GateError when a protected label (or any
+        label, when ``gated``) would move to a version without a qualifying run."""
+        if force and not (reason and reason.strip()):
+            raise LabelError("a forced move needs a reason (--reason)")
+        if label not in self.settings.protected_labels and not gated:
+            return None, None
+        if force:
+            return "forced", None
+        evidence = None
+        for number in sorted(set(versions)):
+            version = self.version(name, number)
+            verdict = self.gate_verdict(version, requirements)
+            if not verdict.passed:
+                raise GateError(label, version, verdict.problems)
+            assert verdict.run is not None
+            evidence = verdict.run.id
+        return "passed", evidence
+
+    def set_label(
+        self,
+        name: str,
+        label: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+        actor: str | None = None,
+    ) -> LabelEvent:
+        """Point ``label`` at ``version``; recorded in the audit log."""
+        return self.set_rollout(name, label, {version: 100}, reason=reason, force=force, actor=actor, kind="move")
+
+    def set_rollout(
+        self,
+        name: str,
+        label: str,
+        target: Target,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+        actor: str | None = None,
+        kind: str = "rollout",
+        gated: bool = False,
+        requirements: GateRequirements | None = None,
+    ) -> LabelEvent:
+        """Point ``label`` at a weighted rollout (``{3: 90, 4: 10}``); recorded in the audit log. Moves of
+        protected labels (and every move when ``gated``) need each version to pass the gate."""
+        check_label_name(label)
+        target = check_target(target)
+        actor = actor or self.settings.author or default_author()
+        if self.remote is not None:  # the server applies its gate to this project's requirements
+            event = self.remote.move_label_gated(
+                name,
+                label,
+                target,
+                kind=kind,
+                reason=reason,
+                force=force,
+                actor=actor,
+                gated=gated,
+                requirements=requirements or self.gate_requirements(name),
+            )
+        else:
+            gate, evidence = self._gate(name, label, target, force, reason, gated=gated, requirements=requirements)
+            event = self.store.move_label(
+                name, label, target, kind=kind, actor=actor, reason=reason, gate=gate, evidence=evidence
+            )
+        self.invalidate(name)
+        return event
+
+    def promote(
+        self,
+        name: str,
+        label: str,
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+        requirements: GateRequirements | None = None,
+    ) -> LabelEvent:
+        """Move ``label`` to ``version``, or to the newest version that passes the gate, through the gate.
+
+        Raises:
+            GateError: the version (or, without one, the newest version) has no qualifying run.
+        """
+        requirements = requirements or self.gate_requirements(name)
+        if self.remote is not None:  # the server finds the version and applies its gate
+            event = self.remote.promote(
+                name,
+                label,
+                version=version,
+                reason=reason,
+                actor=actor or self.settings.author or default_author(),
+                requirements=requirements,
+            )
+            self.invalidate(name)
+            return event
+        if version is None:
+            versions = sorted(self.versions(name), key=lambda v: v.number or 0, reverse=True)
+            if not versions:
+                raise NotFoundError(f"prompt {name!r} has no versions")
+            for candidate in versions:
+                if self.gate_verdict(candidate, requirements).passed:
+                    version = candidate.number
+                    break
+            else:
+                newest = versions[0]
+                raise GateError(label, newest, self.gate_verdict(newest, requirements).problems)
+        assert version is not None
+        # A promotion is gated even to an unprotected label: "promote" means "with evidence".
+        return self.set_rollout(
+            name,
+            label,
+            {version: 100},
+            reason=reason,
+            actor=actor,
+            kind="promote",
+            gated=True,
+            requirements=requirements,
+        )
+
+    def rollback(
+        self,
+        name: str,
+        label: str,
+        *,
+        reason: str | None = None,
+        force: bool = False,
+        actor: str | None = None,
+        requirements: GateRequirements | None = None,
+    ) -> LabelEvent:
+        """Return ``label`` to where it pointed before its newest move (repeat to walk further back). A
+        protected label's rollback goes through the gate like any move (``force`` in an emergency)."""
+        check_label_name(label)
+        actor = actor or self.settings.author or default_author()
+        if self.remote is not None:
+            event = self.remote.rollback_gated(
+                name,
+                label,
+                reason=reason,
+                force=force,
+                actor=actor,
+                requirements=requirements or self.gate_requirements(name),
+            )
+        else:
+            events = self.store.label_events(name, label)
+            if not events:
+                raise NotFoundError(f"prompt {name!r} has no label {label!r}")
+            destination = rollback_point(events).from_target or {}
+            gate, evidence = self._gate(name, label, destination, force, reason, requirements=requirements)
+            event = self.store.rollback_label(name, label, actor=actor, reason=reason, gate=gate, evidence=evidence)
+        self.invalidate(name)
+        return event
+
+
+def _spec_data(spec: Mapping[str, Any] | PromptSpec) -> Any:
+    return spec if isinstance(spec, Mapping) else spec.model_dump(mode="json", exclude_unset=True)
+
+
+def _as_spec(name: str, spec: Mapping[str, Any] | PromptSpec) -> PromptSpec:
+    from pydantic import ValidationError
+
+    from ..errors import SpecError
+    from ..spec import PromptSpec
+
+    if isinstance(spec, PromptSpec):
+        return spec
+    try:
+        return PromptSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise SpecError(f"{name}: invalid spec: {first['msg']}", key=key or None) from None

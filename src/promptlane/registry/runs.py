@@ -1,0 +1,311 @@
+"""Eval runs as the registry keeps them: the run, its scenarios' tallies, and per case everything needed to see why.
+
+Plain dataclasses inside; ``to_json``/``from_json`` at the store boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "CaseError",
+    "CaseResult",
+    "CaseStatus",
+    "EvaluationResult",
+    "RunRecord",
+    "RunStatus",
+    "ScenarioFileRef",
+    "ScenarioStats",
+    "ToolCallRecord",
+]
+
+CaseStatus = Literal["passed", "failed", "error"]
+RunStatus = Literal["running", "passed", "failed", "error", "interrupted", "stopped"]
+
+
+@dataclass(kw_only=True)
+class EvaluationResult:
+    """One expectation's verdict on one case."""
+
+    name: str
+    """The expectation (``contains``, ``judge``, ``python:checks.polite``...)."""
+    passed: bool
+    """Whether the case meets it."""
+    score: float | None = None
+    """A score in [0, 1], for expectations that score (judge, python returning a number)."""
+    reason: str | None = None
+    """Why, in words: what was expected and what was found."""
+    error: str | None = None
+    """The evaluator raised: ``TypeError: ...`` (the case is then an error, not a failure)."""
+
+    @property
+    def status(self) -> CaseStatus:
+        """``passed``, ``failed`` or ``error``."""
+        return "error" if self.error else "passed" if self.passed else "failed"
+
+
+@dataclass(kw_only=True)
+class ToolCallRecord:
+    """One tool call the model made, and what the mock answered."""
+
+    turn: int
+    """The model request (1-based) that made the call."""
+    id: str
+    """The call id."""
+    name: str
+    """The tool."""
+    args: Any
+    """The arguments the model gave (a mapping, or the raw text when it was not valid JSON)."""
+    result: Any = None
+    """The mocked result."""
+    error: str | None = None
+    """The mocked failure (or why the call could not be answered)."""
+
+
+@dataclass(kw_only=True)
+class CaseError:
+    """Why a case could not be evaluated: the model or an evaluator raised, a replay missed..."""
+
+    type: str
+    """The exception type (``ModelHTTPError``, ``TimeoutError``, ``ReplayMiss``...)."""
+    message: str
+    """Its message."""
+
+
+@dataclass(kw_only=True)
+class CaseResult:
+    """One case of a run."""
+
+    scenario: str
+    """The scenario's name."""
+    case: str
+    """The case id: ``refund``, ``tickets[row-3]``, ``tickets[row-3][repeat-2]``."""
+    file: str
+    """The scenario file."""
+    line: int | None = None
+    """The scenario's line in it (or the dataset row's line, for dataset cases)."""
+    row: int | None = None
+    """The dataset row (1-based), for dataset cases."""
+    repeat: int = 1
+    """Which repeat (1-based)."""
+    status: CaseStatus = "passed"
+    """``passed``, ``failed`` (an expectation not met) or ``error`` (something raised)."""
+    variables: dict[str, Any] = field(default_factory=dict)
+    """The variables it rendered with."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """The messages sent to the model first: the rendered prompt and the scenario's history."""
+    output: Any = None
+    """The final answer: text, or the structured output's data."""
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    """The tool-calling trajectory."""
+    evaluations: list[EvaluationResult] = field(default_factory=list)
+    """Each expectation's verdict."""
+    turns: int = 0
+    """Model requests made."""
+    latency_ms: float = 0.0
+    """Wall time of the case, model calls included."""
+    input_tokens: int = 0
+    """Input tokens over every request."""
+    output_tokens: int = 0
+    """Output tokens over every request."""
+    cost_usd: float | None = None
+    """Cost of the requests, when the model's prices are known."""
+    error: CaseError | None = None
+    """Why the case is an error."""
+
+    @property
+    def location(self) -> str:
+        """Where the case comes from, for people: ``evals/support.yaml:12``, or for a dataset case
+        ``evals/support.yaml, row 3`` (its ``line`` is then the row's line in the dataset, not in this file)."""
+        if self.row is not None:
+            return f"{self.file}, row {self.row}"
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def failures(self) -> list[EvaluationResult]:
+        """The expectations not met (or that raised)."""
+        return [evaluation for evaluation in self.evaluations if evaluation.status != "passed"]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON data for the store (written field by field: ``dataclasses.asdict`` deep-copies every value, and
+        this runs once per case)."""
+        return {
+            "scenario": self.scenario,
+            "case": self.case,
+            "file": self.file,
+            "line": self.line,
+            "row": self.row,
+            "repeat": self.repeat,
+            "status": self.status,
+            "variables": self.variables,
+            "messages": self.messages,
+            "output": self.output,
+            "tool_calls": [
+                {"turn": c.turn, "id": c.id, "name": c.name, "args": c.args, "result": c.result, "error": c.error}
+                for c in self.tool_calls
+            ],
+            "evaluations": [
+                {"name": e.name, "passed": e.passed, "score": e.score, "reason": e.reason, "error": e.error}
+                for e in self.evaluations
+            ],
+            "turns": self.turns,
+            "latency_ms": self.latency_ms,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "error": None if self.error is None else {"type": self.error.type, "message": self.error.message},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaseResult:
+        """The inverse of :meth:`to_json`."""
+        data = dict(data)
+        data["tool_calls"] = [ToolCallRecord(**call) for call in data.get("tool_calls", ())]
+        data["evaluations"] = [EvaluationResult(**evaluation) for evaluation in data.get("evaluations", ())]
+        data["error"] = CaseError(**data["error"]) if data.get("error") else None
+        return cls(**data)
+
+
+@dataclass(kw_only=True)
+class ScenarioFileRef:
+    """A scenario file as a run used it."""
+
+    path: str
+    """Its path, relative to the project root when under it."""
+    sha256: str
+    """Its content hash at the time of the run."""
+
+
+@dataclass(kw_only=True)
+class ScenarioStats:
+    """One scenario's tally in a run."""
+
+    name: str
+    """The scenario."""
+    file: str
+    """Its scenario file."""
+    threshold: float = 1.0
+    """The least pass rate it needs."""
+    cases: int = 0
+    """Cases run."""
+    passed: int = 0
+    """Cases that met every expectation."""
+    failed: int = 0
+    """Cases with an expectation not met."""
+    errored: int = 0
+    """Cases where something raised."""
+    skipped: int = 0
+    """Cases not run (the run stopped or was interrupted first)."""
+    deselected: int = 0
+    """Cases left out by a selection (``pytest -k``/``-m``): a run with any is not complete."""
+
+    @property
+    def pass_rate(self) -> float:
+        """Passed over cases run (0 when none ran)."""
+        return self.passed / self.cases if self.cases else 0.0
+
+    @property
+    def met(self) -> bool:
+        """Whether every planned case ran and the pass rate reaches the threshold."""
+        return self.cases > 0 and not self.skipped and self.pass_rate >= self.threshold - 1e-12
+
+    def count(self, status: CaseStatus) -> None:
+        """Tally one case."""
+        self.cases += 1
+        if status == "passed":
+            self.passed += 1
+        elif status == "failed":
+            self.failed += 1
+        else:
+            self.errored += 1
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """One execution of one prompt version against scenarios."""
+
+    id: str
+    """The run id (32 hex digits; commands accept a unique prefix)."""
+    prompt: str
+    """The prompt."""
+    version: int
+    """The version evaluated."""
+    label: str | None = None
+    """The label it was resolved through, if any."""
+    model: str
+    """The model the cases ran on (a scenario may override it for its own cases)."""
+    status: RunStatus = "running"
+    """``running``, then ``passed``, ``failed``, ``error``, ``interrupted`` or ``stopped``."""
+    reason: str | None = None
+    """Why it ended as it did, when that needs words (``cost ceiling``, an error)."""
+    started_at: datetime
+    """When it started (UTC)."""
+    finished_at: datetime | None = None
+    """When it ended."""
+    trace_id: str | None = None
+    """The OpenTelemetry trace id of the run (32 hex digits)."""
+    scenario_files: list[ScenarioFileRef] = field(default_factory=list)
+    """The scenario files, with their content hashes."""
+    scenarios: list[ScenarioStats] = field(default_factory=list)
+    """Each scenario's tally."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """How it ran: concurrency, repeat, cache mode, cost ceiling."""
+    cost_usd: float = 0.0
+    """Total cost, where prices are known."""
+    created_by: str | None = None
+    """Who started it."""
+
+    @property
+    def cases(self) -> int:
+        """Cases run."""
+        return sum(stats.cases for stats in self.scenarios)
+
+    @property
+    def passed(self) -> int:
+        """Cases passed."""
+        return sum(stats.passed for stats in self.scenarios)
+
+    @property
+    def failed(self) -> int:
+        """Cases failed."""
+        return sum(stats.failed for stats in self.scenarios)
+
+    @property
+    def errored(self) -> int:
+        """Cases errored."""
+        return sum(stats.errored for stats in self.scenarios)
+
+    @property
+    def pass_rate(self) -> float:
+        """Passed over cases run."""
+        return self.passed / self.cases if self.cases else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every case of every scenario ran: nothing deselected, skipped or left unrun."""
+        return all(stats.cases > 0 and not stats.deselected and not stats.skipped for stats in self.scenarios)
+
+    def conclude(self) -> RunStatus:
+        """The status a finished run earns from its tallies (when not interrupted or stopped); scenarios a
+        selection left out entirely do not count."""
+        counted = [stats for stats in self.scenarios if stats.cases or not stats.deselected]
+        if counted and all(stats.met for stats in counted):
+            return "passed"
+        return "error" if self.errored else "failed"
+
+    def details(self) -> dict[str, Any]:
+        """The JSON part of the stored run."""
+        return {
+            "scenario_files": [asdict(ref) for ref in self.scenario_files],
+            "scenarios": [asdict(stats) for stats in self.scenarios],
+            "settings": self.settings,
+        }
+
+    def with_details(self, data: dict[str, Any]) -> RunRecord:
+        """This record with the JSON part restored."""
+        self.scenario_files = [ScenarioFileRef(**ref) for ref in data.get("scenario_files", ())]
+        self.scenarios = [ScenarioStats(**stats) for stats in data.get("scenarios", ())]
+        self.settings = dict(data.get("settings", {}))
+        return self

@@ -1,0 +1,438 @@
+"""The SQL store: SQLAlchemy Core over SQLite (the embedded default) and PostgreSQL.
+
+Version numbers are gap-free under concurrency because a push takes the prompt's write lock before
+reading the newest number: SQLite's database lock through ``BEGIN IMMEDIATE``, a ``SELECT ... FOR UPDATE``
+on the prompt's row on PostgreSQL. Unique constraints on (prompt, number) and (prompt, hash) back this up,
+and a push that loses a race retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, create_engine, event, func, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from .._canonical import canonical_json
+from ..errors import NotFoundError, RegistryUnavailableError
+from ._sqlbase import now, unavailable, utc
+from .labels import check_label_name, check_target, rollback_point
+from .migrate import ensure_schema
+from .sql_runs import SQLRuns
+from .sql_tokens import SQLTokens
+from .store import (
+    LabelEvent,
+    LabelState,
+    PromptSummary,
+    PromptVersion,
+    Target,
+    target_from_json,
+    target_to_json,
+)
+from .tables import label_events, labels, prompts, versions
+
+__all__ = ["SQLStore", "normalize_url"]
+
+
+_PUSH_ATTEMPTS = 10
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` uses psycopg 3 (the ``postgres`` extra), not SQLAlchemy's default psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class SQLStore(SQLRuns, SQLTokens):
+    """A registry store in a SQL database."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+        self.url = normalize_url(url)
+        try:
+            parsed = make_url(self.url)
+            # Errors show the URL as the user wrote it, without its password.
+            self.display_url = make_url(url).render_as_string(hide_password=True)
+        except sa_exc.ArgumentError:
+            raise RegistryUnavailableError(f"cannot parse the registry URL {url!r}") from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine(parsed.database, busy_timeout)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        else:
+            raise RegistryUnavailableError(
+                f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://"
+            )
+        self._open()
+
+    @unavailable
+    def _open(self) -> None:
+        ensure_schema(self.engine)
+
+    def _sqlite_engine(self, database: str | None, busy_timeout: float) -> Engine:
+        if database and database != ":memory:":
+            folder = Path(database).parent
+            if not folder.exists():
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    if folder.name == ".promptlane":
+                        (folder / ".gitignore").write_text(
+                            "# promptlane's local registry; not for version control\n*\n"
+                        )
+                except OSError as exc:
+                    raise RegistryUnavailableError(
+                        f"cannot create the registry folder {folder}: {exc.strerror}"
+                    ) from None
+        engine = create_engine(self.url, connect_args={"timeout": busy_timeout})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control from the sqlite3 module, so writes can BEGIN IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL: readers never wait for a writer. If another process holds the lock right now, it is
+            # setting WAL for everyone (the mode is stored in the file).
+            with contextlib.suppress(sqlite3.OperationalError):
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # A write takes the database's write lock up front, so two pushes cannot read the same
+            # newest number; readers use a deferred BEGIN and never block.
+            write = conn.get_execution_options().get("promptlane_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(promptlane_write=True)
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    # --- prompts and versions -----------------------------------------------------------------------------
+
+    def _prompt_id(self, conn: Connection, name: str, *, lock: bool = False) -> int:
+        query = select(prompts.c.id).where(prompts.c.name == name)
+        if lock and self.dialect == "postgresql":
+            query = query.with_for_update()
+        prompt_id = conn.execute(query).scalar()
+        if prompt_id is None:
+            raise NotFoundError(f"no prompt named {name!r}")
+        return prompt_id
+
+    def _ensure_prompt(self, conn: Connection, name: str) -> int:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        conn.execute(insert(prompts).values(name=name, created_at=now()).on_conflict_do_nothing())
+        return self._prompt_id(conn, name, lock=True)
+
+    @staticmethod
+    def _version(name: str, row: Row[Any]) -> PromptVersion:
+        return PromptVersion(
+            name=name,
+            number=row.number,
+            content_hash=row.content_hash,
+            spec=json.loads(row.spec),
+            message=row.message,
+            author=row.author,
+            created_at=utc(row.created_at),
+        )
+
+    @unavailable
+    def list_prompts(self) -> list[PromptSummary]:
+        with self._read() as conn:
+            newest = (
+                select(versions.c.prompt_id, func.max(versions.c.number).label("latest"))
+                .group_by(versions.c.prompt_id)
+                .subquery()
+            )
+            rows = conn.execute(
+                select(prompts.c.id, prompts.c.name, versions.c.number, versions.c.created_at, versions.c.spec)
+                .join(newest, newest.c.prompt_id == prompts.c.id)
+                .join(versions, (versions.c.prompt_id == prompts.c.id) & (versions.c.number == newest.c.latest))
+                .order_by(prompts.c.name)
+            ).all()
+            label_rows = conn.execute(select(labels.c.prompt_id, labels.c.name, labels.c.target)).all()
+        by_prompt: dict[int, dict[str, dict[int, int]]] = {}
+        for row in label_rows:
+            by_prompt.setdefault(row.prompt_id, {})[row.name] = target_from_json(row.target) or {}
+        return [
+            PromptSummary(
+                name=row.name,
+                latest=row.number,
+                updated_at=utc(row.created_at),
+                description=json.loads(row.spec).get("description"),
+                labels=dict(sorted(by_prompt.get(row.id, {}).items())),
+            )
+            for row in rows
+        ]
+
+    @unavailable
+    def get_version(self, name: str, number: int) -> PromptVersion:
+        with self._read() as conn:
+            row = conn.execute(
+                select(versions)
+                .join(prompts, prompts.c.id == versions.c.prompt_id)
+                .where(prompts.c.name == name, versions.c.number == number)
+            ).first()
+            if row is None:
+                self._prompt_id(conn, name)  # a NotFoundError for the prompt itself reads better
+                raise NotFoundError(f"prompt {name!r} has no version {number}")
+        return self._version(name, row)
+
+    @unavailable
+    def latest_number(self, name: str) -> int:
+        with self._read() as conn:
+            prompt_id = self._prompt_id(conn, name)
+            number = conn.execute(select(func.max(versions.c.number)).where(versions.c.prompt_id == prompt_id)).scalar()
+        if number is None:
+            raise NotFoundError(f"prompt {name!r} has no versions")
+        return number
+
+    @unavailable
+    def list_versions(self, name: str) -> list[PromptVersion]:
+        with self._read() as conn:
+            prompt_id = self._prompt_id(conn, name)
+            rows = conn.execute(
+                select(versions).where(versions.c.prompt_id == prompt_id).order_by(versions.c.number)
+            ).all()
+        return [self._version(name, row) for row in rows]
+
+    @unavailable
+    def push_version(
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        content_hash: str,
+        *,
+        message: str | None,
+        author: str | None,
+    ) -> tuple[PromptVersion, bool]:
+        spec_json = canonical_json(spec)
+        for attempt in range(_PUSH_ATTEMPTS):
+            try:
+                return self._push_once(name, spec_json, content_hash, message=message, author=author)
+            except sa_exc.IntegrityError:
+                # Another process created the prompt or took the number between our read and insert.
+                time.sleep(0.01 * (attempt + 1))
+        raise RegistryUnavailableError(f"could not store a version of {name!r}: too much contention, try again")
+
+    def _push_once(
+        self, name: str, spec_json: str, content_hash: str, *, message: str | None, author: str | None
+    ) -> tuple[PromptVersion, bool]:
+        with self._write() as conn:
+            prompt_id = self._ensure_prompt(conn, name)
+            existing = conn.execute(
+                select(versions).where(versions.c.prompt_id == prompt_id, versions.c.content_hash == content_hash)
+            ).first()
+            if existing is not None:
+                return self._version(name, existing), False
+            newest = conn.execute(select(func.max(versions.c.number)).where(versions.c.prompt_id == prompt_id)).scalar()
+            row = {
+                "prompt_id": prompt_id,
+                "number": (newest or 0) + 1,
+                "content_hash": content_hash,
+                "spec": spec_json,
+                "message": message,
+                "author": author,
+                "created_at": now(),
+            }
+            conn.execute(versions.insert().values(**row))
+        return PromptVersion(
+            name=name,
+            number=row["number"],
+            content_hash=content_hash,
+            spec=json.loads(spec_json),
+            message=message,
+            author=author,
+            created_at=row["created_at"],
+        ), True
+
+    # --- labels -------------------------------------------------------------------------------------------
+
+    @unavailable
+    def get_label(self, name: str, label: str) -> LabelState:
+        with self._read() as conn:
+            row = conn.execute(
+                select(labels)
+                .join(prompts, prompts.c.id == labels.c.prompt_id)
+                .where(prompts.c.name == name, labels.c.name == label)
+            ).first()
+            if row is None:
+                self._prompt_id(conn, name)
+                raise NotFoundError(f"prompt {name!r} has no label {label!r}")
+        return self._label(name, row)
+
+    @staticmethod
+    def _label(name: str, row: Row[Any]) -> LabelState:
+        return LabelState(
+            prompt=name,
+            label=row.name,
+            target=target_from_json(row.target) or {},
+            updated_at=utc(row.updated_at),
+            updated_by=row.updated_by,
+        )
+
+    @unavailable
+    def list_labels(self, name: str) -> list[LabelState]:
+        with self._read() as conn:
+            prompt_id = self._prompt_id(conn, name)
+            rows = conn.execute(select(labels).where(labels.c.prompt_id == prompt_id).order_by(labels.c.name)).all()
+        return [self._label(name, row) for row in rows]
+
+    @unavailable
+    def move_label(
+        self,
+        name: str,
+        label: str,
+        target: Target,
+        *,
+        kind: str,
+        actor: str | None,
+        reason: str | None,
+        gate: str | None,
+        evidence: str | None = None,
+    ) -> LabelEvent:
+        check_label_name(label)
+        target = check_target(target)
+        with self._write() as conn:
+            prompt_id = self._prompt_id(conn, name, lock=True)
+            known = set(
+                conn.execute(
+                    select(versions.c.number).where(
+                        versions.c.prompt_id == prompt_id, versions.c.number.in_(list(target))
+                    )
+                ).scalars()
+            )
+            missing = sorted(set(target) - known)
+            if missing:
+                raise NotFoundError(f"prompt {name!r} has no version {', '.join(map(str, missing))}")
+            return self._record_move(conn, prompt_id, name, label, target, kind, actor, reason, gate, None, evidence)
+
+    @unavailable
+    def rollback_label(
+        self,
+        name: str,
+        label: str,
+        *,
+        actor: str | None,
+        reason: str | None,
+        gate: str | None,
+        evidence: str | None = None,
+    ) -> LabelEvent:
+        with self._write() as conn:
+            prompt_id = self._prompt_id(conn, name, lock=True)
+            events = self._events(conn, prompt_id, name, label)
+            if not events:
+                raise NotFoundError(f"prompt {name!r} has no label {label!r}")
+            point = rollback_point(events)
+            assert point.from_target is not None
+            return self._record_move(
+                conn, prompt_id, name, label, point.from_target, "rollback", actor, reason, gate, point.id, evidence
+            )
+
+    def _record_move(
+        self,
+        conn: Connection,
+        prompt_id: int,
+        name: str,
+        label: str,
+        target: Target,
+        kind: str,
+        actor: str | None,
+        reason: str | None,
+        gate: str | None,
+        undoes: int | None,
+        evidence: str | None = None,
+    ) -> LabelEvent:
+        moved_at = now()
+        current = conn.execute(
+            select(labels.c.target).where(labels.c.prompt_id == prompt_id, labels.c.name == label)
+        ).scalar()
+        values = {"target": target_to_json(target), "updated_at": moved_at, "updated_by": actor}
+        if current is None:
+            conn.execute(labels.insert().values(prompt_id=prompt_id, name=label, **values))
+        else:
+            conn.execute(
+                labels.update().where(labels.c.prompt_id == prompt_id, labels.c.name == label).values(**values)
+            )
+        event_row = {
+            "prompt_id": prompt_id,
+            "label": label,
+            "kind": kind,
+            "from_target": current,
+            "to_target": target_to_json(target),
+            "actor": actor,
+            "reason": reason,
+            "gate": gate,
+            "undoes": undoes,
+            "at": moved_at,
+            "evidence": evidence,
+        }
+        event_id = conn.execute(label_events.insert().values(**event_row)).inserted_primary_key[0]
+        return LabelEvent(
+            id=event_id,
+            prompt=name,
+            label=label,
+            kind=kind,
+            from_target=target_from_json(current),
+            to_target=dict(target),
+            actor=actor,
+            reason=reason,
+            gate=gate,
+            undoes=undoes,
+            at=moved_at,
+            evidence=evidence,
+        )
+
+    def _events(self, conn: Connection, prompt_id: int, name: str, label: str | None) -> list[LabelEvent]:
+        query = select(label_events).where(label_events.c.prompt_id == prompt_id)
+        if label is not None:
+            query = query.where(label_events.c.label == label)
+        return [
+            LabelEvent(
+                id=row.id,
+                prompt=name,
+                label=row.label,
+                kind=row.kind,
+                from_target=target_from_json(row.from_target),
+                to_target=target_from_json(row.to_target) or {},
+                actor=row.actor,
+                reason=row.reason,
+                gate=row.gate,
+                undoes=row.undoes,
+                at=utc(row.at),
+                evidence=row.evidence,
+            )
+            for row in conn.execute(query.order_by(label_events.c.id))
+        ]
+
+    @unavailable
+    def label_events(self, name: str, label: str | None = None) -> Sequence[LabelEvent]:
+        with self._read() as conn:
+            return self._events(conn, self._prompt_id(conn, name), name, label)

@@ -1,0 +1,170 @@
+"""Eval runs in the SQL store: a run row updated as it goes, and its cases appended in batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from ..errors import NotFoundError, RegistryError
+from ._sqlbase import unavailable, utc
+from .runs import CaseResult, RunRecord
+from .tables import prompts, run_cases, runs
+
+__all__ = ["SQLRuns"]
+
+_PAGE = 500
+
+
+class SQLRuns:
+    """The run methods of SQLStore (it provides ``_read``, ``_write`` and ``_prompt_id``)."""
+
+    def _read(self) -> AbstractContextManager[Connection]: ...  # pragma: no cover - provided by SQLStore
+    def _write(self) -> AbstractContextManager[Connection]: ...  # pragma: no cover - provided by SQLStore
+    def _prompt_id(self, conn: Connection, name: str, *, lock: bool = False) -> int: ...  # pragma: no cover
+
+    @staticmethod
+    def _counts(record: RunRecord) -> dict[str, Any]:
+        return {
+            "status": record.status,
+            "reason": record.reason,
+            "finished_at": record.finished_at,
+            "trace_id": record.trace_id,
+            "cases": record.cases,
+            "passed": record.passed,
+            "failed": record.failed,
+            "errored": record.errored,
+            "cost_usd": record.cost_usd,
+            "details": json.dumps(record.details(), default=str),
+        }
+
+    @unavailable
+    def create_run(self, record: RunRecord) -> None:
+        """Store a new run (status ``running``)."""
+        with self._write() as conn:
+            prompt_id = self._prompt_id(conn, record.prompt)
+            conn.execute(
+                runs.insert().values(
+                    id=record.id,
+                    prompt_id=prompt_id,
+                    version=record.version,
+                    label=record.label,
+                    model=record.model,
+                    started_at=record.started_at,
+                    created_by=record.created_by,
+                    **self._counts(record),
+                )
+            )
+
+    @unavailable
+    def add_cases(self, run_id: str, cases: Sequence[CaseResult]) -> None:
+        """Append finished cases to a run, in one transaction."""
+        if not cases:
+            return
+        rows = [
+            {
+                "run_id": run_id,
+                "scenario": case.scenario,
+                "case_key": case.case,
+                "status": case.status,
+                "data": json.dumps(case.to_json(), default=str, ensure_ascii=False),
+            }
+            for case in cases
+        ]
+        with self._write() as conn:
+            # Straight to the driver's executemany: this runs for every case of every run.
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            conn.exec_driver_sql(
+                f"INSERT INTO {run_cases.name} (run_id, scenario, case_key, status, data) "
+                f"VALUES ({', '.join([mark] * 5)})",
+                [(r["run_id"], r["scenario"], r["case_key"], r["status"], r["data"]) for r in rows],
+            )
+
+    @unavailable
+    def update_run(self, record: RunRecord) -> None:
+        """Save a run's status, tallies and end."""
+        with self._write() as conn:
+            conn.execute(runs.update().where(runs.c.id == record.id).values(**self._counts(record)))
+
+    @staticmethod
+    def _run(row: Row[Any]) -> RunRecord:
+        record = RunRecord(
+            id=row.id,
+            prompt=row.name,
+            version=row.version,
+            label=row.label,
+            model=row.model,
+            status=row.status,
+            reason=row.reason,
+            started_at=utc(row.started_at),
+            finished_at=utc(row.finished_at) if row.finished_at else None,
+            trace_id=row.trace_id,
+            cost_usd=row.cost_usd,
+            created_by=row.created_by,
+        )
+        return record.with_details(json.loads(row.details))
+
+    def _runs_query(self) -> Any:
+        return select(runs, prompts.c.name).join(prompts, prompts.c.id == runs.c.prompt_id)
+
+    @unavailable
+    def get_run(self, run_id: str) -> RunRecord:
+        """A run by id or unique id prefix."""
+        prefix = run_id.strip().lower()
+        if not prefix:
+            raise NotFoundError("no run id given")
+        with self._read() as conn:
+            rows = conn.execute(self._runs_query().where(runs.c.id.startswith(prefix)).limit(2)).all()
+        if not rows:
+            raise NotFoundError(f"no run {run_id!r}")
+        if len(rows) > 1:
+            raise RegistryError(f"run id {run_id!r} is ambiguous: give more of it")
+        return self._run(rows[0])
+
+    @unavailable
+    def list_runs(self, name: str | None = None, *, version: int | None = None, limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first (of one prompt, or one version)."""
+        query = self._runs_query()
+        if name is not None:
+            query = query.where(prompts.c.name == name)
+        if version is not None:
+            query = query.where(runs.c.version == version)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(runs.c.started_at.desc(), runs.c.id).limit(limit)).all()
+        return [self._run(row) for row in rows]
+
+    def run_cases(self, run_id: str, *, statuses: Sequence[str] | None = None) -> Iterator[CaseResult]:
+        """A run's cases in the order they finished, read a page at a time."""
+        last = 0
+        while True:
+            page = self.case_page(run_id, after=last, statuses=statuses)
+            for row_id, data in page:
+                last = row_id
+                yield CaseResult.from_json(json.loads(data))
+            if len(page) < _PAGE:
+                return
+
+    @unavailable
+    def case_page(
+        self, run_id: str, *, after: int = 0, limit: int = _PAGE, statuses: Sequence[str] | None = None
+    ) -> list[tuple[int, str]]:
+        """Up to ``limit`` of a run's cases stored after position ``after``: (position, case JSON text)."""
+        query = select(run_cases.c.id, run_cases.c.data).where(run_cases.c.run_id == run_id, run_cases.c.id > after)
+        if statuses:
+            query = query.where(run_cases.c.status.in_(list(statuses)))
+        with self._read() as conn:
+            return [(row.id, row.data) for row in conn.execute(query.order_by(run_cases.c.id).limit(limit))]
+
+    @unavailable
+    def count_cases(self, run_id: str) -> dict[str, int]:
+        """A run's stored cases by status."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(run_cases.c.status, func.count())
+                .where(run_cases.c.run_id == run_id)
+                .group_by(run_cases.c.status)
+            ).all()
+        return {status: count for status, count in rows}

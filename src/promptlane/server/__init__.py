@@ -1,0 +1,7 @@
+"""The registry server (``promptlane serve``): the registry over HTTP for applications, CI and people."""
+
+from __future__ import annotations
+
+from .app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,136 @@
+"""The little HTTP the endpoints share: JSON responses, bodies checked against their models, ETags, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import (
+    AuthError,
+    LabelError,
+    NotFoundError,
+    PromptlaneError,
+    RegistryUnavailableError,
+    SpecError,
+    TemplateError,
+    TokenError,
+    VariableError,
+)
+from ..registry.gate import GateError
+
+__all__ = ["Endpoint", "HttpError", "dumps", "error_response", "etag_of", "json_response", "not_modified", "read_body"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation: its route, the scope it needs, and what the OpenAPI document says of it."""
+
+    method: str
+    path: str
+    """With ``{name}`` for a prompt name (which may contain ``/``) and ``{param:int}`` style parameters."""
+    handler: Handler
+    scope: str | None
+    """The token scope it needs (None: open)."""
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    response_list: bool = False
+    status: int = 200
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Query parameters: name -> JSON schema (``required`` key inside for required ones)."""
+    etag: bool = False
+    """Answers 304 to a matching If-None-Match."""
+    errors: tuple[int, ...] = ()
+    """Error statuses it can answer besides 401/403/422."""
+
+
+class HttpError(Exception):
+    """An error answer with a status and a message."""
+
+    def __init__(self, status: int, message: str, *, kind: str = "HttpError", **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.extra = extra
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def etag_of(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return f'"{digest.hexdigest()[:24]}"'
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    """Whether the request's If-None-Match already names ``etag``."""
+    given = request.headers.get("if-none-match")
+    if not given:
+        return False
+    return given.strip() == "*" or etag in {tag.strip().removeprefix("W/") for tag in given.split(",")}
+
+
+async def read_body(request: Request, model: type[BaseModel]) -> Any:
+    """The request's JSON body validated against ``model`` (422 naming each bad field)."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise HttpError(422, f"the body is not JSON: {exc}", kind="ValidationError") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"loc": [str(part) for part in error["loc"]], "msg": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        first = details[0]
+        where = ".".join(first["loc"]) or "body"
+        raise HttpError(422, f"{where}: {first['msg']}", kind="ValidationError", details=details) from None
+
+
+_STATUS: tuple[tuple[type[PromptlaneError], int], ...] = (
+    (AuthError, 401),
+    (NotFoundError, 404),
+    (GateError, 409),
+    (TokenError, 409),
+    (LabelError, 409),
+    (SpecError, 422),
+    (TemplateError, 422),
+    (VariableError, 422),
+    (RegistryUnavailableError, 503),
+)
+
+
+def error_response(exc: Exception) -> Response:
+    """The JSON error answer for ``exc``: ``{"error": message, "type": ...}`` with the matching status."""
+    if isinstance(exc, HttpError):
+        return json_response({"error": str(exc), "type": exc.kind, **exc.extra}, status=exc.status)
+    if isinstance(exc, AuthError):
+        return json_response(
+            {"error": str(exc), "type": "AuthError"},
+            status=exc.status,
+            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+        )
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    body: dict[str, Any] = {"error": str(exc), "type": type(exc).__name__}
+    if isinstance(exc, GateError):
+        body["problems"] = exc.problems
+    return json_response(body, status=status)

@@ -1,0 +1,97 @@
+"""The registry server: an ASGI app (Starlette) exposing a registry as JSON under ``/api/v1``.
+
+Processes are stateless: any number can serve one database. Every endpoint checks the caller's token scope
+first; errors are JSON (``{"error": ..., "type": ...}``) with the status the error calls for, never a
+traceback; the OpenAPI document is at ``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..errors import PromptlaneError
+from ..registry import Registry
+from . import prompts, runs, tokens
+from ._http import Endpoint, HttpError, error_response, json_response
+from .auth import Auth
+from .cache import ServerCache
+from .openapi import openapi_document
+from .state import ServerState, state
+
+__all__ = ["ENDPOINTS", "create_app"]
+
+log = logging.getLogger("promptlane.server")
+
+ENDPOINTS: Sequence[Endpoint] = [*prompts.ENDPOINTS, *runs.ENDPOINTS, *tokens.ENDPOINTS]
+
+
+def _guarded(endpoint: Endpoint) -> Any:
+    """The handler behind the token check, with every error answered as JSON."""
+    handler, scope = endpoint.handler, endpoint.scope
+
+    async def guarded(request: Request) -> Response:
+        try:
+            request.state.token = await state(request).auth.check(request, scope)
+            return await handler(request)
+        except (PromptlaneError, HttpError) as exc:
+            return error_response(exc)
+        except Exception:
+            # A bug: logged here with its traceback (never the request's headers), a plain 500 for the client.
+            log.exception("%s %s failed", request.method, request.url.path)
+            return json_response({"error": "internal error (see the server log)", "type": "InternalError"}, status=500)
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+def _route_path(path: str) -> str:
+    return path.replace("{name}", "{name:path}")
+
+
+def create_app(registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0, token_ttl: float = 5.0) -> Starlette:
+    """The server for ``registry``.
+
+    Args:
+        registry: A local registry (SQLite or PostgreSQL) to serve.
+        auth: Check tokens (False: every call allowed; ``promptlane serve`` allows it on loopback only).
+        cache_ttl: Seconds a label's resolution is kept in memory; moves made through another server process
+            are served within this time (moves through this process at once).
+        token_ttl: Seconds a token lookup is kept; a revocation through another process applies within it.
+    """
+    if registry.remote is not None:
+        raise PromptlaneError("a server serves a database (sqlite:// or postgresql://), not another server")
+    server = ServerState(
+        registry=registry,
+        cache=ServerCache(registry, ttl=cache_ttl),
+        auth=Auth(registry.store, enabled=auth, ttl=token_ttl),
+    )
+    document = openapi_document(ENDPOINTS, auth=auth)
+
+    async def openapi(request: Request) -> Response:
+        return json_response(document)
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    routes = [Route(_route_path(e.path), _guarded(e), methods=[e.method]) for e in ENDPOINTS]
+    routes += [
+        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/api/v1/health", health, methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        message = "method not allowed" if status == 405 else f"no such endpoint: {request.url.path}"
+        return json_response({"error": message, "type": "HttpError"}, status=status)
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app.state.promptlane = server
+    return app

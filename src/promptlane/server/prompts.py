@@ -1,0 +1,333 @@
+"""Endpoints for prompts, versions and labels, and the application path (resolve, snapshot).
+
+A prompt's name may contain ``/``, so its sub-resources come after ``/-/``:
+``/api/v1/prompts/support/reply/-/versions/3``. (``-`` can never be a segment of a prompt name.)
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import AuthError, NotFoundError
+from ..registry.gate import GateRequirements
+from ..registry.labels import LATEST, check_label_name
+from ..registry.registry import PushResult
+from ..registry.runs import ScenarioFileRef
+from ..registry.tokens import allows
+from ..registry.wire import event_to_json, label_to_json, summary_to_json, target_in, version_to_json
+from . import schemas
+from ._http import Endpoint, HttpError, json_response, not_modified, read_body
+from .cache import Answer
+from .state import actor, state
+
+__all__ = ["ENDPOINTS"]
+
+_PROMPT = "/api/v1/prompts/{name}"
+_IMMUTABLE = "public, max-age=31536000, immutable"
+_REVALIDATE = "private, no-cache"
+
+
+def _name(request: Request) -> str:
+    return request.path_params["name"]
+
+
+def _send(request: Request, answer: Answer, cache_control: str) -> Response:
+    headers = {"ETag": answer.etag, "Cache-Control": cache_control}
+    if not_modified(request, answer.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+def _label_param(request: Request) -> str:
+    label = request.query_params.get("label") or state(request).registry.default_label
+    if label != LATEST:
+        try:
+            check_label_name(label)
+        except Exception as exc:
+            raise HttpError(422, str(exc), kind="ValidationError") from None
+    return label
+
+
+def _requirements(given: schemas.GateIn | None) -> GateRequirements:
+    """The client's gate requirements; none given means none met (a gated move then names what is missing)."""
+    if given is None:
+        return GateRequirements(scenario_files=())
+    files = tuple(ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files)
+    return GateRequirements(scenario_files=files, model=given.model)
+
+
+def _may_force(request: Request, force: bool) -> None:
+    token = getattr(request.state, "token", None)
+    if force and state(request).auth.enabled and (token is None or not allows(token.scopes, "admin")):
+        raise AuthError("a forced move past the gate needs a token with the admin scope", status=403)
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+async def list_prompts(request: Request) -> Response:
+    summaries = await run_in_threadpool(state(request).registry.list_prompts)
+    return json_response([summary_to_json(summary) for summary in summaries])
+
+
+async def get_prompt(request: Request) -> Response:
+    name = _name(request)
+    summaries = await run_in_threadpool(state(request).registry.list_prompts)
+    for summary in summaries:
+        if summary.name == name:
+            return json_response(summary_to_json(summary))
+    raise NotFoundError(f"no prompt {name!r}")
+
+
+async def list_versions(request: Request) -> Response:
+    versions = await run_in_threadpool(state(request).registry.versions, _name(request))
+    return json_response([version_to_json(version) for version in versions])
+
+
+async def get_version(request: Request) -> Response:
+    name, number = _name(request), request.path_params["number"]
+    cache = state(request).cache
+    answer = cache.version_answer(name, number) or (await run_in_threadpool(cache.version, name, number))[1]
+    return _send(request, answer, _IMMUTABLE)
+
+
+async def resolve(request: Request) -> Response:
+    name, label = _name(request), _label_param(request)
+    key = request.query_params.get("targeting_key")
+    cache = state(request).cache
+    answer = cache.resolved(name, label, key) or await run_in_threadpool(cache.resolve, name, label, key)
+    return _send(request, answer, _REVALIDATE)
+
+
+async def snapshot(request: Request) -> Response:
+    label = _label_param(request)
+    cache = state(request).cache
+    answer = cache.snapshotted(label) or await run_in_threadpool(cache.snapshot, label)
+    return _send(request, answer, _REVALIDATE)
+
+
+async def list_labels(request: Request) -> Response:
+    labels = await run_in_threadpool(state(request).registry.labels, _name(request))
+    return json_response([label_to_json(label) for label in labels])
+
+
+async def get_label(request: Request) -> Response:
+    label = await run_in_threadpool(
+        state(request).registry.store.get_label, _name(request), request.path_params["label"]
+    )
+    return json_response(label_to_json(label))
+
+
+async def history(request: Request) -> Response:
+    label = request.query_params.get("label") or None
+    events = await run_in_threadpool(state(request).registry.history, _name(request), label)
+    return json_response([event_to_json(event) for event in events])
+
+
+# --- writing ----------------------------------------------------------------------------------------------
+
+
+async def push(request: Request) -> Response:
+    name = _name(request)
+    body = await read_body(request, schemas.PushIn)
+    registry = state(request).registry
+    author = actor(request, body.author)
+
+    def store() -> PushResult:
+        if body.content_hash is None:
+            return registry.push_spec(name, body.spec, message=body.message, author=author)
+        return registry.push_frozen(name, body.spec, body.content_hash, message=body.message, author=author)
+
+    result = await run_in_threadpool(store)
+    state(request).cache.invalidate(name)
+    data = {"version": version_to_json(result.version), "created": result.created}
+    return json_response(data, status=201 if result.created else 200)
+
+
+async def move_label(request: Request) -> Response:
+    name, label = _name(request), request.path_params["label"]
+    body = await read_body(request, schemas.LabelMoveIn)
+    _may_force(request, body.force)
+    try:
+        target = target_in(body.target) or {}
+    except ValueError:
+        raise HttpError(422, 'target: version numbers must be integers, like {"3": 90, "4": 10}') from None
+    registry = state(request).registry
+    event = await run_in_threadpool(
+        lambda: registry.set_rollout(
+            name,
+            label,
+            target,
+            reason=body.reason,
+            force=body.force,
+            actor=actor(request, body.actor),
+            kind=body.kind,
+            gated=body.gated,
+            requirements=_requirements(body.requirements),
+        )
+    )
+    state(request).cache.invalidate(name)
+    return json_response(event_to_json(event))
+
+
+async def rollback(request: Request) -> Response:
+    name, label = _name(request), request.path_params["label"]
+    body = await read_body(request, schemas.RollbackIn)
+    _may_force(request, body.force)
+    registry = state(request).registry
+    event = await run_in_threadpool(
+        lambda: registry.rollback(
+            name,
+            label,
+            reason=body.reason,
+            force=body.force,
+            actor=actor(request, body.actor),
+            requirements=_requirements(body.requirements),
+        )
+    )
+    state(request).cache.invalidate(name)
+    return json_response(event_to_json(event))
+
+
+async def promote(request: Request) -> Response:
+    name, label = _name(request), request.path_params["label"]
+    body = await read_body(request, schemas.PromoteIn)
+    registry = state(request).registry
+    event = await run_in_threadpool(
+        lambda: registry.promote(
+            name,
+            label,
+            version=body.version,
+            reason=body.reason,
+            actor=actor(request, body.actor),
+            requirements=_requirements(body.requirements),
+        )
+    )
+    state(request).cache.invalidate(name)
+    return json_response(event_to_json(event))
+
+
+_LABEL_QUERY = {"label": {"type": "string", "description": "A label, or `latest` (default: the server's default)."}}
+
+ENDPOINTS = [
+    Endpoint(
+        "GET", "/api/v1/prompts", list_prompts, "read", "List prompts", response=schemas.Summary, response_list=True
+    ),
+    Endpoint(
+        "GET",
+        f"{_PROMPT}/-/versions/{{number:int}}",
+        get_version,
+        "read",
+        "Get a version",
+        response=schemas.Version,
+        etag=True,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        f"{_PROMPT}/-/versions",
+        list_versions,
+        "read",
+        "List a prompt's versions",
+        response=schemas.Version,
+        response_list=True,
+        errors=(404,),
+    ),
+    Endpoint(
+        "POST",
+        f"{_PROMPT}/-/versions",
+        push,
+        "write",
+        "Push a version (identical content: the existing one)",
+        body=schemas.PushIn,
+        response=schemas.PushOut,
+        status=201,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        f"{_PROMPT}/-/resolve",
+        resolve,
+        "read",
+        "Resolve a label to a version",
+        response=schemas.Resolve,
+        etag=True,
+        errors=(404,),
+        query={**_LABEL_QUERY, "targeting_key": {"type": "string", "description": "Makes a rollout sticky."}},
+    ),
+    Endpoint(
+        "GET", f"{_PROMPT}/-/labels/{{label}}", get_label, "read", "Get a label", response=schemas.Label, errors=(404,)
+    ),
+    Endpoint(
+        "PUT",
+        f"{_PROMPT}/-/labels/{{label}}",
+        move_label,
+        "promote",
+        "Point a label at a version or a rollout, through the gate",
+        body=schemas.LabelMoveIn,
+        response=schemas.Event,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "POST",
+        f"{_PROMPT}/-/labels/{{label}}/rollback",
+        rollback,
+        "promote",
+        "Return a label to its previous target, through the gate",
+        body=schemas.RollbackIn,
+        response=schemas.Event,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "POST",
+        f"{_PROMPT}/-/labels/{{label}}/promote",
+        promote,
+        "promote",
+        "Move a label to a version with a passing run (default: the newest)",
+        body=schemas.PromoteIn,
+        response=schemas.Event,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "GET",
+        f"{_PROMPT}/-/labels",
+        list_labels,
+        "read",
+        "List a prompt's labels",
+        response=schemas.Label,
+        response_list=True,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        f"{_PROMPT}/-/history",
+        history,
+        "read",
+        "Label history (the audit log)",
+        response=schemas.Event,
+        response_list=True,
+        errors=(404,),
+        query={"label": {"type": "string", "description": "Only this label's moves."}},
+    ),
+    Endpoint(
+        "GET",
+        _PROMPT,
+        get_prompt,
+        "read",
+        "Get a prompt: newest version and labels",
+        response=schemas.Summary,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/snapshot",
+        snapshot,
+        "read",
+        "Every prompt at a label, with its versions",
+        response=schemas.Snapshot,
+        etag=True,
+        query=_LABEL_QUERY,
+    ),
+]

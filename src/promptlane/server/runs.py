@@ -1,0 +1,174 @@
+"""Endpoints for eval runs: ``promptlane eval`` against a server records its runs through these."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..errors import NotFoundError
+from ..registry.runs import CaseResult
+from ..registry.wire import run_from_json, run_to_json
+from . import schemas
+from ._http import Endpoint, HttpError, json_response, read_body
+from .state import state
+
+__all__ = ["ENDPOINTS"]
+
+_RUN = "/api/v1/runs/{run_id}"
+_PAGE = 500
+
+
+def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise HttpError(422, f"{name}: an integer from {low} to {high}", kind="ValidationError")
+    return int(text)
+
+
+async def list_runs(request: Request) -> Response:
+    prompt = request.query_params.get("prompt") or None
+    version = _int_param(request, "version", 0, low=1, high=2**31 - 1) or None
+    limit = _int_param(request, "limit", 50, low=1, high=1000)
+    records = await run_in_threadpool(state(request).registry.store.list_runs, prompt, version=version, limit=limit)
+    return json_response([run_to_json(record) for record in records])
+
+
+async def create_run(request: Request) -> Response:
+    body = await read_body(request, schemas.RunIn)
+    record = _record(body)
+    store = state(request).registry.store
+
+    def create() -> None:
+        try:
+            store.get_run(record.id)
+        except NotFoundError:
+            store.create_run(record)
+        else:
+            raise HttpError(409, f"run {record.id} exists: update it with PUT", kind="RegistryError")
+
+    await run_in_threadpool(create)
+    return json_response(run_to_json(record), status=201)
+
+
+async def get_run(request: Request) -> Response:
+    record = await run_in_threadpool(state(request).registry.store.get_run, request.path_params["run_id"])
+    return json_response(run_to_json(record))
+
+
+async def update_run(request: Request) -> Response:
+    body = await read_body(request, schemas.RunIn)
+    if body.id != request.path_params["run_id"]:
+        raise HttpError(422, f"id: the body is run {body.id}, the path run {request.path_params['run_id']}")
+    store = state(request).registry.store
+    existing = await run_in_threadpool(store.get_run, body.id)
+    if existing.id != body.id:  # get_run takes prefixes: an update needs the whole id
+        raise NotFoundError(f"no run {body.id!r}")
+    record = _record(body)
+    await run_in_threadpool(store.update_run, record)
+    return json_response(run_to_json(record))
+
+
+async def add_cases(request: Request) -> Response:
+    body = await read_body(request, schemas.CasesIn)
+    run_id = request.path_params["run_id"]
+    try:
+        cases = [CaseResult.from_json(case) for case in body.cases]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise HttpError(422, f"cases: not a case result: {exc}", kind="ValidationError") from None
+    store = state(request).registry.store
+    record = await run_in_threadpool(store.get_run, run_id)
+    if record.id != run_id:
+        raise NotFoundError(f"no run {run_id!r}")
+    await run_in_threadpool(store.add_cases, run_id, cases)
+    return json_response({"added": len(cases)}, status=201)
+
+
+async def list_cases(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    after = _int_param(request, "after", 0, low=0, high=2**63 - 1)
+    limit = _int_param(request, "limit", _PAGE, low=1, high=_PAGE)
+    statuses = request.query_params.getlist("status") or None
+    store: Any = state(request).registry.store
+    record = await run_in_threadpool(store.get_run, run_id)
+    page = await run_in_threadpool(lambda: store.case_page(record.id, after=after, limit=limit, statuses=statuses))
+    cases = [json.loads(data) for _, data in page]
+    return json_response({"cases": cases, "next": page[-1][0] if len(page) == limit else None})
+
+
+def _record(body: schemas.RunIn) -> Any:
+    try:
+        return run_from_json(body.model_dump())
+    except (ValueError, TypeError) as exc:
+        raise HttpError(422, f"not a run: {exc}", kind="ValidationError") from None
+
+
+_STATUS = {"type": "string", "enum": ["passed", "failed", "error"]}
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/api/v1/runs",
+        list_runs,
+        "read",
+        "List runs, newest first",
+        response=schemas.Run,
+        response_list=True,
+        query={
+            "prompt": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/runs",
+        create_run,
+        "write",
+        "Record a new run",
+        body=schemas.RunIn,
+        response=schemas.Run,
+        status=201,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "GET",
+        f"{_RUN}/cases",
+        list_cases,
+        "read",
+        "A run's cases, a page at a time",
+        response=schemas.CasePage,
+        errors=(404,),
+        query={
+            "after": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 1, "maximum": _PAGE},
+            "status": {"type": "array", "items": _STATUS},
+        },
+    ),
+    Endpoint(
+        "POST",
+        f"{_RUN}/cases",
+        add_cases,
+        "write",
+        "Append finished cases to a run",
+        body=schemas.CasesIn,
+        status=201,
+        errors=(404,),
+    ),
+    Endpoint("GET", _RUN, get_run, "read", "Get a run (by id or unique prefix)", response=schemas.Run, errors=(404,)),
+    Endpoint(
+        "PUT",
+        _RUN,
+        update_run,
+        "write",
+        "Save a run's status, tallies and end",
+        body=schemas.RunIn,
+        response=schemas.Run,
+        errors=(404,),
+    ),
+]

@@ -1,0 +1,777 @@
+"""The ``promptlane`` command end to end, in a temporary project (mostly in-process, a few real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from dirty_equals import IsDatetime, IsStr
+from typer.testing import CliRunner, Result
+
+from promptlane.cli import app
+from promptlane.spec import load_prompt_file
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+WritePrompt = Callable[[str, str], Path]
+
+runner = CliRunner(env={"COLUMNS": "200"})
+WHEN = IsStr(regex=r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?")
+HASH12 = IsStr(regex=r"[0-9a-f]{12}")
+TICKET = ["--var", "customer=Ann", "--var", "ticket=Where is my order?"]
+
+
+# What a misplaced `temprature:` at the top of a prompt file is told (a regular expression).
+TOP_LEVEL_SETTING_HINT = r"\(model settings go under `model_settings:`; did you mean model_settings\.temperature\?\)"
+
+
+@pytest.fixture(autouse=True)
+def _unprotected(request: pytest.FixtureRequest) -> None:
+    """These tests are about label mechanics: nothing is protected here (tests/test_gate.py covers the gate)."""
+    if "project" in request.fixturenames:
+        config = request.getfixturevalue("project") / "promptlane.toml"
+        config.write_text(config.read_text() + "protected_labels = []\n")
+
+
+def run(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def ok(*args: str) -> str:
+    """stdout of a command that must succeed."""
+    result = run(*args)
+    assert (result.exit_code, result.stderr) == (0, ""), (result.stdout, result.exception)
+    return result.stdout
+
+
+def fails(*args: str) -> str:
+    """The message of a command that must fail as designed: one ``error: ...`` line on stderr, exit 1."""
+    result = run(*args)
+    # A SystemExit means the CLI chose to exit; anything else is an uncaught exception (a traceback).
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0].removeprefix("error: ")
+
+
+def table(text: str, header: str) -> list[dict[str, str]]:
+    """The rows of the table whose header line starts with ``header``, as {column: cell}."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{header} "))
+    columns = [(m.start(), m.group()) for m in re.finditer(r"\S+", lines[start])]
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        bounds = [start for start, _ in columns[1:]] + [None]
+        rows.append({name: line[begin:end].strip() for (begin, name), end in zip(columns, bounds, strict=True)})
+    return rows
+
+
+def push(*args: str) -> list[str]:
+    return ok("push", *args).splitlines()
+
+
+# --- init ---------------------------------------------------------------------------------------------
+
+
+def test_init_in_an_empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "new"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+
+    assert ok("init").splitlines() == [
+        "created  promptlane.toml",
+        f"created  {Path('prompts/example/greeting.yaml')}",
+        "",
+        "next: edit prompts/, then `promptlane push -m 'first version'`",
+    ]
+
+    assert tomllib.loads((folder / "promptlane.toml").read_text()) == {"prompts": "prompts", "evals": "evals"}
+    assert (folder / "evals").is_dir()
+    example = load_prompt_file(folder / "prompts/example/greeting.yaml", folder / "prompts")
+    assert (example.name, sorted(example.spec.variables or {})) == ("example/greeting", ["name", "tone"])
+    # The scaffold works as it stands.
+    assert push("-m", "first version") == ["example/greeting: v1 (new)"]
+    assert ok("render", "example/greeting", "--var", "name=Ann").splitlines() == [
+        "[system]",
+        "You write one-sentence greetings in a friendly tone.",
+        "",
+        "[user]",
+        "Greet Ann.",
+    ]
+
+
+def test_init_in_a_named_folder_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ok("init", "proj")
+    (tmp_path / "proj/promptlane.toml").write_text('prompts = "prompts"\n')
+
+    assert ok("init", "proj").splitlines()[:2] == [
+        f"exists   {Path('proj/promptlane.toml')}",
+        f"exists   {Path('proj/prompts/example/greeting.yaml')}",
+    ]
+    assert (tmp_path / "proj/promptlane.toml").read_text() == 'prompts = "prompts"\n'
+
+
+def test_init_with_a_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "app"\n\n[tool.ruff]\nline-length = 100\n')
+
+    ok("init")
+
+    config = tomllib.loads(pyproject.read_text())
+    assert config == {
+        "project": {"name": "app"},
+        "tool": {"ruff": {"line-length": 100}, "promptlane": {"prompts": "prompts", "evals": "evals"}},
+    }
+    assert not (tmp_path / "promptlane.toml").exists()
+    assert (tmp_path / "prompts/example/greeting.yaml").is_file()
+    assert (tmp_path / "evals").is_dir()
+
+    # Idempotent: a second run changes nothing.
+    text = pyproject.read_text()
+    second = ok("init")
+    assert pyproject.read_text() == text
+    assert "created" not in second
+    assert push() == ["example/greeting: v1 (new)"]
+
+
+def test_init_with_a_pyproject_says_what_it_updated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\n')
+
+    assert ok("init").splitlines()[0] == "updated  pyproject.toml [tool.promptlane]"
+    assert ok("init").splitlines()[0] == "exists   pyproject.toml [tool.promptlane]"
+
+
+# --- push, list, show ---------------------------------------------------------------------------------
+
+
+def test_push(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    assert push("-m", "first") == ["shared/tone: v1 (new)", "support/reply: v1 (new)"]
+    assert push("-m", "again") == ["shared/tone: v1 (unchanged)", "support/reply: v1 (unchanged)"]
+
+    write_prompt("shared/tone", "template: Be formal.\n")
+    assert push() == ["shared/tone: v2 (new)", "support/reply: v2 (new)"]
+
+    reply = json.loads(ok("show", "support/reply@1", "--json"))
+    assert (reply["message"], reply["author"]) == ("first", "tester")
+    assert json.loads(ok("show", "support/reply@2", "--json"))["message"] is None
+
+
+def test_push_given_a_file(project: Path, support_prompts: None) -> None:
+    assert push("prompts/shared/tone.yaml") == ["shared/tone: v1 (new)"]
+
+
+def test_push_a_bad_file(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    write_prompt("support/bad", "template: hi\ntemprature: 0.2\n")
+
+    message = fails("push")
+
+    assert re.fullmatch(
+        r"(\S+):2: temprature: unknown key 'temprature' " + TOP_LEVEL_SETTING_HINT,
+        message,
+    )
+    assert Path(message.partition(":")[0]).resolve() == project / "prompts/support/bad.yaml"
+    assert ok("list").splitlines() == ["no prompts yet: write prompts/*.yaml and run `promptlane push`"]
+
+
+def test_push_nothing_to_push(project: Path) -> None:
+    assert fails("push") == f"no prompt files (*.yaml) in {project / 'prompts'}"
+
+
+def test_list(project: Path, support_prompts: None) -> None:
+    assert ok("list") == "no prompts yet: write prompts/*.yaml and run `promptlane push`\n"
+    push()
+    ok("label", "support/reply", "production", "1")
+    ok("label", "support/reply", "staging", "1")
+
+    assert table(ok("list"), "prompt") == [
+        {"prompt": "shared/tone", "latest": "v1", "labels": "-", "updated": WHEN, "description": "House tone"},
+        {
+            "prompt": "support/reply",
+            "latest": "v1",
+            "labels": "production=v1, staging=v1",
+            "updated": WHEN,
+            "description": "Reply to a customer ticket",
+        },
+    ]
+
+
+REPLY_SPEC = {
+    "description": "Reply to a customer ticket",
+    "model": "openai:gpt-4o-mini",
+    "model_settings": {"temperature": 0.2, "max_tokens": 400},
+    "variables": {
+        "customer": {"type": "string"},
+        "ticket": {"type": "string"},
+        "tier": {"type": "string", "enum": ["free", "pro"], "default": "free"},
+    },
+    "messages": [
+        {"role": "system", "content": "You help {{ customer }} ({{ tier }} plan). {% include 'shared/tone' %}"},
+        {"role": "user", "content": "{{ ticket }}"},
+    ],
+    "tools": [
+        {
+            "name": "lookup_order",
+            "description": "Look up an order by id",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string"}},
+                "required": ["order_id"],
+            },
+        }
+    ],
+    "includes": {"shared/tone": {"version": 1, "template": "Be warm and concise."}},
+}
+
+
+def test_show(project: Path, support_prompts: None) -> None:
+    push("-m", "first")
+
+    lines = ok("show", "support/reply").splitlines()
+
+    assert lines[:4] == [
+        IsStr(regex=r"support/reply v1  [0-9a-f]{12}"),
+        IsStr(regex=r"pushed \d{4}-\d\d-\d\d \d\d:\d\d by tester: first"),
+        "labels: -",
+        "",
+    ]
+    assert yaml.safe_load("\n".join(lines[4:])) == REPLY_SPEC
+
+
+def test_show_json(project: Path, support_prompts: None) -> None:
+    push("-m", "first")
+
+    shown = json.loads(ok("show", "support/reply", "--json"))
+
+    assert shown == {
+        "name": "support/reply",
+        "version": 1,
+        "content_hash": IsStr(regex=r"[0-9a-f]{64}"),
+        "message": "first",
+        "author": "tester",
+        "created_at": IsDatetime(iso_string=True),
+        "labels": [],
+        "spec": REPLY_SPEC,
+    }
+    assert ok("show", "support/reply").startswith(f"support/reply v1  {shown['content_hash'][:12]}\n")
+
+
+def test_show_version_and_label(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    push()
+    write_prompt("shared/tone", "template: Be formal.\n")
+    push("-m", "formal")
+    ok("label", "support/reply", "production", "1")
+
+    def header(ref: str) -> list[str]:
+        return ok("show", ref).splitlines()[:3]
+
+    assert header("support/reply") == [IsStr(regex=r"support/reply v2 .*"), IsStr(regex=".*: formal"), "labels: -"]
+    assert header("support/reply@1") == [IsStr(regex=r"support/reply v1 .*"), IsStr(), "labels: production"]
+    assert header("support/reply:production") == header("support/reply@1")
+    assert header("support/reply:latest") == header("support/reply")
+    assert json.loads(ok("show", "support/reply:production", "--json"))["labels"] == ["production"]
+    assert fails("show", "support/reply:staging") == "prompt 'support/reply' has no label 'staging'"
+    assert fails("show", "support/reply@9") == "prompt 'support/reply' has no version 9"
+    assert fails("show", "support/reply@x") == (
+        "invalid reference 'support/reply@x': write NAME@VERSION with a version number, like support/reply@3"
+    )
+
+
+# --- history ------------------------------------------------------------------------------------------
+
+
+def test_history(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    push("-m", "first")
+    assert ok("history", "support/reply").endswith("\nno label moves yet\n")
+    ok("label", "support/reply", "production", "1")
+    write_prompt("shared/tone", "template: Be formal.\n")
+    push("-m", "formal tone")
+    ok("label", "support/reply", "staging", "2")
+    ok("label", "support/reply", "production", "2", "--reason", "looks good")
+
+    out = ok("history", "support/reply")
+
+    assert table(out, "version") == [
+        {
+            "version": "v2",
+            "hash": HASH12,
+            "pushed": WHEN,
+            "author": "tester",
+            "labels": "production, staging",
+            "message": "formal tone",
+        },
+        {"version": "v1", "hash": HASH12, "pushed": WHEN, "author": "tester", "labels": "-", "message": "first"},
+    ]
+    move = {"when": WHEN, "kind": "move", "by": "tester"}
+    assert table(out, "when") == [
+        {**move, "label": "production", "from": "v1", "to": "v2", "gate": "-", "reason": "looks good"},
+        {**move, "label": "staging", "from": "-", "to": "v2", "gate": "-", "reason": ""},
+        {**move, "label": "production", "from": "-", "to": "v1", "gate": "-", "reason": ""},
+    ]
+    assert [row["label"] for row in table(ok("history", "support/reply", "--label", "staging"), "when")] == ["staging"]
+
+
+# --- diff ---------------------------------------------------------------------------------------------
+
+
+def test_diff(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    reply = (project / "prompts/support/reply.yaml").read_text()
+    push()
+    write_prompt(
+        "support/reply",
+        reply.replace("temperature: 0.2", "temperature: 0.7").replace('"{{ ticket }}"', '"Ticket: {{ ticket }}"'),
+    )
+    push()
+
+    assert ok("diff", "support/reply", "1", "2") == textwrap.dedent(
+        """\
+        model_settings
+        @@ -1,2 +1,2 @@
+         max_tokens: 400
+        -temperature: 0.2
+        +temperature: 0.7
+
+        messages
+        @@ -1,4 +1,4 @@
+         - role: system
+           content: You help {{ customer }} ({{ tier }} plan). {% include 'shared/tone' %}
+         - role: user
+        -  content: '{{ ticket }}'
+        +  content: 'Ticket: {{ ticket }}'
+
+        """
+    )
+    assert ok("diff", "support/reply", "v2", "@1").splitlines()[3:5] == ["-temperature: 0.7", "+temperature: 0.2"]
+
+
+def test_diff_identical(project: Path, support_prompts: None) -> None:
+    push()
+    ok("label", "support/reply", "staging", "1")
+
+    assert ok("diff", "support/reply", "1", "1") == "v1 and v1 are identical\n"
+    assert ok("diff", "support/reply", "staging", "1") == "v1 and v1 are identical\n"
+
+
+def test_diff_unknown_version(project: Path, support_prompts: None) -> None:
+    push()
+
+    assert fails("diff", "support/reply", "1", "3") == "prompt 'support/reply' has no version 3"
+
+
+# --- render -------------------------------------------------------------------------------------------
+
+GREETING = """\
+variables:
+  name: {type: string}
+  n: {type: integer}
+  vip: {type: boolean, default: false}
+template: "Hello {{ name }}, you have {{ n + 1 }} new messages.{% if vip %} (VIP){% endif %}"
+"""
+
+
+def test_render_text_prompt_with_typed_variables(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("greet", GREETING)
+    push()
+
+    assert ok("render", "greet", "--var", "name=Ann", "--var", "n=3") == "Hello Ann, you have 4 new messages.\n"
+    assert ok("render", "greet@1", "--var", "name=7", "--var", "n=0", "--var", "vip=true") == (
+        "Hello 7, you have 1 new messages. (VIP)\n"
+    )
+    assert fails("render", "greet", "--var", "name=Ann", "--var", "n=abc") == (
+        "greet@1, variable 'n': expected integer, got str 'abc'"
+    )
+
+
+def test_render_json(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("greet", GREETING)
+    push()
+
+    assert json.loads(ok("render", "greet", "--var", "name=Ann", "--var", "n=3", "--json")) == {
+        "name": "greet",
+        "version": 1,
+        "label": "latest",
+        "messages": [{"role": "user", "content": "Hello Ann, you have 4 new messages."}],
+    }
+
+
+def test_render_vars_file(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("greet", GREETING)
+    push()
+    (project / "vars.yaml").write_text("name: Bo\nn: 5\nvip: true\n")
+
+    assert ok("render", "greet", "--vars-file", "vars.yaml") == "Hello Bo, you have 6 new messages. (VIP)\n"
+    # --var wins over the file
+    assert ok("render", "greet", "--vars-file", "vars.yaml", "--var", "n=1") == (
+        "Hello Bo, you have 2 new messages. (VIP)\n"
+    )
+    (project / "list.yaml").write_text("- a\n- b\n")
+    assert fails("render", "greet", "--vars-file", "list.yaml") == (
+        "list.yaml: a variables file must be a mapping of NAME: VALUE"
+    )
+    assert fails("render", "greet", "--vars-file", "nope.yaml") == "nope.yaml: cannot read: No such file or directory"
+
+
+def test_render_chat_prompt_by_label(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    push()
+    ok("label", "support/reply", "production", "1")
+    write_prompt("shared/tone", "template: Be formal.\n")
+    push()
+
+    assert ok("render", "support/reply:production", *TICKET, "--var", "tier=pro") == textwrap.dedent(
+        """\
+        [system]
+        You help Ann (pro plan). Be warm and concise.
+
+        [user]
+        Where is my order?
+        """
+    )
+    latest = json.loads(ok("render", "support/reply", *TICKET, "--json"))
+    assert (latest["version"], latest["label"], latest["messages"][0]["content"]) == (
+        2,
+        "latest",
+        "You help Ann (free plan). Be formal.",
+    )
+
+
+def test_render_missing_variable(project: Path, support_prompts: None) -> None:
+    push()
+
+    assert fails("render", "support/reply", "--var", "customer=Ann") == (
+        "support/reply@1, variable 'ticket': missing required variable"
+    )
+    assert fails("render", "support/reply", *TICKET, "--var", "tire=pro") == (
+        "support/reply@1, variable 'tire': unknown variable (did you mean 'tier'?)"
+    )
+    assert fails("render", "support/reply", *TICKET, "--var", "tier=gold") == (
+        "support/reply@1, variable 'tier': 'gold' is not one of ['free', 'pro']"
+    )
+    assert fails("render", "support/reply", "--var", "customer") == "invalid --var 'customer': write NAME=VALUE"
+
+
+def test_render_number_in_exponent_notation(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("num", "variables: {x: {type: number}}\ntemplate: '{{ x * 2 }}'\n")
+    push()
+
+    assert ok("render", "num", "--var", "x=1e3") == "2000.0\n"
+
+
+def test_render_prints_the_text_as_is(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("plain", "template: 'Reply :thumbs_up: or [b]no[/b] at 10:30:00'\n")
+    push()
+
+    assert ok("render", "plain") == "Reply :thumbs_up: or [b]no[/b] at 10:30:00\n"
+
+
+# --- labels -------------------------------------------------------------------------------------------
+
+
+def test_label(project: Path, support_prompts: None) -> None:
+    push()
+
+    assert ok("label", "support/reply", "production", "1").splitlines() == [
+        "support/reply: production -> v1 (was -)",
+    ]
+    assert ok("label", "support/reply", "staging", "1").splitlines() == ["support/reply: staging -> v1 (was -)"]
+    assert ok("label", "support/reply", "staging", "1", "-r", "again").splitlines() == [
+        "support/reply: staging -> v1 (was v1)"
+    ]
+    assert fails("label", "support/reply", "staging", "2") == "prompt 'support/reply' has no version 2"
+    assert fails("label", "support/reply", "Staging", "1") == (
+        "invalid label 'Staging': use lowercase letters, digits, '_', '.', '-' (at most 63)"
+    )
+
+
+def test_label_force(project: Path, support_prompts: None) -> None:
+    push()
+
+    assert fails("label", "support/reply", "production", "1", "--force") == "a forced move needs a reason (--reason)"
+    assert ok("history", "support/reply").endswith("no label moves yet\n")
+
+    # Nothing is protected here: --force has no gate to pass, and the move is an ordinary one.
+    assert ok("label", "support/reply", "production", "1", "--force", "--reason", "hotfix").splitlines() == [
+        "support/reply: production -> v1 (was -)",
+    ]
+    assert table(ok("history", "support/reply"), "when") == [
+        {
+            "when": WHEN,
+            "label": "production",
+            "kind": "move",
+            "from": "-",
+            "to": "v1",
+            "by": "tester",
+            "gate": "-",
+            "reason": "hotfix",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["label", "support/reply", "latest", "1"],
+        ["rollout", "support/reply", "latest", "1=100"],
+        ["rollback", "support/reply", "latest"],
+    ],
+    ids=["label", "rollout", "rollback"],
+)
+def test_latest_is_reserved(project: Path, support_prompts: None, args: list[str]) -> None:
+    push()
+
+    assert fails(*args) == "'latest' is reserved: it always points at the newest version"
+
+
+def test_rollout(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    push()
+    write_prompt("shared/tone", "template: Be formal.\n")
+    push()
+
+    assert ok("rollout", "support/reply", "production", "1=90", "2=10").splitlines() == [
+        "support/reply: production -> v1 90% / v2 10% (was -)",
+    ]
+    assert table(ok("list"), "prompt")[1]["labels"] == "production=v1 90% / v2 10%"
+    assert ok("show", "support/reply:production").startswith("support/reply v1 ")
+    assert ok("rollout", "support/reply", "staging", "v1=40", "v2=60%").splitlines() == [
+        "support/reply: staging -> v1 40% / v2 60% (was -)"
+    ]
+    assert json.loads(ok("show", "support/reply:staging", "--json"))["version"] == 2
+
+    def version_for(key: str) -> int:
+        args = ["render", "support/reply:staging", *TICKET, "--json", "--targeting-key", key]
+        return json.loads(ok(*args))["version"]
+
+    chosen = {key: version_for(key) for key in [f"user-{n}" for n in range(12)]}
+    assert set(chosen.values()) == {1, 2}
+    assert {key: version_for(key) for key in list(chosen)[:4]} == dict(list(chosen.items())[:4])  # sticky
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (["1=90"], "rollout weights must sum to 100, got 90"),
+        (["1=90", "3=abc"], "invalid rollout entry '3=abc': write VERSION=WEIGHT, like 3=90"),
+        (["1=90", "2"], "invalid rollout entry '2': write VERSION=WEIGHT, like 3=90"),
+        (["1=90", "3=10"], "prompt 'support/reply' has no version 3"),
+        (["1=50", "1=50"], "v1 appears twice in the rollout"),
+        (["1=110", "2=-10"], "invalid weight -10 for v2: weights are positive integers"),
+        (["0=100"], "invalid version 0: versions are numbered from 1"),
+    ],
+)
+def test_rollout_bad_weights(
+    project: Path, support_prompts: None, write_prompt: WritePrompt, weights: list[str], message: str
+) -> None:
+    push()
+    write_prompt("shared/tone", "template: Be formal.\n")
+    push()
+
+    assert fails("rollout", "support/reply", "production", *weights) == message
+    assert ok("history", "support/reply").endswith("no label moves yet\n")
+
+
+def test_rollback_walks_back_through_history(project: Path, write_prompt: WritePrompt) -> None:
+    for number in (1, 2, 3):
+        write_prompt("t", f"template: version {number}\n")
+        push()
+        ok("label", "t", "production", str(number))
+
+    assert ok("rollback", "t", "production").splitlines() == ["t: production -> v2 (was v3)"]
+    assert ok("render", "t:production") == "version 2\n"
+    assert ok("rollback", "t", "production", "--reason", "still bad").splitlines() == [
+        "t: production -> v1 (was v2)",
+    ]
+    assert ok("render", "t:production") == "version 1\n"
+    assert fails("rollback", "t", "production") == "nothing to roll back to: the label has no earlier target"
+    assert ok("render", "t:production") == "version 1\n"
+
+    rows = table(ok("history", "t"), "when")
+    assert [(r["kind"], r["from"], r["to"], r["gate"], r["reason"]) for r in rows] == [
+        ("rollback", "v2", "v1", "-", "still bad"),
+        ("rollback", "v3", "v2", "-", ""),
+        ("move", "v2", "v3", "-", ""),
+        ("move", "v1", "v2", "-", ""),
+        ("move", "-", "v1", "-", ""),
+    ]
+
+
+def test_rollback_undoes_a_rollout(project: Path, write_prompt: WritePrompt) -> None:
+    for number in (1, 2):
+        write_prompt("t", f"template: version {number}\n")
+        push()
+    ok("label", "t", "staging", "1")
+    ok("rollout", "t", "staging", "1=50", "2=50")
+
+    assert ok("rollback", "t", "staging") == "t: staging -> v1 (was v1 50% / v2 50%)\n"
+    assert fails("rollback", "t", "production") == "prompt 't' has no label 'production'"
+
+
+# --- errors and global options ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", "nope"],
+        ["show", "nope@1"],
+        ["history", "nope"],
+        ["render", "nope"],
+        ["diff", "nope", "1", "2"],
+        ["label", "nope", "staging", "1"],
+        ["rollout", "nope", "staging", "1=100"],
+        ["rollback", "nope", "staging"],
+    ],
+    ids=lambda args: args[0] + ("@1" if "@" in args[1] else ""),
+)
+def test_unknown_prompt(project: Path, support_prompts: None, args: list[str]) -> None:
+    push()
+
+    assert fails(*args) == "no prompt named 'nope'"
+
+
+def test_registry_flag(project: Path, support_prompts: None) -> None:
+    assert ok("--registry", "sqlite:///other.db", "push") == "shared/tone: v1 (new)\nsupport/reply: v1 (new)\n"
+
+    assert (project / "other.db").is_file()
+    assert not (project / ".promptlane").exists()
+    assert [row["prompt"] for row in table(ok("--registry", "sqlite:///other.db", "list"), "prompt")] == [
+        "shared/tone",
+        "support/reply",
+    ]
+    assert ok("list").startswith("no prompts yet")
+    assert (project / ".promptlane/registry.db").is_file()
+
+
+def test_registry_from_the_environment(project: Path, support_prompts: None) -> None:
+    result = runner.invoke(app, ["push"], env={"PROMPTLANE_REGISTRY": "sqlite:///env.db"})
+
+    assert result.exit_code == 0
+    assert (project / "env.db").is_file()
+    assert ok("--registry", "sqlite:///env.db", "show", "support/reply").startswith("support/reply v1 ")
+
+
+def test_project_flag(
+    project: Path, support_prompts: None, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+
+    assert ok("-C", str(project), "push") == "shared/tone: v1 (new)\nsupport/reply: v1 (new)\n"
+    assert (project / ".promptlane/registry.db").is_file()
+    assert ok("--project", str(project), "show", "support/reply").startswith("support/reply v1 ")
+
+
+def test_project_flag_with_a_missing_folder(project: Path) -> None:
+    """A folder that does not exist is a usage error (exit 2) naming it, not a traceback."""
+    result = run("-C", str(project / "nope"), "list")
+
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 2
+    assert "nope" in result.stderr and "does not exist" in result.stderr
+
+
+def test_registry_flag_that_is_not_a_url(project: Path) -> None:
+    assert "not-a-url" in fails("--registry", "not-a-url", "list")
+
+
+def test_unsupported_registry(project: Path) -> None:
+    assert fails("--registry", "mysql://db/x", "list") == (
+        "unsupported registry URL mysql://db/x: use sqlite:/// or postgresql://"
+    )
+
+
+def test_bad_config_is_one_line(project: Path) -> None:
+    (project / "promptlane.toml").write_text('registy = "sqlite:///x.db"\n')
+
+    assert fails("list") == f"{project / 'promptlane.toml'}: registy: unknown key (did you mean 'registry'?)"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "expected"),
+    [
+        (
+            lambda root: (root / "pyproject.toml").write_text("[tool]\npromptlane = 3\n"),
+            ["list"],
+            "[tool.promptlane] must be a table",
+        ),
+        (lambda root: None, ["label", "support/reply", "[prod]", "1"], "invalid label '[prod]'"),
+    ],
+    ids=["config", "label"],
+)
+def test_error_text_is_printed_verbatim(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setup: Callable[[Path], object],
+    args: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    setup(tmp_path)
+
+    assert expected in fails(*args)
+
+
+# --- the installed entry point ------------------------------------------------------------------------
+
+
+def console(args: Sequence[str], cwd: Path, *, module: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a new process."""
+    script = [sys.executable, "-m", "promptlane"] if module else [str(Path(sys.executable).parent / "promptlane")]
+    return subprocess.run(
+        [*script, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_console_script(project: Path, support_prompts: None) -> None:
+    pushed = console(["push", "-m", "first"], project, module=True)
+    assert (pushed.returncode, pushed.stderr, pushed.stdout) == (
+        0,
+        "",
+        "shared/tone: v1 (new)\nsupport/reply: v1 (new)\n",
+    )
+
+    shown = console(["show", "support/reply", "--json"], project)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert json.loads(shown.stdout)["author"] == "tester"
+
+    rendered = console(["render", "support/reply", *TICKET], project)
+    assert (rendered.returncode, rendered.stdout) == (
+        0,
+        "[system]\nYou help Ann (free plan). Be warm and concise.\n\n[user]\nWhere is my order?\n",
+    )
+
+
+def test_console_script_error_is_one_line(project: Path, write_prompt: WritePrompt) -> None:
+    unknown = console(["show", "nope"], project)
+    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (1, "", "error: no prompt named 'nope'\n")
+
+    write_prompt("bad", "template: hi\ntemprature: 0.2\n")
+    bad = console(["push"], project, module=True)
+    assert (bad.returncode, bad.stdout) == (1, "")
+    assert re.fullmatch(
+        r"error: \S*bad\.yaml:2: temprature: unknown key 'temprature' " + TOP_LEVEL_SETTING_HINT + r"\n",
+        bad.stderr,
+    )
+    assert "Traceback" not in bad.stderr
+
+    usage = console(["rollout", "x", "production"], project)
+    assert usage.returncode == 2
+    assert "Traceback" not in usage.stderr

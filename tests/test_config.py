@@ -1,0 +1,58 @@
+"""Settings: sources, precedence and errors that name the file or variable and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from promptlane.config import load_settings, resolve_registry_url
+from promptlane.errors import ConfigError
+
+
+def test_promptlane_toml_wins_over_a_parent_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.promptlane]\nprompts = "outer"\n')
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "promptlane.toml").write_text('prompts = "inner-prompts"\nprotected_labels = ["production", "eu"]\n')
+    settings = load_settings(inner)
+    assert (settings.root, settings.prompts, settings.protected_labels) == (
+        inner,
+        "inner-prompts",
+        ("production", "eu"),
+    )
+    assert settings.source == str(inner / "promptlane.toml")
+
+
+def test_without_config_the_start_folder_is_the_root(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path)
+    assert (settings.root, settings.source, settings.default_label) == (tmp_path, None, "production")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('prompt = "p"\n', r"promptlane.toml: prompt: unknown key \(did you mean 'prompts'\?\)"),
+        ("cache_ttl = -1\n", "cache_ttl: must not be negative"),
+        ('render_max_chars = "many"\n', "render_max_chars: invalid literal"),
+        ("protected_labels = 3\n", "protected_labels: expected a list of label names"),
+        ("registry = \n", "invalid TOML"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "promptlane.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path)
+
+
+def test_bad_environment_values_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"PROMPTLANE_CACHE_TTL: cache_ttl: could not convert"):
+        load_settings(tmp_path, environ={"PROMPTLANE_CACHE_TTL": "soon"})
+    settings = load_settings(tmp_path, environ={"PROMPTLANE_PROTECTED_LABELS": "production, eu"})
+    assert settings.protected_labels == ("production", "eu")
+
+
+def test_relative_sqlite_urls_resolve_against_the_root(tmp_path: Path) -> None:
+    assert resolve_registry_url("sqlite:///db/r.db", tmp_path) == f"sqlite:///{tmp_path / 'db' / 'r.db'}"
+    assert resolve_registry_url("sqlite:////abs/r.db", tmp_path) == "sqlite:////abs/r.db"
+    assert resolve_registry_url("postgresql://h/db", tmp_path) == "postgresql://h/db"

@@ -1,0 +1,342 @@
+"""Dataset rows: JSONL, CSV (typed by the variables schema) and YAML, streamed, with file/line errors."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptlane.errors import SpecError
+from promptlane.harness.datasets import Row, count_rows, iter_rows
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def row_error(path: Path, variables: dict[str, Any] | None = None) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        list(iter_rows(path, variables))
+    return info.value
+
+
+# --- JSONL ------------------------------------------------------------------------------------------------
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "tickets.jsonl",
+        '{"ticket": "Where is 1001?", "expected": "delivered"}\n'
+        "\n"
+        "   \n"
+        '{"ticket": "Refund", "n": 3, "tags": ["a"], "extra": {"x": null}}\n'
+        '{"ticket": "last, no newline"}',
+    )
+
+    assert list(iter_rows(path)) == [
+        Row(index=1, line=1, values={"ticket": "Where is 1001?", "expected": "delivered"}),
+        Row(index=2, line=4, values={"ticket": "Refund", "n": 3, "tags": ["a"], "extra": {"x": None}}),
+        Row(index=3, line=5, values={"ticket": "last, no newline"}),
+    ]
+    assert count_rows(path) == 3
+
+
+def test_jsonl_values_are_not_coerced(tmp_path: Path) -> None:
+    path = write(tmp_path, "rows.jsonl", '{"n": "3", "flag": "true"}\n')
+
+    rows = list(iter_rows(path, {"n": {"type": "integer"}, "flag": {"type": "boolean"}}))
+
+    assert [row.values for row in rows] == [{"n": "3", "flag": "true"}]
+
+
+def test_empty_files(tmp_path: Path) -> None:
+    jsonl = write(tmp_path, "rows.jsonl", "\n\n")
+    csv = write(tmp_path, "rows.csv", "")
+    header_only = write(tmp_path, "header.csv", "ticket,expected\n")
+
+    assert [list(iter_rows(p)) for p in (jsonl, csv, header_only)] == [[], [], []]
+    assert [count_rows(p) for p in (jsonl, csv, header_only)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        (
+            '{"a": 1}\n\n{"a": 2,}\n',
+            3,
+            "invalid JSON: Expecting property name enclosed in double quotes: line 1 column 9 (char 8)",
+        ),
+        ('{"a": 1}\nnot json\n', 2, "invalid JSON: Expecting value: line 1 column 1 (char 0)"),
+        ('{"a": 1}\n[1, 2]\n', 2, "a row must be a JSON object"),
+        ('"just text"\n', 1, "a row must be a JSON object"),
+        ("null\n", 1, "a row must be a JSON object"),
+    ],
+    ids=["trailing-comma", "not-json", "array", "string", "null"],
+)
+def test_jsonl_errors(tmp_path: Path, text: str, line: int, reason: str) -> None:
+    path = write(tmp_path, "rows.jsonl", text)
+
+    error = row_error(path)
+
+    assert (error.path, error.line, error.key, error.reason) == (path, line, None, reason)
+    assert str(error) == f"{path}:{line}: {reason}"
+
+
+def test_rows_before_an_error_are_yielded(tmp_path: Path) -> None:
+    path = write(tmp_path, "rows.jsonl", '{"a": 1}\n{"a": 2}\n{oops\n')
+    rows = iter_rows(path)
+
+    assert [next(rows).values, next(rows).values] == [{"a": 1}, {"a": 2}]
+    with pytest.raises(SpecError) as info:
+        next(rows)
+    assert info.value.line == 3
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"a": "caf\xe9"}\n')
+
+    error = row_error(path)
+
+    assert (error.path, error.reason) == (path, "not UTF-8 text")
+
+
+def test_missing_file_and_bad_suffix(tmp_path: Path) -> None:
+    missing = row_error(tmp_path / "nope.csv")
+    suffix = row_error(write(tmp_path, "rows.txt", "a\n"))
+
+    assert (missing.path, missing.reason) == (tmp_path / "nope.csv", "cannot read: No such file or directory")
+    assert (suffix.path, suffix.reason) == (tmp_path / "rows.txt", "a dataset is a .jsonl, .csv or .yaml file")
+
+
+# --- CSV --------------------------------------------------------------------------------------------------
+
+VARIABLES: dict[str, Any] = {
+    "count": {"type": "integer"},
+    "price": {"type": "number"},
+    "urgent": {"type": "boolean"},
+    "tags": {"type": "array"},
+    "meta": {"type": "object"},
+    "note": {"type": ["integer", "null"]},
+    "ticket": {"type": "string"},
+}
+
+
+def test_csv_values_follow_the_variables_schema(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rows.csv",
+        "ticket,count,price,urgent,tags,meta,note,other\n"
+        '42,3,2.5,yes,"[""a"", ""b""]","{""k"": 1}",,7\n'
+        "007,-4,10,False,[],{},5,\n"
+        "hi,many,cheap,maybe,not json,{bad,x,true\n",
+    )
+
+    assert list(iter_rows(path, VARIABLES)) == [
+        Row(
+            index=1,
+            line=2,
+            values={
+                "ticket": "42",  # declared string: kept as text
+                "count": 3,
+                "price": 2.5,
+                "urgent": True,
+                "tags": ["a", "b"],
+                "meta": {"k": 1},
+                "note": None,  # empty, and null is allowed
+                "other": "7",  # not declared: text
+            },
+        ),
+        Row(
+            index=2,
+            line=3,
+            values={
+                "ticket": "007",
+                "count": -4,
+                "price": 10,
+                "urgent": False,
+                "tags": [],
+                "meta": {},
+                "note": 5,
+                "other": "",
+            },
+        ),
+        # Cells that do not convert stay text: the variables check then names the column and the type.
+        Row(
+            index=3,
+            line=4,
+            values={
+                "ticket": "hi",
+                "count": "many",
+                "price": "cheap",
+                "urgent": "maybe",
+                "tags": "not json",
+                "meta": "{bad",
+                "note": "x",
+                "other": "true",
+            },
+        ),
+    ]
+    assert count_rows(path) == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "cell", "value"),
+    [
+        ("integer", "12", 12),
+        ("integer", "-12", -12),
+        ("integer", "1.5", "1.5"),
+        ("integer", "", ""),  # empty, null not allowed: text
+        (["integer", "null"], "", None),
+        (["string", "null"], "", ""),  # an empty string is a string
+        ("number", "1e3", 1000.0),
+        ("number", "-0.5", -0.5),
+        ("number", "3", 3),
+        ("boolean", "TRUE", True),
+        ("boolean", " on ", True),
+        ("boolean", "1", True),
+        ("boolean", "No", False),
+        ("boolean", "off", False),
+        ("boolean", "0", False),
+        (["integer", "boolean"], "1", 1),
+        ("array", "[1, 2]", [1, 2]),
+        ("array", "1, 2", "1, 2"),
+        ("object", '{"a": [1]}', {"a": [1]}),
+        (None, "12", "12"),
+    ],
+)
+def test_csv_cell_coercion(tmp_path: Path, kind: Any, cell: str, value: Any) -> None:
+    path = tmp_path / "rows.csv"
+    with path.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([["x"], [cell]])
+
+    (row,) = iter_rows(path, {"x": {"type": kind}} if kind is not None else {"x": {}})
+
+    assert row.values == {"x": value}
+    assert type(row.values["x"]) is type(value)
+
+
+def test_csv_short_row_is_padded_with_none(tmp_path: Path) -> None:
+    path = write(tmp_path, "rows.csv", "a,b,c\n1,2\n")
+
+    assert list(iter_rows(path)) == [Row(index=1, line=2, values={"a": "1", "b": "2", "c": None})]
+
+
+def test_csv_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path, "rows.csv", "a\n1\n\n2\n")
+
+    assert [(row.index, row.line, row.values) for row in iter_rows(path)] == [(1, 2, {"a": "1"}), (2, 4, {"a": "2"})]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("a,b\n1,2\n3,4,5\n", 3, "the row has more cells than the header"),
+        ("a,b,a\n1,2,3\n", 1, "the header names a column twice"),
+    ],
+    ids=["too-many-cells", "duplicated-header"],
+)
+def test_csv_errors(tmp_path: Path, text: str, line: int, reason: str) -> None:
+    path = write(tmp_path, "rows.csv", text)
+
+    error = row_error(path)
+
+    assert (error.path, error.line, error.reason) == (path, line, reason)
+    assert str(error) == f"{path}:{line}: {reason}"
+
+
+def test_csv_multiline_cell_row_line_is_where_it_starts(tmp_path: Path) -> None:
+    path = write(tmp_path, "rows.csv", 'ticket,n\n"line one\nline two",1\nplain,2\n')
+
+    assert [(row.line, row.values["ticket"]) for row in iter_rows(path)] == [(2, "line one\nline two"), (4, "plain")]
+
+
+@pytest.mark.parametrize("cell", ["--5", "²"])
+def test_csv_integer_cell_that_int_rejects_stays_text(tmp_path: Path, cell: str) -> None:
+    path = write(tmp_path, "rows.csv", f"n\n{cell}\n")
+
+    assert [row.values for row in iter_rows(path, {"n": {"type": "integer"}})] == [{"n": cell}]
+
+
+def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_bytes("ticket,n\nhi,1\n".encode("utf-8-sig"))
+
+    assert [row.values for row in iter_rows(path)] == [{"ticket": "hi", "n": "1"}]
+
+
+# --- YAML -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml"])
+def test_yaml(tmp_path: Path, suffix: str) -> None:
+    path = write(
+        tmp_path,
+        f"rows{suffix}",
+        '# tickets\n- {ticket: "Where is 1001?", expected: delivered}\n- ticket: Refund\n  n: 3\n  tags: [a]\n',
+    )
+
+    assert list(iter_rows(path, {"n": {"type": "string"}})) == [
+        Row(index=1, line=2, values={"ticket": "Where is 1001?", "expected": "delivered"}),
+        Row(index=2, line=3, values={"ticket": "Refund", "n": 3, "tags": ["a"]}),
+    ]
+    assert count_rows(path) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "reason"),
+    [
+        ("ticket: hi\n", 1, None, "a YAML dataset is a list of mappings"),
+        ("", None, None, "a YAML dataset is a list of mappings"),
+        ("- {a: 1}\n- just text\n", 2, "1", "a row must be a mapping"),
+        ("- {a: 1}\n- a: b: c\n", 2, None, "invalid YAML: mapping values are not allowed here"),
+    ],
+    ids=["mapping", "empty", "row-not-a-mapping", "bad-yaml"],
+)
+def test_yaml_errors(tmp_path: Path, text: str, line: int | None, key: str | None, reason: str) -> None:
+    path = write(tmp_path, "rows.yaml", text)
+
+    error = row_error(path)
+
+    assert (error.path, error.line, error.key, error.reason) == (path, line, key, reason)
+
+
+# --- streaming --------------------------------------------------------------------------------------------
+
+
+BIG_FILES = {
+    "jsonl": ("", json.dumps({"ticket": "x" * 100, "expected": "delivered"}) + "\n", 1),
+    "csv": ("ticket,expected\n", "x" * 100 + ",delivered\n", 2),
+}
+
+
+@pytest.mark.parametrize("suffix", list(BIG_FILES))
+def test_iter_rows_streams_a_big_file(tmp_path: Path, suffix: str) -> None:
+    header, line, first_line = BIG_FILES[suffix]
+    path = tmp_path / f"big.{suffix}"
+    path.write_text(header + line * 100_000)  # ~10 MB
+    started = time.perf_counter()
+
+    rows = iter_rows(path)
+    assert inspect.isgenerator(rows)
+    tracemalloc.start()
+    try:
+        first = [next(rows) for _ in range(3)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        rows.close()
+
+    assert [(row.index, row.line) for row in first] == [(1, first_line), (2, first_line + 1), (3, first_line + 2)]
+    assert peak < 1_000_000, f"reading 3 rows allocated {peak} bytes: the file is not streamed"
+    assert count_rows(path) == 100_000
+    assert time.perf_counter() - started < 2.0

@@ -1,0 +1,241 @@
+"""The gate: a protected label moves only to a version with a passing, complete, current eval run."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from promptlane.cli import app
+from promptlane.config import Settings
+from promptlane.errors import LabelError
+from promptlane.harness import EvalOptions, EvalRun, load_scenario_file
+from promptlane.registry import Registry
+from promptlane.registry.gate import GateError, check_gate, scenario_files_for
+from promptlane.registry.runs import RunRecord, ScenarioFileRef, ScenarioStats
+from promptlane.registry.store import PromptVersion
+
+MODEL = """\
+from pydantic_ai.messages import ModelResponse, TextPart
+
+
+def polite(messages, info):
+    return "Hello! Happy to help."
+
+
+def rude(messages, info):
+    return "Go away."
+"""
+
+SCENARIOS = """\
+prompt: greet
+scenarios:
+  - name: polite
+    variables: {name: Ana}
+    expect:
+      - contains: Hello
+  - name: also-polite
+    variables: {name: Bo}
+    expect:
+      - contains: help
+"""
+
+
+@pytest.fixture
+def gated(project: Path, store_url: str) -> Iterator[Registry]:
+    """A project with one prompt (v1 and v2), its scenarios, a model module, and `production` protected."""
+    (project / "models_for_gate.py").write_text(MODEL)
+    (project / "evals").mkdir()
+    (project / "evals" / "greet.yaml").write_text(SCENARIOS)
+    (project / "promptlane.toml").write_text(
+        f'prompts = "prompts"\nevals = "evals"\nregistry = "{store_url}"\nprotected_labels = ["production"]\n'
+    )
+    reg = Registry(settings=Settings(root=project, registry=store_url, protected_labels=("production",)))
+    for text in ("Say hello to {{ name }}", "Say hi to {{ name }}"):
+        reg.push_spec("greet", {"template": text, "model": "python:models_for_gate:polite"})
+    yield reg
+    reg.close()
+
+
+def run_eval(reg: Registry, version: int, *, model: str | None = None, select: object = None) -> RunRecord:
+    run = EvalRun(
+        store=reg.store,
+        prompt=reg.get("greet", version=version),
+        documents=[load_scenario_file(reg.settings.evals_dir / "greet.yaml")],
+        options=EvalOptions(root=reg.settings.root, model=model, select=select),  # type: ignore[arg-type]
+    )
+    return asyncio.run(run.run())
+
+
+def test_a_protected_label_refuses_a_version_without_a_run(gated: Registry) -> None:
+    with pytest.raises(GateError) as info:
+        gated.set_label("greet", "production", 1)
+    assert info.value.problems == ["no eval run of greet@1: promptlane eval --prompt greet --version 1"]
+    assert "production is protected: greet@1 needs a passing eval run first" in str(info.value)
+    assert gated.history("greet") == []  # nothing moved, nothing recorded
+
+
+def test_a_passing_run_opens_the_label_and_is_recorded_as_evidence(gated: Registry) -> None:
+    record = run_eval(gated, 1)
+    assert record.status == "passed"
+
+    event = gated.set_label("greet", "production", 1)
+
+    assert (event.gate, event.evidence) == ("passed", record.id)
+    assert gated.history("greet")[-1].evidence == record.id
+    with pytest.raises(GateError, match="no eval run of greet@2"):
+        gated.set_label("greet", "production", 2)  # evidence is per version
+
+
+def test_a_failing_run_lists_the_failing_scenarios(gated: Registry) -> None:
+    run_eval(gated, 1, model="python:models_for_gate:rude")
+    with pytest.raises(GateError) as info:
+        gated.set_label("greet", "production", 1)
+    problems = "\n".join(info.value.problems)
+    assert "failed: polite (0/1 passed, needs 100%), also-polite (0/1 passed, needs 100%)" in problems
+    assert "used python:models_for_gate:rude, and the gate needs python:models_for_gate:polite" in problems
+
+
+def test_a_run_with_another_model_does_not_count_unless_configured(gated: Registry, project: Path) -> None:
+    run_eval(gated, 1, model="test")  # TestModel answers "success (no tool calls)": fails `contains` anyway
+    relaxed = Registry(settings=Settings(root=project, registry=gated.url, gate_model="test"))
+    with pytest.raises(GateError, match="failed"):
+        relaxed.set_label("greet", "production", 1)
+
+
+def test_a_stale_run_does_not_count(gated: Registry) -> None:
+    run_eval(gated, 1)
+    scenario = gated.settings.evals_dir / "greet.yaml"
+    scenario.write_text(scenario.read_text().replace("contains: help", "contains: Happy"))
+
+    with pytest.raises(GateError) as info:
+        gated.set_label("greet", "production", 1)
+    assert any("is stale: evals/greet.yaml changed since" in problem for problem in info.value.problems)
+
+    run_eval(gated, 1)
+    assert gated.set_label("greet", "production", 1).gate == "passed"
+
+
+def test_a_new_scenario_file_must_be_covered(gated: Registry) -> None:
+    run_eval(gated, 1)
+    (gated.settings.evals_dir / "more.yaml").write_text(SCENARIOS.replace("polite", "kind"))
+
+    with pytest.raises(GateError, match=r"did not cover evals/more\.yaml"):
+        gated.set_label("greet", "production", 1)
+
+
+def test_a_partial_run_does_not_count(gated: Registry) -> None:
+    record = run_eval(gated, 1, select=lambda document, scenario, case: scenario.name == "polite")
+    assert record.status == "passed" and not record.complete
+
+    with pytest.raises(GateError, match=r"did not run every case \(left out: also-polite\)"):
+        gated.set_label("greet", "production", 1)
+
+
+def test_force_needs_a_reason_and_is_recorded(gated: Registry) -> None:
+    with pytest.raises(LabelError, match="a forced move needs a reason"):
+        gated.set_label("greet", "production", 1, force=True)
+    event = gated.set_label("greet", "production", 1, force=True, reason="incident 42")
+    assert (event.gate, event.evidence, event.reason) == ("forced", None, "incident 42")
+
+
+def test_rollouts_and_rollbacks_go_through_the_gate(gated: Registry) -> None:
+    run_eval(gated, 1)
+    gated.set_label("greet", "production", 1)
+    with pytest.raises(GateError, match="greet@2"):
+        gated.set_rollout("greet", "production", {1: 90, 2: 10})
+    run_eval(gated, 2)
+    assert gated.set_rollout("greet", "production", {1: 90, 2: 10}).gate == "passed"
+    assert gated.rollback("greet", "production").to_target == {1: 100}
+
+
+def test_unprotected_labels_move_freely_but_promote_needs_evidence(gated: Registry) -> None:
+    assert gated.set_label("greet", "staging", 2).gate is None
+    with pytest.raises(GateError):
+        gated.promote("greet", "staging")
+    run_eval(gated, 1)
+    event = gated.promote("greet", "staging")
+    assert (event.to_target, event.kind, event.gate) == ({1: 100}, "promote", "passed")
+
+
+def test_promote_picks_the_newest_version_with_a_passing_run(gated: Registry) -> None:
+    run_eval(gated, 1)
+    run_eval(gated, 2, model="python:models_for_gate:rude")
+    assert gated.promote("greet", "production").to_target == {1: 100}
+    run_eval(gated, 2)
+    assert gated.promote("greet", "production").to_target == {2: 100}
+    gated.push_spec("greet", {"template": "Say hey to {{ name }}", "model": "python:models_for_gate:polite"})
+    with pytest.raises(GateError, match="no eval run of greet@3"):
+        gated.promote("greet", "production", version=3)
+
+
+def test_scenario_files_for_reads_prompt_and_hash(tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    (evals / "sub").mkdir(parents=True)
+    (evals / "a.yaml").write_text("prompt: p\nscenarios: []\n")
+    (evals / "sub" / "b.yml").write_text("prompt: p\nscenarios: [{name: x}]\n")
+    (evals / "other.yaml").write_text("prompt: q\nscenarios: []\n")
+    (evals / "rows.yaml").write_text("- {a: 1}\n")  # a dataset
+    (evals / "broken.yaml").write_text("prompt: [\n")
+    files = scenario_files_for("p", evals, tmp_path)
+    assert [ref.path for ref in files] == ["evals/a.yaml", "evals/sub/b.yml"]
+    assert all(len(ref.sha256) == 64 for ref in files)
+
+
+def _run(**changes: object) -> RunRecord:
+    record = RunRecord(
+        id="r" * 32,
+        prompt="p",
+        version=1,
+        model="m",
+        status="passed",
+        started_at=datetime.now(timezone.utc),
+        scenario_files=[ScenarioFileRef(path="evals/a.yaml", sha256="h")],
+        scenarios=[ScenarioStats(name="s", file="evals/a.yaml", cases=2, passed=2)],
+    )
+    for key, value in changes.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_check_gate_takes_any_qualifying_run_among_the_newest() -> None:
+    version = PromptVersion(name="p", number=1, content_hash="x", spec={})
+    files = [ScenarioFileRef(path="evals/a.yaml", sha256="h")]
+    good, bad = _run(id="g" * 32), _run(id="b" * 32, status="failed")
+    assert check_gate([bad, good], version, files, "m").run is good
+    assert not check_gate([bad], version, files, "m").passed
+    assert check_gate([good], version, [], "m").problems == [
+        "no scenario files target p: a gated label needs scenarios"
+    ]
+    assert check_gate([good], version, files, None).passed  # no model to check
+
+
+def test_cli_label_refuses_and_promote_moves(gated: Registry, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(project))
+    runner = CliRunner()
+    refused = runner.invoke(app, ["label", "greet", "production", "1"])
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[0] == "error: production is protected: greet@1 needs a passing eval run first"
+    assert "no eval run of greet@1" in refused.stderr
+
+    (project / "prompts").mkdir(exist_ok=True)
+    (project / "prompts" / "greet.yaml").write_text(
+        textwrap.dedent(
+            """\
+            model: python:models_for_gate:polite
+            template: Say hello to {{ name }}
+            """
+        )
+    )
+    evaluated = runner.invoke(app, ["eval"])
+    assert evaluated.exit_code == 0, evaluated.stdout + evaluated.stderr
+    promoted = runner.invoke(app, ["promote", "greet", "--to", "production"])
+    assert promoted.exit_code == 0, promoted.stderr
+    lines = promoted.stdout.splitlines()
+    assert lines[0] == "greet: production -> v1 (was -)"
+    assert lines[1].startswith("  gate: passed (run ")

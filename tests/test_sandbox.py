@@ -1,0 +1,375 @@
+"""The render sandbox: no Python internals, no mutation, and every kind of resource abuse stopped quickly."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from promptlane._budget import BUDGET, RenderLimits
+from promptlane._sandbox import SandboxEnvironment
+from promptlane.errors import TemplateRenderError, TemplateSecurityError
+from promptlane.templates import CompiledPrompt, compile_prompt
+
+FAST = 2.0
+"""Seconds a hostile template may take before it is refused; a regression that hangs fails instead of stalling."""
+
+
+def _compile(spec: Mapping[str, Any], limits: RenderLimits | None = None) -> CompiledPrompt:
+    digest = hashlib.sha256(repr(sorted(spec.items())).encode()).hexdigest()
+    return compile_prompt(name="t/sandbox", version=7, content_hash=digest, spec=spec, limits=limits or RenderLimits())
+
+
+def _text_prompt(template: str, limits: RenderLimits | None, variables: Mapping[str, Any]) -> CompiledPrompt:
+    # Variables are declared without a schema, so any Python value gets through to the template.
+    return _compile({"template": template, "variables": {name: {} for name in variables}}, limits)
+
+
+def _render(template: str, limits: RenderLimits | None = None, **variables: Any) -> str:
+    [message] = _text_prompt(template, limits, variables).render(variables)
+    return message["content"]
+
+
+@contextlib.contextmanager
+def _at_most(seconds: float) -> Iterator[None]:
+    """Fail the test if the block is still running after ``seconds`` (so a hang fails instead of stalling)."""
+    if not hasattr(signal, "setitimer"):  # no SIGALRM on Windows: the elapsed-time check still applies
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        # pytest.fail raises a BaseException, which the renderer's `except Exception` lets through.
+        pytest.fail(f"still running after {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _refused(template: str, limits: RenderLimits | None = None, **variables: Any) -> TemplateSecurityError:
+    """The TemplateSecurityError ``template`` raises, which it must raise within FAST seconds."""
+    compiled = _text_prompt(template, limits, variables)
+    start = time.perf_counter()
+    with _at_most(FAST), pytest.raises(TemplateSecurityError) as info:
+        compiled.render(variables)
+    elapsed = time.perf_counter() - start
+    assert elapsed < FAST, f"took {elapsed:.2f}s to refuse {template!r}"
+    return info.value
+
+
+# --- Python internals and mutation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ joiner.__init__.__globals__['os'] }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{{ self.__dict__ }}",
+        "{{ self._TemplateReference__context }}",
+        "{{ range.__globals__ }}",
+        "{{ (1).__class__.__base__.__subclasses__() }}",
+        "{{ ''|attr('__class__') }}",
+        "{{ dict.__base__ }}",
+    ],
+)
+def test_python_internals_are_unreachable(template: str) -> None:
+    error = _refused(template)
+    assert error.reason.startswith("unsafe: access to attribute")
+    assert (error.prompt, error.version, error.template, error.line) == ("t/sandbox", 7, "template", 1)
+
+
+class _Account:
+    def __init__(self) -> None:
+        self.owner = "ana"
+        self._token = "s3cret"
+
+
+@pytest.mark.parametrize("template", ["{{ account._token }}", "{{ account|attr('_token') }}", "{{ account.__dict__ }}"])
+def test_underscore_attributes_of_objects_are_unreachable(template: str) -> None:
+    error = _refused(template, account=_Account())
+    assert error.reason.startswith("unsafe: access to attribute") and "s3cret" not in str(error)
+    assert _render("{{ account.owner }}", account=_Account()) == "ana"
+
+
+@pytest.mark.parametrize(
+    ("template", "method"),
+    [
+        ("{% set items = [1] %}{{ items.append(2) }}", "append"),
+        ("{% set items = [1] %}{% set _ = items.extend([2]) %}{{ items }}", "extend"),
+        ("{% set items = [1, 2] %}{{ items.pop() }}", "pop"),
+        ("{% set items = [2, 1] %}{{ items.sort() }}", "sort"),
+        ("{% set d = {'a': 1} %}{{ d.update(b=2) }}", "update"),
+        ("{% set d = {'a': 1} %}{{ d.setdefault('b', 2) }}", "setdefault"),
+        ("{% set d = {'a': 1} %}{{ d.clear() }}", "clear"),
+    ],
+)
+def test_lists_and_dicts_cannot_be_mutated(template: str, method: str) -> None:
+    assert f"attribute {method!r}" in _refused(template).reason
+
+
+def test_mutating_a_variable_is_refused_and_leaves_it_untouched() -> None:
+    tags = ["a"]
+    _refused("{{ tags.append('b') }}", tags=tags)
+    assert tags == ["a"]
+
+
+# --- resource abuse ------------------------------------------------------------------------------------------
+
+HOSTILE = {
+    # sizes
+    "str repetition": ("{{ 'a' * 100000000 }}", "repetition would produce 100000000 characters"),
+    "repetition on the right": ("{{ 100000000 * 'a' }}", "repetition would produce"),
+    "list repetition": ("{{ [1, 2] * 100000000 }}", "repetition would build a value of about 600000000"),
+    "huge power": ("{{ 2 ** 10000000 }}", "power would produce an integer"),
+    "huge power of a big base": ("{{ 99 ** 100000 }}", "power would produce an integer"),
+    "power of a power": ("{{ 10 ** (10 ** 10) }}", "power would produce an integer"),
+    "huge product": (
+        "{% set n = 2 ** 60000 %}{{ n * n }}",
+        "multiplication would produce an integer",
+    ),
+    # loops and calls
+    "nested range loops": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "loop iterations and calls",
+    ),
+    "exponential macro recursion": (
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+        "loop iterations and calls",
+    ),
+    "infinite macro recursion": ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion too deep"),
+    "infinite recursive loop": (
+        "{% for x in range(2) recursive %}{{ loop(range(2)) }}{% endfor %}",
+        "recursion too deep",
+    ),
+    "exponential recursive loop": (
+        "{% for n in [60] recursive %}{% if n %}{{ loop([n - 1, n - 1]) }}{% endif %}{% endfor %}",
+        "loop iterations and calls",
+    ),
+    # filters with huge arguments
+    "center filter": ("{{ 'x'|center(100000000) }}", "center would produce 100000000 characters"),
+    "indent filter": ("{{ 'a\nb\nc'|indent(500000) }}", "indent would produce"),
+    "indent filter with a string": ("{{ 'a\nb\nc'|indent('.' * 500000) }}", "indent would produce"),
+    "format filter width": ("{{ '%999999999s'|format(1) }}", "string formatting would produce 10000000"),
+    "format filter precision": ("{{ '%.999999999f'|format(1.5) }}", "string formatting would produce 10000000"),
+    "format filter star width": ("{{ '%*d'|format(999999999, 1) }}", "'*' width"),
+    "join filter": ("{{ (['ab'] * 600000)|join(',') }}", "join would produce 1799999 characters"),
+    "join filter separator": ("{{ ['a', 'b', 'c']|join('-' * 900000) }}", "join would produce"),
+    "replace filter": ("{{ ('a' * 1000)|replace('a', 'b' * 10000) }}", "replace would produce 10000000"),
+    "replace filter on empty": ("{{ ('a' * 1000)|replace('', 'b' * 10000) }}", "replace would produce"),
+    "wordwrap filter": ("{{ ('a ' * 1000)|wordwrap(1, wrapstring='-' * 10000) }}", "wordwrap would produce"),
+    "batch filter": ("{{ [1, 2]|batch(100000000)|list }}", "batch would produce"),
+    "slice filter": ("{{ [1, 2]|slice(100000000)|list }}", "slice would produce"),
+    # str methods
+    "str.center": ("{{ 'x'.center(100000000) }}", "str.center would produce"),
+    "str.ljust": ("{{ 'x'.ljust(100000000) }}", "str.ljust would produce"),
+    "str.rjust": ("{{ 'x'.rjust(100000000) }}", "str.rjust would produce"),
+    "str.zfill": ("{{ '1'.zfill(100000000) }}", "str.zfill would produce"),
+    "str.expandtabs": ("{{ 'a\tb'.expandtabs(100000000) }}", "str.expandtabs would produce"),
+    "str.expandtabs keyword": ("{{ '\t\t'.expandtabs(tabsize=600000) }}", "str.expandtabs would produce"),
+    "str.join": ("{{ ('-' * 1000).join(['a'] * 2000) }}", "str.join would produce"),
+    "str.replace": ("{{ ('a' * 1000).replace('a', 'b' * 10000) }}", "str.replace would produce"),
+    "str.format width": ("{{ '{:999999999}'.format(1) }}", "string formatting would produce 10000000"),
+    "str.format precision": ("{{ '{:.999999999f}'.format(1.5) }}", "string formatting would produce"),
+    "str.format nested width": ("{{ '{:{}}'.format(1, 999999999) }}", "a width taken from an argument"),
+    "str.format_map nested width": (
+        "{{ '{a:{w}}'.format_map({'a': 1, 'w': 999999999}) }}",
+        "a width taken from an argument",
+    ),
+    "percent width": ("{{ '%999999999d' % 1 }}", "string formatting would produce 10000000"),
+    "percent width by name": ("{{ '%(n)999999999d' % {'n': 1} }}", "string formatting would produce 10000000"),
+    "percent star width": ("{{ '%*d' % (999999999, 1) }}", "'*' width"),
+    # doubling in a loop
+    "~ doubling": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "concatenation (~) would produce 1048576",
+    ),
+    "+ doubling a string": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "concatenation would produce 1048576",
+    ),
+    "+ doubling a list": (
+        "{% set ns = namespace(s=[1]) %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "concatenation would build a value of about",
+    ),
+    # output
+    "literal text in a big loop": (
+        "{% for i in range(99000) %}" + "x" * 100 + "{% endfor %}",
+        "template produced more than 1000000 characters",
+    ),
+    "expression output in a big loop": (
+        "{% for i in range(99000) %}{{ 'y' * 100 }}{% endfor %}",
+        "template produced more than 1000000 characters",
+    ),
+    "text captured by macros": (
+        "{% macro m() %}{{ 'z' * 900000 }}{% endmacro %}{% for i in range(20) %}{% set _ = m() %}{% endfor %}",
+        "template produced more than 1000000 characters",
+    ),
+}
+
+
+@pytest.mark.parametrize(("template", "reason"), list(HOSTILE.values()), ids=list(HOSTILE))
+def test_resource_abuse_is_refused_quickly(template: str, reason: str) -> None:
+    error = _refused(template)
+    assert reason in error.reason
+    assert (error.prompt, error.version, error.template) == ("t/sandbox", 7, "template")
+
+
+def test_recursion_error_is_mapped_with_its_location() -> None:
+    error = _refused("line one\n{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\n{{ f(0) }}")
+    assert error.reason == "recursion too deep (a macro or recursive loop that never ends?)"
+    assert (error.template, error.line) == ("template", 2)
+    assert str(error) == "t/sandbox@7 template line 2: recursion too deep (a macro or recursive loop that never ends?)"
+
+
+def test_lipsum_is_not_available() -> None:
+    assert "lipsum" not in SandboxEnvironment().globals
+    with pytest.raises(TemplateRenderError, match="'lipsum' is undefined"):
+        _render("{{ lipsum(10000) }}")
+
+
+def test_step_limit_is_configurable_and_fresh_for_every_render() -> None:
+    limits = RenderLimits(max_steps=50)
+    # range() is a call and every loop is guarded: 40 iterations fit in 50 steps, twice in a row.
+    template = "{% for i in range(40) %}.{% endfor %}"
+    assert _render(template, limits) == "." * 40
+    assert _render(template, limits) == "." * 40
+    error = _refused("{% for i in range(60) %}.{% endfor %}", limits)
+    assert error.reason == "template took more than 50 loop iterations and calls (render_max_steps)"
+
+
+def test_timeout_stops_a_slow_but_bounded_template() -> None:
+    # A million cheap iterations: finishes in well under a second without the deadline.
+    template = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}done"
+    assert _render(template, RenderLimits(max_steps=10**7)) == "done"
+    error = _refused(template, RenderLimits(max_steps=10**7, timeout=0.05))
+    assert error.reason == "template took longer than 0.05s to render (render_timeout)"
+
+
+def test_output_cap_allows_exactly_max_chars() -> None:
+    limits = RenderLimits(max_chars=100)
+    assert _render("{{ text }}", limits, text="x" * 100) == "x" * 100
+    assert _render("x" * 100, limits) == "x" * 100
+
+
+@pytest.mark.parametrize(
+    ("template", "variables"),
+    [("{{ text }}", {"text": "x" * 101}), ("{{ text }}!", {"text": "x" * 100}), ("x" * 101, {})],
+    ids=["variable", "variable and literal", "literal"],
+)
+def test_output_cap_refuses_one_character_more(template: str, variables: dict[str, str]) -> None:
+    error = _refused(template, RenderLimits(max_chars=100), **variables)
+    assert error.reason == "rendered output is 101 characters, over the limit of 100 (render_max_chars)"
+    assert (error.prompt, error.version) == ("t/sandbox", 7)
+
+
+def test_output_cap_counts_every_message() -> None:
+    spec = {
+        "messages": [{"role": "system", "content": "s" * 60}, {"role": "user", "content": "u" * 40}],
+        "variables": {},
+    }
+    assert [m["content"] for m in _compile(spec, RenderLimits(max_chars=100)).render({})] == ["s" * 60, "u" * 40]
+    with pytest.raises(TemplateSecurityError, match="rendered output is 100 characters, over the limit of 99"):
+        _compile(spec, RenderLimits(max_chars=99)).render({})
+
+
+def test_amplifying_guards_follow_the_configured_cap() -> None:
+    limits = RenderLimits(max_chars=100)
+    assert _render("{{ 'ab' * 50 }}", limits) == "ab" * 50
+    assert (
+        "repetition would produce 102 characters, over the limit of 100" in _refused("{{ 'ab' * 51 }}", limits).reason
+    )
+    # A variable, so Jinja cannot fold the filter call into a constant at compile time (under default limits).
+    assert _render("{{ text|center(100)|length }}", limits, text="x") == "100"
+    assert "center would produce 101" in _refused("{{ text|center(101)|length }}", limits, text="x").reason
+
+
+def test_default_output_cap_is_a_million_characters() -> None:
+    assert RenderLimits().max_chars == 1_000_000
+    assert len(_render("{{ text }}", text="x" * 1_000_000)) == 1_000_000
+    assert _render("{{ ('x' * 1000000)|length }}") == "1000000"
+    error = _refused("{{ text }}", text="x" * 1_000_001)
+    assert "over the limit of 1000000" in error.reason
+
+
+def test_budget_is_only_active_during_a_render() -> None:
+    seen = []
+    _render("{{ probe() }}", probe=lambda: seen.append(BUDGET.get()) or "")
+    assert seen[0] is not None and seen[0].limits == RenderLimits()
+    assert BUDGET.get() is None
+    _refused("{{ 'a' * 100000000 }}")
+    assert BUDGET.get() is None
+
+
+# --- known holes (bugs: these should be refused, and are not) ---------------------------------------------
+
+DOUBLING = {
+    "% operator": "{% set ns.s = '%s%s' % (ns.s, ns.s) %}",
+    "format filter": "{% set ns.s = '%s%s'|format(ns.s, ns.s) %}",
+    "str.format": "{% set ns.s = '{0}{0}'.format(ns.s) %}",
+}
+
+
+@pytest.mark.parametrize("assignment", list(DOUBLING.values()), ids=list(DOUBLING))
+def test_doubling_through_string_formatting_is_refused(assignment: str) -> None:
+    # 24 doublings build a 16.7M-character string (16x the output cap); 40 would need a terabyte.
+    template = "{% set ns = namespace(s='x') %}{% for i in range(24) %}" + assignment + "{% endfor %}{{ ns.s|length }}"
+    _refused(template)
+
+
+def test_nested_format_width_given_as_a_string_is_refused() -> None:
+    _refused("{{ '{0:{1}}'.format('x', '9999999')|length }}")
+
+
+def test_tojson_with_a_huge_indent_is_refused() -> None:
+    _refused("{{ [[[1]]]|tojson(indent=3000000)|length }}")
+
+
+def test_nested_repetition_is_refused() -> None:
+    _refused("{% set a = [0] * 150 %}{% set b = [a] * 150 %}{% set c = [b] * 150 %}{{ c|string|length }}")
+
+
+def test_sum_cannot_amplify_with_or_without_an_attribute() -> None:
+    """A list's weight counts each shared reference, so [row] * 60 already weighs as much as the sum of its
+    rows: the sum is allowed exactly when its input was, and runs in linear time."""
+    rows = "{% set rows = [{'x': ['y'] * 20000}] * 60 %}"
+    assert _render(rows + "{{ rows|sum(attribute='x', start=[])|length }}") == "1200000"
+    _refused("{% set rows = [{'x': ['y'] * 20000}] * 600 %}{{ rows|sum(attribute='x', start=[])|length }}")
+
+
+def test_timeout_applies_to_a_short_loop_with_slow_iterations() -> None:
+    # 10 iterations of 50 ms each against a 50 ms timeout: should stop after one or two.
+    start = time.perf_counter()
+    with pytest.raises(TemplateSecurityError, match="longer than"):
+        _render("{% for i in range(10) %}{{ pause() }}{% endfor %}", RenderLimits(timeout=0.05), pause=_pause)
+    assert time.perf_counter() - start < 0.3
+
+
+def _pause() -> str:
+    time.sleep(0.05)
+    return ""
+
+
+def test_quadratic_sum_is_bounded_by_the_timeout() -> None:
+    # ~6000 copies of a 100k-item list: over a second here, against a 50 ms timeout.
+    template = "{% set big = ['y'] * 100000 %}{% set rows = [big] + [[]] * 6000 %}{{ rows|sum(start=[])|length }}"
+    start = time.perf_counter()
+    with contextlib.suppress(TemplateSecurityError):
+        _render(template, RenderLimits(timeout=0.05))
+    assert time.perf_counter() - start < 0.3
+
+
+def test_a_range_over_the_sandbox_limit_is_a_security_error() -> None:
+    _refused("{% for i in range(10000000) %}x{% endfor %}")
