@@ -165,13 +165,14 @@ class Registry:
     @property
     def _remote_cache(self) -> RemoteCache:
         if self._cache is None:
+            remote = self.remote  # opened before taking the lock: opening the store takes it too
+            assert remote is not None
             with self._store_lock:
                 if self._cache is None:
                     from .remote import RemoteCache, snapshot_file
 
-                    assert self.remote is not None
                     self._cache = RemoteCache(
-                        self.remote,
+                        remote,
                         ttl=self.cache_ttl,
                         snapshot=snapshot_file(self.settings.snapshots_dir, self.url),
                     )
