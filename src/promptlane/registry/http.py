@@ -90,6 +90,7 @@ class HttpStore:
         self.timeout = httpx.Timeout(timeout)
         self.write_timeout = httpx.Timeout(write_timeout)
         headers = {"Accept": "application/json", "User-Agent": "promptlane"}
+        self._has_token = bool(token)  # the secret itself is kept only in the client's headers
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.write_timeout)
@@ -136,7 +137,8 @@ class HttpStore:
         message = message or f"{response.status_code} {response.reason_phrase}"
         status = response.status_code
         if status in (401, 403):
-            return AuthError(f"registry server {self.url}: {message}", status=status)
+            hint = " (no token given: set PROMPTLANE_TOKEN, or pass token=)" if not self._has_token else ""
+            return AuthError(f"registry server {self.url}: {message}{hint}", status=status)
         if status >= 500:
             return RegistryUnavailableError(f"registry server {self.url}: {message}")
         if status == 404:

@@ -78,7 +78,7 @@ class RemoteCache:
         self._dirty = False
         self._thread: threading.Thread | None = None
         self._quiet_until = 0.0
-        self._down: str | None = None  # why the server is unreachable, while it is
+        self._down: Exception | None = None  # why the server cannot answer, while it cannot
 
     # --- the request path ----------------------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ class RemoteCache:
                 return resolved.target, "registry"
         target = self._disk_state()[0].get((name, label))
         if target is None:
-            raise failure or RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
+            raise failure or self._down or RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
         with self._lock:
             self._labels.setdefault((name, label), _Label(target, float("-inf"), "disk"))
         self._start()
@@ -135,7 +135,7 @@ class RemoteCache:
                 return record, "registry"
         record = self._disk_state()[1].get((name, number))
         if record is None:
-            raise failure or RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
+            raise failure or self._down or RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
         with self._lock:
             self._keep_version(record)
         return record, "disk"
@@ -180,8 +180,8 @@ class RemoteCache:
     def _failed(self, exc: Exception) -> Exception:
         self._quiet_until = time.monotonic() + _QUIET_AFTER_FAILURE
         if self._down is None:
-            self._down = str(exc)
             log.warning("promptlane: %s; serving cached prompts until it answers again", exc)
+        self._down = exc
         return exc
 
     def _reachable(self) -> None:

@@ -50,12 +50,14 @@ def _label_param(request: Request) -> str:
     return label
 
 
-def _requirements(given: schemas.GateIn | None) -> GateRequirements:
-    """The client's gate requirements; none given means none met (a gated move then names what is missing)."""
+def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
+    """The client's gate requirements (its scenario files as they are now, and its gate model), except that a
+    gate model configured for the server wins: a client cannot lower the server's bar."""
+    model = state(request).registry.settings.gate_model_for(name)
     if given is None:
-        return GateRequirements(scenario_files=())
+        return GateRequirements(scenario_files=(), model=model)
     files = tuple(ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files)
-    return GateRequirements(scenario_files=files, model=given.model)
+    return GateRequirements(scenario_files=files, model=model or given.model)
 
 
 def _may_force(request: Request, force: bool) -> None:
@@ -165,7 +167,7 @@ async def move_label(request: Request) -> Response:
             actor=actor(request, body.actor),
             kind=body.kind,
             gated=body.gated,
-            requirements=_requirements(body.requirements),
+            requirements=_requirements(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
@@ -184,7 +186,7 @@ async def rollback(request: Request) -> Response:
             reason=body.reason,
             force=body.force,
             actor=actor(request, body.actor),
-            requirements=_requirements(body.requirements),
+            requirements=_requirements(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
@@ -202,7 +204,7 @@ async def promote(request: Request) -> Response:
             version=body.version,
             reason=body.reason,
             actor=actor(request, body.actor),
-            requirements=_requirements(body.requirements),
+            requirements=_requirements(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)

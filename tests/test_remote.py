@@ -1,0 +1,414 @@
+"""The remote SDK against a live server on loopback: stale-while-revalidate, the disk snapshot, outages, and the
+CLI pointed at a server URL as at a database URL."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from _live import LiveServer, served_registry
+from promptlane import AuthError, RegistryUnavailableError
+from promptlane.cli import app
+from promptlane.config import Settings
+from promptlane.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "support/reply"
+
+MakeClient = Callable[..., Registry]
+
+
+class Served:
+    """A server on loopback and, behind it, the registry it serves (for moves the test makes 'elsewhere')."""
+
+    def __init__(self, root: Path) -> None:
+        self.registry, self.secrets = served_registry(root, f"sqlite:///{root / 'server.db'}")
+        self.registry.push_spec(NAME, {"template": "Hello {{ name }}"})
+        self.move(1)
+        self.server = LiveServer(self.registry).start()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def move(self, version: int, name: str = NAME) -> None:
+        """Move ``production`` behind the server's back, as another server process would (its answer cache
+        is bypassed, so the move shows once the server's cache TTL has passed)."""
+        self.registry.set_label(name, "production", version, force=True, reason="test")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    served = Served(tmp_path / "server")
+    yield served
+    served.server.stop()
+    served.registry.close()
+
+
+@pytest.fixture
+def client(served: Served, tmp_path: Path) -> Iterator[MakeClient]:
+    """Make SDK clients of ``served`` (read token, an app folder for snapshots); all closed afterwards."""
+    made: list[Registry] = []
+
+    def make(ttl: float = 30.0, *, folder: str = "app", token: str | None = None, timeout: float = 2.0) -> Registry:
+        settings = Settings(root=tmp_path / folder, cache_ttl=ttl, fetch_timeout=timeout)
+        registry = Registry(served.url, token=token or served.secrets["read"], settings=settings)
+        made.append(registry)
+        return registry
+
+    yield make
+    for registry in made:
+        registry.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Seconds until ``condition()`` holds; fails the test after ``timeout``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"not true after {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def slowest_get(registry: Registry, calls: int = 200, **kwargs: object) -> float:
+    slowest = 0.0
+    for _ in range(calls):
+        start = time.perf_counter()
+        registry.get(NAME, label="production", **kwargs)  # type: ignore[arg-type]
+        slowest = max(slowest, time.perf_counter() - start)
+    return slowest
+
+
+# --- fetching -------------------------------------------------------------------------------------------------
+
+
+def test_get_fetches_then_answers_from_memory_then_says_stale_once_the_server_is_silent(
+    served: Served, client: MakeClient
+) -> None:
+    app = client(ttl=0.3)
+
+    first = app.get(NAME, label="production")
+    assert (first.source, first.version) == ("registry", 1)
+    assert first.render(name="Ana").messages == [{"role": "user", "content": "Hello Ana"}]
+    assert app.get(NAME, label="production").source == "cache"
+
+    served.server.stop()
+    wait_for(lambda: app.get(NAME, label="production").source == "stale")
+    assert app.get(NAME, label="production").version == 1
+
+
+def test_a_version_by_number_is_fetched_once_and_kept(served: Served, client: MakeClient) -> None:
+    app = client()
+    assert app.get(NAME, version=1).source == "registry"
+    served.server.stop()
+    assert (app.get(NAME, version=1).source, app.get(NAME, version=1).version) == ("cache", 1)
+
+
+def test_a_label_move_is_visible_within_the_ttl(served: Served, client: MakeClient) -> None:
+    ttl = 1.0
+    app = client(ttl=ttl)
+    promoter = client(token=served.secrets["admin"])
+    served.registry.push_spec(NAME, {"template": "Hi {{ name }}"})
+    assert app.get(NAME, label="production").version == 1
+
+    promoter.set_label(NAME, "production", 2, force=True, reason="through the API")  # the server's own path
+    moved_after = wait_for(lambda: app.get(NAME, label="production").version == 2)
+
+    assert moved_after <= ttl * 1.5
+    assert app.get(NAME, label="production").source == "cache"
+
+
+def test_a_targeting_key_picks_a_sticky_version_of_a_rollout(served: Served, client: MakeClient) -> None:
+    served.registry.push_spec(NAME, {"template": "Hi {{ name }}"})
+    served.registry.set_rollout(NAME, "production", {1: 50, 2: 50}, force=True, reason="test")
+    app = client()
+    chosen = {key: app.get(NAME, label="production", targeting_key=key).version for key in map(str, range(40))}
+    assert set(chosen.values()) == {1, 2}
+    assert all(app.get(NAME, label="production", targeting_key=k).version == v for k, v in chosen.items())
+
+
+def test_prefetch_loads_every_prompt_at_a_label_in_one_request(served: Served, client: MakeClient) -> None:
+    for name in ("a/one", "a/two"):
+        served.registry.push_spec(name, {"template": f"{name} {{{{ x }}}}"})
+        served.move(1, name)
+    app = client()
+    calls: list[str] = []
+    remote = app.remote
+    assert remote is not None
+    for method in ("snapshot", "resolve", "get_version"):
+        original = getattr(remote, method)
+        setattr(remote, method, lambda *a, _m=method, _o=original, **k: calls.append(_m) or _o(*a, **k))
+
+    assert app.prefetch("production") == 3
+    served.server.stop()
+
+    assert {name: app.get(name, label="production").source for name in (NAME, "a/one", "a/two")} == dict.fromkeys(
+        (NAME, "a/one", "a/two"), "cache"
+    )
+    assert calls == ["snapshot"]
+
+
+def test_the_environment_names_the_server_and_the_token(
+    served: Served, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMPTLANE_REGISTRY", served.url)
+    monkeypatch.setenv("PROMPTLANE_TOKEN", served.secrets["read"])
+    monkeypatch.chdir(tmp_path)
+    with Registry() as app:
+        assert app.get(NAME, label="production").render(name="Bo").messages[0]["content"] == "Hello Bo"
+
+
+# --- outages --------------------------------------------------------------------------------------------------
+
+
+class Silent:
+    """A server that accepts connections and never answers (a hung process, a black-holed network)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_cached_prompt_never_waits_on_a_hung_server(served: Served, client: MakeClient) -> None:
+    app = client(ttl=0.2)
+    app.get(NAME, label="production")
+    served.server.stop()
+    silent = Silent(served.server.port)
+    try:
+        slowest = slowest_get(app, calls=300)
+        time.sleep(0.5)  # the background refresh is now stuck waiting on the silent server
+        slowest = max(slowest, slowest_get(app, calls=300))
+    finally:
+        silent.close()
+    assert slowest < 0.05, f"a cached get took {slowest * 1000:.1f} ms"
+
+
+def test_the_first_get_waits_at_most_the_fetch_timeout_then_falls_back(served: Served, client: MakeClient) -> None:
+    served.server.stop()
+    silent = Silent(served.server.port)
+    try:
+        app = client(timeout=0.3)
+        start = time.monotonic()
+        prompt = app.get(NAME, label="production", fallback="Hello {{ name }}, from the fallback")
+        waited = time.monotonic() - start
+        again = time.monotonic()
+        app.get(NAME, label="production", fallback="Hello {{ name }}, from the fallback")
+        waited_again = time.monotonic() - again
+    finally:
+        silent.close()
+    assert prompt.source == "fallback"
+    assert prompt.render(name="Cy").messages[0]["content"] == "Hello Cy, from the fallback"
+    assert 0.25 <= waited < 1.5
+    assert waited_again < 0.05  # the outage costs one timeout, not one per call
+
+
+def test_without_a_fallback_a_prompt_nobody_has_is_an_error_naming_the_server(
+    served: Served, client: MakeClient
+) -> None:
+    served.server.stop()
+    with pytest.raises(RegistryUnavailableError, match=f"registry server {served.url}"):
+        client().get(NAME, label="production")
+
+
+def test_an_app_starting_while_the_server_is_down_serves_the_disk_snapshot(served: Served, client: MakeClient) -> None:
+    served.registry.push_spec(NAME, {"template": "Hi {{ name }}"})
+    served.move(2)
+    before = client(folder="app")
+    assert before.get(NAME, label="production").version == 2
+    before.close()  # writes the snapshot
+    served.server.stop()
+
+    after = client(folder="app")
+    prompt = after.get(NAME, label="production", fallback="never used")
+    assert (prompt.source, prompt.version) == ("disk", 2)
+    assert prompt.render(name="Di").messages[0]["content"] == "Hi Di"
+    assert after.prefetch("production") == 1  # from disk too
+    assert client(folder="elsewhere").get(NAME, label="production", fallback="x").source == "fallback"
+
+
+def test_the_snapshot_is_written_while_the_app_runs_not_only_at_close(
+    served: Served, client: MakeClient, tmp_path: Path
+) -> None:
+    client(ttl=0.2).get(NAME, label="production")
+    folder = tmp_path / "app" / ".promptlane" / "snapshots"
+    wait_for(lambda: any(folder.glob("*.json")))
+    served.server.stop()
+    shutil.copytree(tmp_path / "app", tmp_path / "copy")  # as if the first process had been killed
+    assert client(folder="copy").get(NAME, label="production").source == "disk"
+
+
+def test_a_corrupt_snapshot_is_ignored_with_a_warning(
+    served: Served, client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client().get(NAME, label="production")
+    client().close()
+    for made in (tmp_path / "app" / ".promptlane" / "snapshots").glob("*.json"):
+        made.unlink()
+    first = client()
+    first.get(NAME, label="production")
+    first.close()
+    (snapshot,) = (tmp_path / "app" / ".promptlane" / "snapshots").glob("*.json")
+    snapshot.write_text('{"format": 1, "labels": [')
+    served.server.stop()
+
+    with caplog.at_level(logging.WARNING, logger="promptlane"):
+        prompt = client().get(NAME, label="production", fallback="Hello {{ name }}")
+    assert prompt.source == "fallback"
+    assert any(f"ignoring the prompt snapshot {snapshot}" in r.getMessage() for r in caplog.records)
+
+
+def test_the_app_recovers_when_the_server_is_back(served: Served, client: MakeClient) -> None:
+    app = client(ttl=0.3)
+    app.get(NAME, label="production")
+    served.server.stop()
+    wait_for(lambda: app.get(NAME, label="production").source == "stale")
+    served.registry.push_spec(NAME, {"template": "Hi {{ name }}"})
+    served.move(2)  # while the server is down
+
+    served.server.start()
+
+    wait_for(lambda: app.get(NAME, label="production").version == 2)
+    assert app.get(NAME, label="production").source == "cache"
+
+
+def test_an_outage_and_its_end_are_logged_once(
+    served: Served, client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    served.registry.push_spec("other", {"template": "x"})
+    served.move(1, "other")
+    app = client(ttl=0.1)
+    app.prefetch("production")
+    with caplog.at_level(logging.WARNING, logger="promptlane"):
+        served.server.stop()
+        for _ in range(20):
+            app.get(NAME, label="production")
+            app.get("other", label="production")
+            app.get("never/seen", label="production", fallback="x")
+            time.sleep(0.02)  # several background refresh rounds fail meanwhile
+        served.server.start()
+        wait_for(lambda: app.get(NAME, label="production").source == "cache")
+        time.sleep(0.3)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "serving cached prompts until it answers again" in m]) == 1, messages
+    assert len([m for m in messages if m.endswith(f"{served.url} answers again")]) == 1, messages
+    assert len([m for m in messages if "serving the fallback for never/seen" in m]) == 1, messages
+
+
+def test_a_bad_token_is_an_auth_error_not_an_outage(served: Served, client: MakeClient) -> None:
+    with pytest.raises(AuthError, match="the token is unknown or revoked"):
+        client(token="plt_not-a-token").get(NAME, label="production")
+    assert client(token="plt_not-a-token").get(NAME, label="production", fallback="x").source == "fallback"
+
+
+def test_a_revoked_token_keeps_serving_what_the_app_has(served: Served, client: MakeClient) -> None:
+    app = client(ttl=0.1)
+    app.get(NAME, label="production")
+    served.registry.store.revoke_token("read-token", revoked_by="test")
+    served.server.stop()
+    served.server.start()  # a new process: no cached token answers
+    time.sleep(0.5)
+    assert app.get(NAME, label="production").version == 1
+    with pytest.raises(AuthError, match="unknown or revoked"):  # the reason, also while the request path stays quiet
+        app.get(NAME, version=2)
+
+
+# --- the CLI against a server URL ------------------------------------------------------------------------------
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def remote_project(project: Path, served: Served, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The support example's prompts and scenarios, with PROMPTLANE_REGISTRY naming the server."""
+    shutil.rmtree(project / "prompts")
+    shutil.copytree(REPO / "examples" / "support" / "prompts", project / "prompts")
+    shutil.copytree(REPO / "examples" / "support" / "evals", project / "evals")
+    with (project / "promptlane.toml").open("a") as config:  # the example's runs use its model function
+        config.write('gate_model = "python:examples.support.model:respond"\n')
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.setenv("PROMPTLANE_REGISTRY", served.url)
+    for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    return project
+
+
+def cli(token: str, *args: str) -> Result:
+    return runner.invoke(app, list(args), env={"PROMPTLANE_TOKEN": token})
+
+
+def test_the_cli_works_against_a_server_as_against_a_database(served: Served, remote_project: Path) -> None:
+    write, promote, read = (served.secrets[scope] for scope in ("write", "promote", "read"))
+
+    pushed = cli(write, "push", "-m", "over http")
+    assert pushed.exit_code == 0, pushed.output
+    assert "support/reply: v2 (new)" in pushed.stdout
+    assert cli(write, "push").stdout.count("(unchanged)") == 2
+
+    refused = cli(promote, "label", NAME, "production", "2")
+    assert refused.exit_code == 1
+    assert "production is protected: support/reply@2 needs a passing eval run first" in refused.stderr
+
+    evaluated = cli(write, "eval", "--cache", "off")
+    assert evaluated.exit_code == 0, evaluated.output
+    runs = cli(read, "runs", "list", "--prompt", NAME)
+    assert runs.exit_code == 0 and "support/reply" in runs.stdout and "v2" in runs.stdout
+
+    promoted = cli(promote, "promote", NAME, "--to", "production")
+    assert promoted.exit_code == 0, promoted.output
+    assert served.registry.labels(NAME)[0].target == {2: 100}
+    (event, *_) = served.registry.history(NAME, "production")[::-1]
+    assert event.actor == "tester (token promote-token)"
+
+    listed = cli(read, "list")
+    assert "support/reply" in listed.stdout and "production" in listed.stdout
+    rendered = cli(read, "render", f"{NAME}:production", "--var", "customer=Ana", "--var", "ticket=Hi")
+    assert rendered.exit_code == 0, rendered.output
+    assert "Ana" in rendered.stdout
+
+
+def test_the_cli_names_a_missing_scope_and_a_missing_token(served: Served, remote_project: Path) -> None:
+    forbidden = cli(served.secrets["read"], "push")
+    assert forbidden.exit_code == 1
+    assert "token 'read-token' (read) does not allow this: it needs write" in forbidden.stderr
+
+    anonymous = runner.invoke(app, ["list"])
+    assert anonymous.exit_code == 1
+    assert "this call needs a token" in anonymous.stderr and "no token given: set PROMPTLANE_TOKEN" in anonymous.stderr
+
+
+def test_the_servers_gate_model_wins_over_the_clients(served: Served, remote_project: Path) -> None:
+    served.registry.settings = dataclasses.replace(served.registry.settings, gate_model="openai:gpt-4o-mini")
+    assert cli(served.secrets["write"], "push").exit_code == 0
+    assert cli(served.secrets["write"], "eval", "--cache", "off").exit_code == 0  # with the example's function
+
+    refused = cli(served.secrets["promote"], "promote", NAME, "--to", "production")
+
+    assert refused.exit_code == 1
+    assert "used python:examples.support.model:respond, and the gate needs openai:gpt-4o-mini" in refused.stderr
+    assert served.registry.labels(NAME)[0].target == {1: 100}
+
+
+def test_tokens_are_managed_over_http_with_an_admin_token(served: Served, remote_project: Path) -> None:
+    created = cli(served.secrets["admin"], "token", "create", "--name", "app2", "--scope", "read")
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip()
+    assert secret.startswith("plt_")
+    assert "app2" in cli(served.secrets["admin"], "token", "list").stdout
+    assert cli(secret, "list").exit_code == 0
+    assert cli(served.secrets["admin"], "token", "revoke", "app2").exit_code == 0
+    assert cli(served.secrets["write"], "token", "list").exit_code == 1
