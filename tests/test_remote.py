@@ -29,8 +29,8 @@ MakeClient = Callable[..., Registry]
 class Served:
     """A server on loopback and, behind it, the registry it serves (for moves the test makes 'elsewhere')."""
 
-    def __init__(self, root: Path) -> None:
-        self.registry, self.secrets = served_registry(root, f"sqlite:///{root / 'server.db'}")
+    def __init__(self, root: Path, url: str | None = None) -> None:
+        self.registry, self.secrets = served_registry(root, url or f"sqlite:///{root / 'server.db'}")
         self.registry.push_spec(NAME, {"template": "Hello {{ name }}"})
         self.move(1)
         self.server = LiveServer(self.registry).start()
@@ -104,6 +104,24 @@ def test_get_fetches_then_answers_from_memory_then_says_stale_once_the_server_is
     served.server.stop()
     wait_for(lambda: app.get(NAME, label="production").source == "stale")
     assert app.get(NAME, label="production").version == 1
+
+
+def test_a_server_on_either_database_serves_pushes_moves_and_snapshots(store_url: str, tmp_path: Path) -> None:
+    served = Served(tmp_path / "server", store_url)
+    try:
+        settings = Settings(root=tmp_path / "app", cache_ttl=0.2)
+        writer = Registry(served.url, token=served.secrets["admin"], settings=settings)
+        reader = Registry(served.url, token=served.secrets["read"], settings=settings)
+        writer.push_spec(NAME, {"template": "Hi {{ name }}"})
+        assert reader.get(NAME, label="production").version == 1
+        writer.set_label(NAME, "production", 2, force=True, reason="test")
+        wait_for(lambda: reader.get(NAME, label="production").version == 2)
+        assert reader.prefetch("production") == 1
+        writer.close()
+        reader.close()
+    finally:
+        served.server.stop()
+        served.registry.close()
 
 
 def test_a_version_by_number_is_fetched_once_and_kept(served: Served, client: MakeClient) -> None:

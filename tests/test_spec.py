@@ -338,7 +338,8 @@ BAD_FILES = {
         """,
         1,
         "name",
-        "a prompt name is letters, digits, '_', '.', '-', with '/' between folders",
+        "a prompt name is letters, digits, '_', '.', '-', with '/' between folders (a segment starts with a letter, "
+        "digit or '_')",
     ),
     "empty-model": (
         """\

@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from promptlane.cli import app
 from promptlane.config import load_settings
-from promptlane.errors import TokenError
+from promptlane.errors import NotFoundError, TokenError
 from promptlane.registry import migrate
 from promptlane.registry.migrate import current_revision
 from promptlane.registry.sql import SQLStore, normalize_url
@@ -239,7 +239,7 @@ def test_revoking_twice_or_an_unknown_token_is_an_error(store: SQLStore) -> None
     store.revoke_token("app1", revoked_by="bo")
     with pytest.raises(TokenError, match=rf"^token 'app1' was already revoked at {WHEN} UTC by bo$"):
         store.revoke_token("app1", revoked_by="cy")
-    with pytest.raises(TokenError, match=r"^no token named 'nope'$"):
+    with pytest.raises(NotFoundError, match=r"^no token named 'nope'$"):
         store.revoke_token("nope", revoked_by="cy")
     assert store.list_tokens()[0].revoked_by == "bo"
 

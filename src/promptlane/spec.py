@@ -36,6 +36,7 @@ __all__ = [
     "ToolSpec",
     "VariableSchema",
     "canonical_json",
+    "check_prompt_name",
     "content_hash",
     "discover_prompt_files",
     "discover_yaml_files",
@@ -43,6 +44,16 @@ __all__ = [
 ]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+NAME_RULE = "letters, digits, '_', '.', '-', with '/' between folders (a segment starts with a letter, digit or '_')"
+
+
+def check_prompt_name(name: str) -> str:
+    """``name`` if a prompt can have it; SpecError otherwise."""
+    if not NAME_PATTERN.match(name):
+        raise SpecError(f"invalid prompt name {name!r}: {NAME_RULE}")
+    return name
+
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VariableType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
 
@@ -168,7 +179,7 @@ class PromptSpec(_Model):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_PATTERN.match(value):
-            raise ValueError("a prompt name is letters, digits, '_', '.', '-', with '/' between folders")
+            raise ValueError(f"a prompt name is {NAME_RULE}")
         return value
 
     @field_validator("model")

@@ -29,14 +29,15 @@ _CANDIDATE_RUNS = 50
 class GateError(LabelError):
     """A protected label cannot move: the version has no qualifying run. The message lists what is missing."""
 
-    def __init__(self, label: str, version: PromptVersion, problems: Sequence[str]) -> None:
+    def __init__(self, label: str, version: PromptVersion, problems: Sequence[str], *, protected: bool = True) -> None:
         self.problems = list(problems)
         """What is missing, one line each."""
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(
-            f"{label} is protected: {version.ref} needs a passing eval run first\n{lines}\n"
-            "  (override with --force --reason TEXT; the audit log records it)"
-        )
+        if protected:
+            head, hint = f"{label} is protected", "override with --force --reason TEXT; the audit log records it"
+        else:  # a promotion, which is gated even to an unprotected label
+            head, hint = f"promoting to {label}", f"{label} is not protected: `promptlane label` moves it without a run"
+        super().__init__(f"{head}: {version.ref} needs a passing eval run first\n{lines}\n  ({hint})")
 
     @classmethod
     def from_message(cls, message: str, problems: Sequence[str]) -> GateError:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import LabelError
-from .store import LabelEvent
+from .store import MAX_VERSION, LabelEvent
 
 __all__ = ["LATEST", "check_label_name", "check_target", "parse_weights", "rollback_point"]
 
@@ -30,8 +30,8 @@ def check_target(target: Mapping[int, int]) -> dict[int, int]:
         raise LabelError("a label must point at least at one version")
     checked: dict[int, int] = {}
     for version, weight in target.items():
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise LabelError(f"invalid version {version!r}: versions are numbered from 1")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+            raise LabelError(f"invalid version {version!r}: versions are numbered from 1 to {MAX_VERSION}")
         if isinstance(weight, bool) or not isinstance(weight, int) or weight <= 0:
             raise LabelError(f"invalid weight {weight!r} for v{version}: weights are positive integers")
         checked[version] = weight

@@ -457,10 +457,10 @@ class Registry:
         again here, against the versions it says it includes, must give the same content.
 
         Raises:
-            SpecError: the content is not valid, or freezing it gives other content.
-            NotFoundError: an included version does not exist here.
+            SpecError: the content is not valid, or freezing it gives other content (IncludeError: an included
+                version does not exist here).
         """
-        from ..errors import SpecError
+        from ..errors import IncludeError, SpecError
         from .push import freeze
 
         includes: Mapping[str, Any] = spec.get("includes") or {}
@@ -470,8 +470,12 @@ class Registry:
         def pinned(included: str) -> PromptVersion:
             entry = includes.get(included)
             if not isinstance(entry, Mapping) or not isinstance(entry.get("version"), int):
-                raise NotFoundError(f"{name}: the content includes {included!r} without saying which version")
-            return self.version(included, entry["version"])
+                raise IncludeError(f"{name}: the content includes {included!r} without saying which version")
+            try:
+                return self.version(included, entry["version"])
+            except NotFoundError as exc:
+                number = entry["version"]
+                raise IncludeError(f"{name} includes {included} v{number}, which is not here: {exc}") from None
 
         written = {key: value for key, value in spec.items() if key != "includes"}
         frozen = freeze(name, _as_spec(name, written), pinned, limits=self.limits)
@@ -531,7 +535,7 @@ class Registry:
             version = self.version(name, number)
             verdict = self.gate_verdict(version, requirements)
             if not verdict.passed:
-                raise GateError(label, version, verdict.problems)
+                raise GateError(label, version, verdict.problems, protected=label in self.settings.protected_labels)
             assert verdict.run is not None
             evidence = verdict.run.id
         return "passed", evidence
@@ -624,7 +628,8 @@ class Registry:
                     break
             else:
                 newest = versions[0]
-                raise GateError(label, newest, self.gate_verdict(newest, requirements).problems)
+                problems = self.gate_verdict(newest, requirements).problems
+                raise GateError(label, newest, problems, protected=label in self.settings.protected_labels)
         assert version is not None
         # A promotion is gated even to an unprotected label: "promote" means "with evidence".
         return self.set_rollout(
@@ -680,8 +685,9 @@ def _as_spec(name: str, spec: Mapping[str, Any] | PromptSpec) -> PromptSpec:
     from pydantic import ValidationError
 
     from ..errors import SpecError
-    from ..spec import PromptSpec
+    from ..spec import PromptSpec, check_prompt_name
 
+    check_prompt_name(name)
     if isinstance(spec, PromptSpec):
         return spec
     try:

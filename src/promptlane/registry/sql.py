@@ -29,6 +29,7 @@ from .migrate import ensure_schema
 from .sql_runs import SQLRuns
 from .sql_tokens import SQLTokens
 from .store import (
+    MAX_VERSION,
     LabelEvent,
     LabelState,
     PromptSummary,
@@ -194,6 +195,8 @@ class SQLStore(SQLRuns, SQLTokens):
 
     @unavailable
     def get_version(self, name: str, number: int) -> PromptVersion:
+        if not 1 <= number <= MAX_VERSION:
+            raise NotFoundError(f"prompt {name!r} has no version {number}")
         with self._read() as conn:
             row = conn.execute(
                 select(versions)

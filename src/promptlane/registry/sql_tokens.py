@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 from sqlalchemy import exc as sa_exc
 
-from ..errors import TokenError
+from ..errors import NotFoundError, TokenError
 from ._sqlbase import now, unavailable, utc
 from .store import TokenRecord
 from .tables import tokens
@@ -112,7 +112,7 @@ class SQLTokens:
         with self._write() as conn:
             row = self._token_row(conn, name)
             if row is None:
-                raise TokenError(f"no token named {name!r}")
+                raise NotFoundError(f"no token named {name!r}")
             # Only an active token is updated, so of two concurrent revokes one wins and the other is told.
             updated = conn.execute(
                 tokens.update()

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .runs import CaseResult, RunRecord
 
 __all__ = [
+    "MAX_VERSION",
     "LabelEvent",
     "LabelState",
     "PromptSummary",
@@ -25,6 +26,9 @@ __all__ = [
     "target_from_json",
     "target_to_json",
 ]
+
+MAX_VERSION = 2**31 - 1
+"""The largest version number a store holds (the column is a 32-bit integer on every database)."""
 
 Target = Mapping[int, int]
 """Where a label points: version number -> weight (weights sum to 100); one version is ``{3: 100}``."""
@@ -271,7 +275,7 @@ class Store(Protocol):
         ...
 
     def revoke_token(self, name: str, *, revoked_by: str | None) -> TokenRecord:
-        """Revoke the token ``name``; TokenError if there is none, or it was revoked already."""
+        """Revoke the token ``name``; NotFoundError if there is none, TokenError if it was revoked already."""
         ...
 
     def token_by_hash(self, secret_hash: str) -> TokenRecord | None:

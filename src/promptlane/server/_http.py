@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -25,9 +25,22 @@ from ..errors import (
 )
 from ..registry.gate import GateError
 
-__all__ = ["Endpoint", "HttpError", "dumps", "error_response", "etag_of", "json_response", "not_modified", "read_body"]
+__all__ = [
+    "Endpoint",
+    "HttpError",
+    "checked",
+    "dumps",
+    "error_response",
+    "etag_of",
+    "invalid",
+    "json_response",
+    "not_modified",
+    "read_body",
+]
 
 Handler = Callable[[Request], Awaitable[Response]]
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 @dataclass(frozen=True)
@@ -97,13 +110,27 @@ async def read_body(request: Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [
-            {"loc": [str(part) for part in error["loc"]], "msg": error["msg"]}
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        first = details[0]
-        where = ".".join(first["loc"]) or "body"
-        raise HttpError(422, f"{where}: {first['msg']}", kind="ValidationError", details=details) from None
+        raise invalid(exc) from None
+
+
+def invalid(exc: ValidationError, *, prefix: tuple[str, ...] = ()) -> HttpError:
+    """A 422 naming the first bad field (``details`` lists them all); ``prefix`` is where the data sat."""
+    details = [
+        {"loc": [*prefix, *(str(part) for part in error["loc"])], "msg": error["msg"]}
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    first = details[0]
+    where = ".".join(first["loc"]) or "body"
+    return HttpError(422, f"{where}: {first['msg']}", kind="ValidationError", details=details)
+
+
+def checked(check: Callable[[_In], _Out], value: _In) -> _Out:
+    """``check(value)``, its error a 422: a malformed name or value in the request, not a conflict with what
+    the registry holds (the same error raised deeper, say a label rule, keeps its own status)."""
+    try:
+        return check(value)
+    except PromptlaneError as exc:
+        raise HttpError(422, str(exc), kind="ValidationError") from None
 
 
 _STATUS: tuple[tuple[type[PromptlaneError], int], ...] = (

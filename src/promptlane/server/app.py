@@ -90,7 +90,8 @@ def create_app(registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0,
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         message = "method not allowed" if status == 405 else f"no such endpoint: {request.url.path}"
-        return json_response({"error": message, "type": "HttpError"}, status=status)
+        headers = getattr(exc, "headers", None)  # a 405's Allow
+        return json_response({"error": message, "type": "HttpError"}, status=status, headers=headers)
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.promptlane = server

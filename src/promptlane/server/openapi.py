@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import __version__
+from ..registry.store import MAX_VERSION
 from ._http import Endpoint
 from .schemas import Error
 
@@ -17,6 +18,7 @@ __all__ = ["openapi_document"]
 _REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _ERRORS = {
+    400: "The request cannot be answered as asked (a run id prefix that matches several runs)",
     401: "No token, or an unknown or revoked one",
     403: "The token's scopes do not allow this",
     404: "Not found",
@@ -36,7 +38,9 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
 def _path(endpoint: Endpoint) -> tuple[str, list[dict[str, Any]]]:
     parameters = []
     for name, kind in _PARAM.findall(endpoint.path):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 1} if kind == "int" else {"type": "string"}
+        schema: dict[str, Any] = (
+            {"type": "integer", "minimum": 1, "maximum": MAX_VERSION} if kind == "int" else {"type": "string"}
+        )
         if name == "name":
             schema = {"type": "string", "description": "The prompt's name; it may contain `/` (`support/reply`)."}
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})

@@ -12,13 +12,13 @@ from starlette.responses import Response
 
 from ..errors import AuthError, NotFoundError
 from ..registry.gate import GateRequirements
-from ..registry.labels import LATEST, check_label_name
+from ..registry.labels import LATEST, check_label_name, check_target
 from ..registry.registry import PushResult
 from ..registry.runs import ScenarioFileRef
 from ..registry.tokens import allows
 from ..registry.wire import event_to_json, label_to_json, summary_to_json, target_in, version_to_json
 from . import schemas
-from ._http import Endpoint, HttpError, json_response, not_modified, read_body
+from ._http import Endpoint, HttpError, checked, json_response, not_modified, read_body
 from .cache import Answer
 from .state import actor, state
 
@@ -42,12 +42,12 @@ def _send(request: Request, answer: Answer, cache_control: str) -> Response:
 
 def _label_param(request: Request) -> str:
     label = request.query_params.get("label") or state(request).registry.default_label
-    if label != LATEST:
-        try:
-            check_label_name(label)
-        except Exception as exc:
-            raise HttpError(422, str(exc), kind="ValidationError") from None
-    return label
+    return label if label == LATEST else checked(check_label_name, label)
+
+
+def _label_path(request: Request) -> str:
+    """The label a move names in its path (``latest`` cannot be moved)."""
+    return checked(check_label_name, request.path_params["label"])
 
 
 def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
@@ -149,13 +149,14 @@ async def push(request: Request) -> Response:
 
 
 async def move_label(request: Request) -> Response:
-    name, label = _name(request), request.path_params["label"]
+    name, label = _name(request), _label_path(request)
     body = await read_body(request, schemas.LabelMoveIn)
     _may_force(request, body.force)
     try:
         target = target_in(body.target) or {}
     except ValueError:
         raise HttpError(422, 'target: version numbers must be integers, like {"3": 90, "4": 10}') from None
+    target = checked(check_target, target)
     registry = state(request).registry
     event = await run_in_threadpool(
         lambda: registry.set_rollout(
@@ -175,7 +176,7 @@ async def move_label(request: Request) -> Response:
 
 
 async def rollback(request: Request) -> Response:
-    name, label = _name(request), request.path_params["label"]
+    name, label = _name(request), _label_path(request)
     body = await read_body(request, schemas.RollbackIn)
     _may_force(request, body.force)
     registry = state(request).registry
@@ -194,7 +195,7 @@ async def rollback(request: Request) -> Response:
 
 
 async def promote(request: Request) -> Response:
-    name, label = _name(request), request.path_params["label"]
+    name, label = _name(request), _label_path(request)
     body = await read_body(request, schemas.PromoteIn)
     registry = state(request).registry
     event = await run_in_threadpool(

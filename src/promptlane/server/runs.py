@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,12 +14,14 @@ from ..errors import NotFoundError
 from ..registry.runs import CaseResult
 from ..registry.wire import run_from_json, run_to_json
 from . import schemas
-from ._http import Endpoint, HttpError, json_response, read_body
+from ._http import Endpoint, HttpError, invalid, json_response, read_body
 from .state import state
 
 __all__ = ["ENDPOINTS"]
 
 _RUN = "/api/v1/runs/{run_id}"
+_CASES = TypeAdapter(list[CaseResult])
+"""Case results as a client sends them (``CaseResult.to_json``), every field's type checked."""
 _PAGE = 500
 
 
@@ -26,7 +29,7 @@ def _int_param(request: Request, name: str, default: int, *, low: int, high: int
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise HttpError(422, f"{name}: an integer from {low} to {high}", kind="ValidationError")
     return int(text)
 
@@ -78,9 +81,9 @@ async def add_cases(request: Request) -> Response:
     body = await read_body(request, schemas.CasesIn)
     run_id = request.path_params["run_id"]
     try:
-        cases = [CaseResult.from_json(case) for case in body.cases]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise HttpError(422, f"cases: not a case result: {exc}", kind="ValidationError") from None
+        cases = _CASES.validate_python(body.cases)
+    except ValidationError as exc:
+        raise invalid(exc, prefix=("cases",)) from None
     store = state(request).registry.store
     record = await run_in_threadpool(store.get_run, run_id)
     if record.id != run_id:
@@ -143,7 +146,7 @@ ENDPOINTS = [
         "read",
         "A run's cases, a page at a time",
         response=schemas.CasePage,
-        errors=(404,),
+        errors=(400, 404),
         query={
             "after": {"type": "integer", "minimum": 0},
             "limit": {"type": "integer", "minimum": 1, "maximum": _PAGE},
@@ -158,9 +161,11 @@ ENDPOINTS = [
         "Append finished cases to a run",
         body=schemas.CasesIn,
         status=201,
-        errors=(404,),
+        errors=(400, 404),
     ),
-    Endpoint("GET", _RUN, get_run, "read", "Get a run (by id or unique prefix)", response=schemas.Run, errors=(404,)),
+    Endpoint(
+        "GET", _RUN, get_run, "read", "Get a run (by id or unique prefix)", response=schemas.Run, errors=(400, 404)
+    ),
     Endpoint(
         "PUT",
         _RUN,
@@ -169,6 +174,6 @@ ENDPOINTS = [
         "Save a run's status, tallies and end",
         body=schemas.RunIn,
         response=schemas.Run,
-        errors=(404,),
+        errors=(400, 404),
     ),
 ]

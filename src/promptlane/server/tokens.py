@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..registry import tokens
 from ..registry.wire import token_to_json
 from . import schemas
-from ._http import Endpoint, json_response, read_body
+from ._http import Endpoint, checked, json_response, read_body
 from .state import actor, state
 
 __all__ = ["ENDPOINTS"]
@@ -23,7 +23,7 @@ async def list_tokens(request: Request) -> Response:
 
 async def create_token(request: Request) -> Response:
     body = await read_body(request, schemas.TokenIn)
-    name, scopes = tokens.check_token_name(body.name), tokens.parse_scopes(body.scopes)
+    name, scopes = checked(tokens.check_token_name, body.name), checked(tokens.parse_scopes, body.scopes)
     store = state(request).registry.store
     record = await run_in_threadpool(
         lambda: store.create_token(name, scopes, body.secret_hash, created_by=actor(request, body.created_by))
@@ -68,7 +68,7 @@ ENDPOINTS = [
         "admin",
         "Revoke a token",
         response=schemas.Token,
-        errors=(409,),
+        errors=(404, 409),
         query={"by": {"type": "string", "description": "Who revokes it."}},
     ),
 ]
