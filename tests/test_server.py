@@ -1147,6 +1147,27 @@ def test_serve_starts_with_a_token_and_never_prints_it(project: Path, uvicorn_ru
     assert (call["host"], call["port"], call["app"].state.promptlane.auth.enabled) == ("127.0.0.1", 8999, True)
 
 
+def test_serve_takes_the_database_to_serve_after_the_command(
+    project: Path, uvicorn_runs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert promptlane("--registry", other, "token", "create", "--name", "admin", "--scope", "admin").exit_code == 0
+
+    result = promptlane("serve", "--registry", other)
+
+    assert result.exit_code == 0, result.stderr
+    assert f"serving {other} on" in result.stderr
+    [call] = uvicorn_runs
+    assert call["app"].state.promptlane.registry.url == other
+    message = refusal(promptlane("serve", "--registry", "http://127.0.0.1:8750"))
+    assert message == "serve a database (sqlite:///... or postgresql://...), not a server: http://127.0.0.1:8750"
+
+
+def test_serve_masks_the_database_password(project: Path, uvicorn_runs: list[dict[str, Any]]) -> None:
+    message = refusal(promptlane("serve", "--registry", "postgresql://app:s3cret@127.0.0.1:1/prompts"))
+    assert "s3cret" not in message
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
 def test_serve_allows_no_auth_on_loopback(project: Path, uvicorn_runs: list[dict[str, Any]], host: str) -> None:
     result = promptlane("serve", "--no-auth", "--host", host)

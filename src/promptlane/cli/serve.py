@@ -45,10 +45,15 @@ def serve(
         ),
     ] = 1.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    registry_url: Annotated[
+        str | None, typer.Option("--registry", help="The database to serve (as `promptlane --registry URL`).")
+    ] = None,
 ) -> None:
     """Serve the registry over HTTP: JSON under /api/v1, OpenAPI at /api/v1/openapi.json."""
     if no_auth and not _loopback(host):
         raise ConfigError(f"--no-auth serves anyone who can reach {host}: only on a loopback address (127.0.0.1)")
+    if registry_url is not None:
+        ctx.find_root().obj["registry"] = registry_url
     reg = registry(ctx)
     if reg.remote is not None:
         raise ConfigError(f"serve a database (sqlite:///... or postgresql://...), not a server: {reg.url}")
