@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/sdk.py
 	$(PY) bench/harness.py
 	$(PY) bench/plugin.py
+	$(PY) bench/server.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .promptlane

@@ -570,7 +570,7 @@ def test_rollout(project: Path, support_prompts: None, write_prompt: WritePrompt
         (["1=90", "3=10"], "prompt 'support/reply' has no version 3"),
         (["1=50", "1=50"], "v1 appears twice in the rollout"),
         (["1=110", "2=-10"], "invalid weight -10 for v2: weights are positive integers"),
-        (["0=100"], "invalid version 0: versions are numbered from 1"),
+        (["0=100"], "invalid version 0: versions are numbered from 1 to 2147483647"),
     ],
 )
 def test_rollout_bad_weights(

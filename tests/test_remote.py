@@ -9,6 +9,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -267,6 +268,21 @@ def test_the_snapshot_is_written_while_the_app_runs_not_only_at_close(
     served.server.stop()
     shutil.copytree(tmp_path / "app", tmp_path / "copy")  # as if the first process had been killed
     assert client(folder="copy").get(NAME, label="production").source == "disk"
+
+
+def test_registries_in_one_process_share_a_snapshot_folder_safely(
+    served: Served, client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fetch_and_close(_: int) -> None:
+        registry = client()
+        registry.get(NAME, label="production")
+        registry.close()  # each writes the same snapshot file, some at the same moment
+
+    with caplog.at_level(logging.WARNING, logger="promptlane"), ThreadPoolExecutor(8) as pool:
+        list(pool.map(fetch_and_close, range(200)))
+    assert caplog.records == []
+    served.server.stop()
+    assert client().get(NAME, label="production").source == "disk"
 
 
 def test_a_corrupt_snapshot_is_ignored_with_a_warning(

@@ -290,7 +290,8 @@ class RemoteCache:
         }
         try:
             self.snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.snapshot_path.with_name(f".{self.snapshot_path.name}.{os.getpid()}.tmp")
+            unique = f"{os.getpid()}.{threading.get_ident()}.{id(self)}"  # one writer per file
+            temporary = self.snapshot_path.with_name(f".{self.snapshot_path.name}.{unique}.tmp")
             temporary.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
             os.replace(temporary, self.snapshot_path)
         except OSError as exc:

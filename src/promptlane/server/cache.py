@@ -48,6 +48,9 @@ class ServerCache:
         self._labels: dict[tuple[str, str], _Label] = {}
         self._snapshots: dict[str, tuple[float, Answer]] = {}
         self._lock = threading.Lock()
+        self._generation = 0
+        """Counts invalidations: an answer read from the database before one is not kept (it may predate a
+        move this process just confirmed)."""
 
     # --- without the database (the hot path, on the event loop) -------------------------------------------
 
@@ -84,11 +87,13 @@ class ServerCache:
         key = (name, label)
         entry = self._labels.get(key)
         if entry is None or entry.expires < time.monotonic():
+            generation = self._generation
             store = self.registry.store
             target = {store.latest_number(name): 100} if label == LATEST else dict(store.get_label(name, label).target)
             entry = _Label(time.monotonic() + self.ttl, target)
             with self._lock:
-                self._labels[key] = entry
+                if generation == self._generation:
+                    self._labels[key] = entry
         number = choose_version(entry.target, name, label, targeting_key)
         answer = entry.answers.get(number)
         if answer is None:
@@ -103,6 +108,7 @@ class ServerCache:
         cached = self._snapshots.get(label)
         if cached is not None and cached[0] >= time.monotonic():
             return cached[1]
+        generation = self._generation
         prompts: dict[str, Any] = {}
         for summary in self.registry.store.list_prompts():
             target = {summary.latest: 100} if label == LATEST else summary.labels.get(label)
@@ -115,12 +121,14 @@ class ServerCache:
         body = dumps({"label": label, "prompts": prompts})
         answer = Answer(body, etag_of(body))
         with self._lock:
-            self._snapshots[label] = (time.monotonic() + self.ttl, answer)
+            if generation == self._generation:
+                self._snapshots[label] = (time.monotonic() + self.ttl, answer)
         return answer
 
     def invalidate(self, name: str | None = None) -> None:
         """Forget label answers (of one prompt, or all) and every snapshot: something moved here."""
         with self._lock:
+            self._generation += 1
             for key in [key for key in self._labels if name is None or key[0] == name]:
                 del self._labels[key]
             self._snapshots.clear()
