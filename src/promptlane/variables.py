@@ -13,7 +13,27 @@ from typing import Any
 from ._canonical import json_equal
 from .errors import VariableError
 
-__all__ = ["VariablesValidator", "compile_variables"]
+__all__ = ["VariablesValidator", "compile_variables", "parse_typed"]
+
+
+def parse_typed(raw: str, declared: str | None) -> Any:
+    """A value typed as text (``--var count=3``, a form field) for a variable of type ``declared``: a string
+    stays a string; anything else is read as JSON, then YAML (``[a, b]``), else left as the text."""
+    if declared in (None, "string"):
+        return raw
+    import json
+
+    import yaml
+
+    try:
+        return json.loads(raw)  # first: 1e3 is a number, and yes is not a boolean
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
 
 Check = Callable[[Any, str], None]
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,41 +13,15 @@ from rich.table import Table
 
 from ..errors import RegistryError, SpecError
 from ..registry import PromptVersion, format_target, parse_ref
+from ..spec_diff import diff_specs, spec_yaml
+from ..variables import parse_typed
 from ._app import app, out, registry
 
 __all__: list[str] = []
 
 
-_FIELD_ORDER = (
-    "description", "model", "model_settings", "variables", "template", "messages", "tools", "output_schema",
-    "includes",
-)  # fmt: skip
-_ITEM_ORDER = ("role", "name", "type", "enum", "default", "description", "content", "parameters", "version", "template")
-
-
-def _ordered(mapping: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
-    rank = {key: index for index, key in enumerate(order)}
-    return dict(sorted(mapping.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
-
-
-def authoring_order(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A frozen spec (stored with sorted keys) in the order an author writes a prompt file."""
-    shown = _ordered(spec, _FIELD_ORDER)
-    for key in ("messages", "tools"):
-        if key in shown:
-            shown[key] = [_ordered(item, _ITEM_ORDER) for item in shown[key]]
-    for key in ("variables", "includes"):
-        if key in shown:
-            shown[key] = {name: _ordered(item, _ITEM_ORDER) for name, item in shown[key].items()}
-    return shown
-
-
 def _when(version: PromptVersion) -> str:
     return version.created_at.strftime("%Y-%m-%d %H:%M") if version.created_at else "-"
-
-
-def _yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
 
 
 @app.command()
@@ -125,7 +97,7 @@ def show(
     out.print(f"pushed {_when(version)} by {who}: {escape(version.message or '(no message)')}")
     out.print(f"labels: {', '.join(labels) or '-'}")
     out.print()
-    out.print(escape(_yaml(authoring_order(version.spec))), end="")
+    out.print(escape(spec_yaml(version.spec)), end="")
 
 
 @app.command()
@@ -193,50 +165,19 @@ def diff(
     if old.content_hash == new.content_hash:
         out.print(f"v{old.number} and v{new.number} are identical")
         return
-    before_spec, after_spec = authoring_order(old.spec), authoring_order(new.spec)
-    for field in _ordered(dict.fromkeys([*before_spec, *after_spec]), _FIELD_ORDER):
-        before, after = before_spec.get(field), after_spec.get(field)
-        if before == after:
-            continue
-        out.print(f"[bold]{escape(field)}[/bold]")
-        lines = difflib.unified_diff(
-            _field_text(before).splitlines(),
-            _field_text(after).splitlines(),
-            f"v{old.number}",
-            f"v{new.number}",
-            lineterm="",
-            n=3,
-        )
-        for line in list(lines)[2:]:
+    for change in diff_specs(old.spec, new.spec):
+        out.print(f"[bold]{escape(change.field)}[/bold]")
+        for line in change.unified(f"v{old.number}", f"v{new.number}"):
             style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
             out.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
         out.print()
-
-
-def _field_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return _yaml(value)
 
 
 def _parse_var(item: str, schema: dict[str, Any]) -> tuple[str, Any]:
     name, sep, raw = item.partition("=")
     if not sep or not name:
         raise RegistryError(f"invalid --var {item!r}: write NAME=VALUE")
-    declared = schema.get(name, {}).get("type")
-    if declared in (None, "string"):
-        return name, raw
-    # JSON first (1e3 is a number, yes is not a boolean), then YAML for the friendlier [a, b] and {k: v}.
-    try:
-        return name, json.loads(raw)
-    except ValueError:
-        pass
-    try:
-        return name, yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return name, raw
+    return name, parse_typed(raw, schema.get(name, {}).get("type"))
 
 
 def _vars_file(path: Path) -> dict[str, Any]:

@@ -444,6 +444,18 @@ class Registry:
         self.invalidate(name)
         return PushResult(version=record, created=created)
 
+    def draft(self, name: str, spec: PromptSpec | Mapping[str, Any]) -> Prompt:
+        """``spec`` as it would be if pushed now (includes at their newest versions), without storing it: for
+        previews. Its ``version`` is None.
+
+        Raises:
+            SpecError: the spec is invalid. TemplateError: a template does not compile.
+        """
+        from .push import freeze
+
+        record = freeze(name, _as_spec(name, spec), self._newest, limits=self.limits).draft()
+        return Prompt(record, label=None, source="draft", limits=self.limits)
+
     def push_frozen(
         self,
         name: str,

@@ -56,7 +56,9 @@ def _route_path(path: str) -> str:
     return path.replace("{name}", "{name:path}")
 
 
-def create_app(registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0, token_ttl: float = 5.0) -> Starlette:
+def create_app(
+    registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0, token_ttl: float = 5.0, ui: bool = True
+) -> Starlette:
     """The server for ``registry``.
 
     Args:
@@ -65,6 +67,7 @@ def create_app(registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0,
         cache_ttl: Seconds a label's resolution is kept in memory; moves made through another server process
             are served within this time (moves through this process at once).
         token_ttl: Seconds a token lookup is kept; a revocation through another process applies within it.
+        ui: Serve the web UI at ``/`` (the API stays under ``/api/v1``).
     """
     if registry.remote is not None:
         raise PromptlaneError("a server serves a database (sqlite:// or postgresql://), not another server")
@@ -86,6 +89,10 @@ def create_app(registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0,
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/health", health, methods=["GET"]),
     ]
+    if ui:
+        from .ui import ROUTES
+
+        routes += ROUTES
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

@@ -53,7 +53,14 @@ class Auth:
         header = request.headers.get("authorization", "")
         if not header[: len(_SCHEME)].lower() == _SCHEME or not header[len(_SCHEME) :].strip():
             raise AuthError("this call needs a token: send 'Authorization: Bearer <token>'")
-        digest = hash_secret(header[len(_SCHEME) :].strip())
+        token = await self.lookup(header[len(_SCHEME) :].strip())
+        if token is None:
+            raise AuthError("the token is unknown or revoked")
+        return self.allow(token, scope)
+
+    async def lookup(self, secret: str) -> TokenRecord | None:
+        """The active token whose secret is ``secret``, or None."""
+        digest = hash_secret(secret)
         now = time.monotonic()
         cached = self._known.get(digest)
         if cached is not None and cached[0] > now:
@@ -64,8 +71,11 @@ class Auth:
                 if len(self._known) >= _CACHE_LIMIT:
                     self._known.clear()
                 self._known[digest] = (now + self.ttl, token)
-        if token is None or not token.active:
-            raise AuthError("the token is unknown or revoked")
+        return token if token is not None and token.active else None
+
+    @staticmethod
+    def allow(token: TokenRecord, scope: str) -> TokenRecord:
+        """``token`` if its scopes allow ``scope``; AuthError 403 otherwise."""
         if not allows(token.scopes, scope):
             granted = ", ".join(sorted(token.scopes))
             raise AuthError(f"token {token.name!r} ({granted}) does not allow this: it needs {scope}", status=403)

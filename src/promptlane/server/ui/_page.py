@@ -1,0 +1,127 @@
+"""What every page shares: the login cookie, CSRF, scopes, and rendering templates (autoescaped).
+
+The token a person logs in with is kept in an HttpOnly, SameSite=Strict cookie, so page scripts cannot read it
+and other sites cannot send it. Every form and every script request carries a CSRF value that must equal a
+second cookie (double submit): another site can make a browser post a form, but cannot read or set that cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ...errors import AuthError, PromptlaneError
+from ...registry.store import TokenRecord
+from ...registry.tokens import allows
+from ..state import state
+
+__all__ = ["SESSION", "Page", "csrf_ok", "page", "redirect", "render"]
+
+log = logging.getLogger("promptlane.server")
+
+SESSION = "promptlane_token"
+CSRF = "promptlane_csrf"
+_FOLDER = Path(__file__).parent
+
+templates = Environment(
+    loader=FileSystemLoader(_FOLDER / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.filters["q"] = lambda value: quote(str(value), safe="/")
+templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+class Page:
+    """The request, who is looking, and what they may do."""
+
+    def __init__(self, request: Request, token: TokenRecord | None, csrf: str) -> None:
+        self.request = request
+        self.token = token
+        self.csrf = csrf
+        self.registry = state(request).registry
+
+    def may(self, scope: str) -> bool:
+        """Whether the viewer's token allows ``scope`` (everything, without auth)."""
+        return self.token is None or allows(self.token.scopes, scope)
+
+    @property
+    def who(self) -> str:
+        """The actor recorded for a change made from the browser."""
+        return "browser" if self.token is None else f"browser (token {self.token.name})"
+
+
+def render(page: Page, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+    html = templates.get_template(template).render(page=page, **context)
+    return HTMLResponse(html, status_code=status)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def csrf_ok(request: Request, given: str | None) -> bool:
+    expected = request.cookies.get(CSRF)
+    return bool(expected and given and hmac.compare_digest(expected, given))
+
+
+Handler = Callable[[Page], Awaitable[Response]]
+
+
+def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A page handler that needs ``scope`` to read and, for POST, ``write`` (default: ``scope``) and a valid
+    CSRF value. Without a login the viewer goes to the login page; a scope it lacks is a 403 page."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            server = state(request)
+            csrf = request.cookies.get(CSRF) or secrets.token_urlsafe(24)
+            token = None
+            if server.auth.enabled:
+                secret = request.cookies.get(SESSION)
+                token = await server.auth.lookup(secret) if secret else None
+                if token is None:
+                    return redirect(f"/login?next={quote(str(request.url.path))}")
+            viewer = Page(request, token, csrf)
+            needed = (write or scope) if request.method == "POST" else scope
+            try:
+                if token is not None:
+                    server.auth.allow(token, needed)
+                if request.method == "POST":
+                    form = await request.form()
+                    given = request.headers.get("x-csrf-token") or form.get("csrf")
+                    if not csrf_ok(request, given if isinstance(given, str) else None):
+                        return render(viewer, "error.html", status=403, message="the form expired: reload the page")
+                response = await handler(viewer)
+            except AuthError as exc:
+                response = render(viewer, "error.html", status=exc.status, message=str(exc))
+            except PromptlaneError as exc:
+                response = render(viewer, "error.html", status=_status(exc), message=str(exc))
+            except Exception:
+                log.exception("%s %s failed", request.method, request.url.path)
+                response = render(viewer, "error.html", status=500, message="internal error (see the server log)")
+            if request.cookies.get(CSRF) != csrf:
+                secure = request.url.scheme == "https"
+                response.set_cookie(CSRF, csrf, httponly=True, samesite="strict", secure=secure, path="/")
+            return response
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    return wrap
+
+
+def _status(exc: PromptlaneError) -> int:
+    from .._http import error_response
+
+    return error_response(exc).status_code

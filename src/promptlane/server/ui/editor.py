@@ -1,0 +1,170 @@
+"""The editor: a prompt's fields as a form, a live preview rendered from a variables form, template errors
+shown at their line, and save, which pushes a new version (or says the content exists already)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import JSONResponse, Response
+
+from ...errors import PromptlaneError, SpecError, TemplateError, VariableError
+from ...spec_diff import authoring_order
+from ...variables import parse_typed
+from ._page import Page, page, redirect, render
+from .browse import prompt_url
+
+__all__: list[str] = []
+
+_YAML_FIELDS = ("model_settings", "variables", "tools", "output_schema")
+_MESSAGE = re.compile(r"^messages\[(\d+)\]$|^messages\.(\d+)")
+
+
+class FormError(Exception):
+    """A field of the form that cannot be read: which field, the message, the line in it."""
+
+    def __init__(self, field: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.field, self.message, self.line = field, message, line
+
+
+def spec_from_form(form: FormData) -> dict[str, Any]:
+    """The prompt spec the form describes (empty fields left out)."""
+    spec: dict[str, Any] = {}
+    for key in ("description", "model"):
+        value = str(form.get(key) or "").strip()
+        if value:
+            spec[key] = value
+    if form.get("kind") == "text":
+        spec["template"] = _text(form.get("template"))
+    else:
+        messages = []
+        for index in range(int(str(form.get("message_count") or 0))):
+            content = _text(form.get(f"content_{index}"))
+            if content.strip():
+                messages.append({"role": str(form.get(f"role_{index}") or "user"), "content": content})
+        spec["messages"] = messages
+    for key in _YAML_FIELDS:
+        text = _text(form.get(key))
+        if not text.strip():
+            continue
+        try:
+            spec[key] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark else None
+            raise FormError(key, f"not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
+    return spec
+
+
+def _text(value: object) -> str:
+    return str(value or "").replace("\r\n", "\n")
+
+
+def form_error(exc: Exception) -> FormError:
+    """Which field of the form an error is about."""
+    if isinstance(exc, FormError):
+        return exc
+    if isinstance(exc, TemplateError):
+        field, line = _field_of(exc.template or ""), exc.line
+        return FormError(field, exc.reason, line)
+    if isinstance(exc, SpecError):
+        return FormError(_field_of(exc.key or ""), exc.reason)
+    return FormError("", str(exc))
+
+
+def _field_of(where: str) -> str:
+    match = _MESSAGE.match(where)
+    if match:
+        return f"content_{match.group(1) or match.group(2)}"
+    return where.split(".")[0] if where else ""
+
+
+def _form_fields(spec: dict[str, Any]) -> dict[str, Any]:
+    shown = authoring_order({key: value for key, value in spec.items() if key != "includes"})
+    dump = lambda value: "" if value in (None, {}, []) else yaml.safe_dump(value, sort_keys=False, allow_unicode=True)  # noqa: E731
+    return {
+        "kind": "text" if "template" in shown else "chat",
+        "description": shown.get("description") or "",
+        "model": shown.get("model") or "",
+        "template": shown.get("template") or "",
+        "messages": shown.get("messages") or [],
+        **{key: dump(shown.get(key)) for key in _YAML_FIELDS},
+    }
+
+
+@page("read", write="write")
+async def edit(view: Page) -> Response:
+    name = view.request.path_params["name"]
+    if view.request.method == "GET":
+        newest = await run_in_threadpool(lambda: view.registry.get(name, label="latest"))
+        return render(view, "edit.html", name=name, base=newest.version, fields=_form_fields(dict(newest.spec)))
+    form = await view.request.form()
+    message = str(form.get("commit_message") or "").strip() or None
+    try:
+        spec = spec_from_form(form)
+        result = await run_in_threadpool(lambda: view.registry.push_spec(name, spec, message=message, author=view.who))
+    except (FormError, PromptlaneError) as exc:
+        problem = form_error(exc)
+        fields = {**_form_fields({}), **_posted(form)}
+        return render(view, "edit.html", status=422, name=name, base=form.get("base"), fields=fields, problem=problem)
+    number = result.version.number
+    notice = f"saved as v{number}" if result.created else f"identical to v{number}: nothing new to save"
+    return redirect(prompt_url(name, notice=notice))
+
+
+def _posted(form: FormData) -> dict[str, Any]:
+    """The form as posted, to show it again with its error."""
+    count = int(str(form.get("message_count") or 0))
+    messages = [
+        {"role": str(form.get(f"role_{i}") or "user"), "content": _text(form.get(f"content_{i}"))}
+        for i in range(count)
+        if _text(form.get(f"content_{i}")).strip()
+    ]
+    return {
+        "kind": "text" if form.get("kind") == "text" else "chat",
+        "description": _text(form.get("description")),
+        "model": _text(form.get("model")),
+        "template": _text(form.get("template")),
+        "messages": messages,
+        **{key: _text(form.get(key)) for key in _YAML_FIELDS},
+        "commit_message": _text(form.get("commit_message")),
+    }
+
+
+@page("read")
+async def preview(view: Page) -> Response:
+    """The form rendered with the variables form's values: ``{messages, variables}`` or ``{error, field,
+    line}``. A read: it stores nothing."""
+    name = view.request.path_params["name"]
+    form = await view.request.form()
+
+    def draw() -> dict[str, Any]:
+        prompt = view.registry.draft(name, spec_from_form(form))
+        schema = prompt.variables or {}
+        values = {}
+        for key, declared in schema.items():
+            raw = form.get(f"var.{key}")
+            if isinstance(raw, str) and raw != "":
+                values[key] = parse_typed(raw, (declared or {}).get("type"))
+        rendered = prompt.render(values)
+        return {"messages": rendered.messages, "variables": _variables(schema)}
+
+    try:
+        return JSONResponse(await run_in_threadpool(draw))
+    except VariableError as exc:
+        return JSONResponse({"error": str(exc), "field": "variables", "line": None, "missing": True})
+    except (FormError, PromptlaneError) as exc:
+        problem = form_error(exc)
+        return JSONResponse({"error": problem.message, "field": problem.field, "line": problem.line})
+
+
+def _variables(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": key, "type": (value or {}).get("type", "string"), "default": json.dumps((value or {}).get("default"))}
+        for key, value in schema.items()
+    ]

@@ -1,0 +1,169 @@
+"""Pages for testing: a prompt's scenarios, run from the browser against a chosen version (its configured
+models, or replaying recorded answers) with progress; the runs list; a run, failures first; two runs compared."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ...errors import NotFoundError, PromptlaneError
+from ...registry.runs import CaseResult
+from ._page import Page, page, redirect, render
+
+__all__: list[str] = []
+
+log = logging.getLogger("promptlane.server")
+
+_CASES_SHOWN = 300
+_ORDER = {"error": 0, "failed": 1, "passed": 2}
+
+
+@dataclass
+class Job:
+    """A run started from the browser, in this process."""
+
+    total: int
+    done: int = 0
+    finished: bool = False
+    failure: str | None = None
+
+
+def _jobs(request: Request) -> dict[str, Job]:
+    app_state = request.app.state
+    if not hasattr(app_state, "ui_jobs"):
+        app_state.ui_jobs = {}
+    return app_state.ui_jobs  # type: ignore[no-any-return]
+
+
+@page("read", write="write")
+async def scenarios(view: Page) -> Response:
+    name = view.request.path_params["name"]
+    registry = view.registry
+    if view.request.method == "POST":
+        form = await view.request.form()
+        return await _start(view, name, str(form.get("version") or ""), str(form.get("mode") or "configured"))
+
+    def gather() -> dict[str, Any]:
+        from ...harness.scenarios import load_scenario_file
+
+        versions = sorted(registry.versions(name), key=lambda v: v.number or 0, reverse=True)
+        if not versions:
+            raise NotFoundError(f"no prompt {name!r}")
+        files = []
+        for ref in registry.gate_requirements(name).scenario_files:
+            try:
+                document = load_scenario_file(registry.settings.root / ref.path)
+                files.append({"path": ref.path, "scenarios": document.spec.scenarios, "model": document.spec.model})
+            except PromptlaneError as exc:
+                files.append({"path": ref.path, "error": str(exc), "scenarios": []})
+        runs = registry.store.list_runs(name, limit=10)
+        return {"versions": versions, "files": files, "runs": runs}
+
+    return render(view, "scenarios.html", name=name, **await run_in_threadpool(gather))
+
+
+async def _start(view: Page, name: str, version_text: str, mode: str) -> Response:
+    """Start a run in a thread of this process and go to its page."""
+    from ...harness import EvalOptions, EvalRun
+    from ...harness.scenarios import load_scenario_file
+
+    registry, settings = view.registry, view.registry.settings
+    if not (version_text.isascii() and version_text.isdigit()):
+        raise NotFoundError(f"no version {version_text!r}")
+    refs = registry.gate_requirements(name).scenario_files
+    if not refs:
+        raise NotFoundError(f"no scenario files for {name} under {settings.evals_dir}")
+
+    def prepare() -> EvalRun:
+        documents = [load_scenario_file(settings.root / ref.path) for ref in refs]
+        options = EvalOptions(
+            cache="replay" if mode == "replay" else "off",
+            recordings=settings.recordings_dir,
+            root=settings.root,
+            judge_model=settings.judge_model,
+            created_by=view.who,
+        )
+        prompt = registry.get(name, version=int(version_text))
+        return EvalRun(store=registry.store, prompt=prompt, documents=documents, options=options)
+
+    run = await run_in_threadpool(prepare)
+    job = Job(total=run.total)
+
+    def count(_: CaseResult) -> None:
+        job.done += 1
+
+    run.on_case = count
+    _jobs(view.request)[run.record.id] = job
+
+    def work() -> None:
+        try:
+            asyncio.run(run.run())
+        except Exception as exc:  # the run's record says what happened; the page says it too
+            log.exception("the run %s started from the browser failed", run.record.id)
+            job.failure = str(exc)
+        finally:
+            job.finished = True
+
+    threading.Thread(target=work, name=f"ui-run-{run.record.id[:8]}", daemon=True).start()
+    return redirect(f"/runs/{run.record.id}")
+
+
+@page("read")
+async def runs(view: Page) -> Response:
+    prompt = view.request.query_params.get("prompt") or None
+    records = await run_in_threadpool(lambda: view.registry.store.list_runs(prompt, limit=100))
+    return render(view, "runs.html", runs=records, prompt=prompt)
+
+
+@page("read")
+async def run_page(view: Page) -> Response:
+    run_id = view.request.path_params["run_id"]
+    job = _jobs(view.request).get(run_id)
+    store = view.registry.store
+    try:
+        record = await run_in_threadpool(store.get_run, run_id)
+    except NotFoundError:
+        if job is None:
+            raise
+        return render(view, "run.html", record=None, run_id=run_id, job=job, cases=[], hidden=0)
+
+    def cases() -> tuple[list[CaseResult], int]:
+        found = sorted(store.run_cases(record.id), key=lambda c: (_ORDER.get(c.status, 0), c.scenario, c.case))
+        return found[:_CASES_SHOWN], max(len(found) - _CASES_SHOWN, 0)
+
+    shown, hidden = await run_in_threadpool(cases)
+    running = job is not None and not job.finished
+    return render(view, "run.html", record=record, run_id=record.id, job=job if running else None, cases=shown,
+                  hidden=hidden, failure=job.failure if job else None)  # fmt: skip
+
+
+@page("read")
+async def progress(view: Page) -> Response:
+    job = _jobs(view.request).get(view.request.path_params["run_id"])
+    if job is None:
+        return JSONResponse({"done": 0, "total": 0, "finished": True})
+    return JSONResponse({"done": job.done, "total": job.total, "finished": job.finished})
+
+
+@page("read")
+async def compare(view: Page) -> Response:
+    from ...harness.reports import compare_runs
+
+    query = view.request.query_params
+    a, b = query.get("a") or "", query.get("b") or ""
+    store = view.registry.store
+
+    def gather() -> Any:
+        before, after = store.get_run(a), store.get_run(b)
+        return compare_runs(before, after, store.run_cases(before.id), store.run_cases(after.id))
+
+    if not a or not b:
+        return redirect("/runs")
+    return render(view, "compare.html", comparison=await run_in_threadpool(gather))
