@@ -8,6 +8,7 @@ second cookie (double submit): another site can make a browser post a form, but 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,9 @@ templates = Environment(
     lstrip_blocks=True,
 )
 templates.filters["q"] = lambda value: quote(str(value), safe="/")
+templates.filters["show"] = lambda value: (
+    value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+)
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
