@@ -85,7 +85,9 @@ def editor_form(**fields: str) -> dict[str, str]:
         "content_1": "{{ ticket }}",
         "role_2": "user",
         "content_2": "",
-        "variables": "customer: {type: string}\nticket: {type: string}\ntier: {type: string, enum: [free, pro], default: free}\n",
+        "variables": (
+            "customer: {type: string}\nticket: {type: string}\ntier: {type: string, enum: [free, pro], default: free}\n"
+        ),
         "model_settings": "",
         "tools": "",
         "output_schema": "",
@@ -241,7 +243,10 @@ def test_the_preview_renders_the_form_with_the_variables_given(login: Login, reg
         headers={"X-CSRF-Token": csrf(client)},
     ).json()
     assert answer["messages"] == [
-        {"role": "system", "content": "You help Ana (pro plan).\nBe warm and concise. Mention that pro customers get priority handling."},
+        {
+            "role": "system",
+            "content": "You help Ana (pro plan).\nBe warm and concise. Mention that pro customers get priority handling.",
+        },
         {"role": "user", "content": "Where is <b>123</b>?"},
     ]
     assert [v["name"] for v in answer["variables"]] == ["customer", "ticket", "tier"]
