@@ -221,9 +221,7 @@ def test_saving_pushes_a_version_and_identical_content_says_so(login: Login, reg
     assert len(registry.versions(REPLY)) == 2
 
 
-def test_a_template_error_is_shown_at_its_field_and_line_and_nothing_is_saved(
-    login: Login, registry: Registry
-) -> None:
+def test_a_template_error_is_shown_at_its_field_and_line_and_nothing_is_saved(login: Login, registry: Registry) -> None:
     client = login("write")
     answer = post(client, f"{PAGE}/-/edit", **editor_form(content_0="Hello\n{{ customer }\nmore"))
     assert answer.status_code == 422
@@ -245,7 +243,9 @@ def test_the_preview_renders_the_form_with_the_variables_given(login: Login, reg
     assert answer["messages"] == [
         {
             "role": "system",
-            "content": "You help Ana (pro plan).\nBe warm and concise. Mention that pro customers get priority handling.",
+            "content": (
+                "You help Ana (pro plan).\nBe warm and concise. Mention that pro customers get priority handling."
+            ),
         },
         {"role": "user", "content": "Where is <b>123</b>?"},
     ]
