@@ -4,7 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test evals recordings lint bench clean
+.PHONY: demo ui test evals recordings lint bench clean
+
+# The demo's project, kept so that `make ui` can serve it afterwards.
+DEMO_DIR := $(CURDIR)/.promptlane/demo
 
 # (Re)create the virtualenv and install the project with its dev extras whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -14,7 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" sh examples/demo.sh
+	rm -rf $(DEMO_DIR)
+	PATH="$(abspath $(VENV))/bin:$$PATH" PROMPTLANE_DEMO_DIR=$(DEMO_DIR) sh examples/demo.sh
+
+# The web UI on the demo's registry, at http://127.0.0.1:8750/ (loopback only, no login).
+ui: $(STAMP)
+	test -d $(DEMO_DIR) || $(MAKE) demo
+	cd $(DEMO_DIR) && PYTHONPATH="$(CURDIR)" $(abspath $(VENV))/bin/promptlane serve --no-auth
 
 test: $(STAMP)
 	$(PY) -m pytest -q

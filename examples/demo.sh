@@ -50,3 +50,5 @@ step promptlane rollback support/reply production --reason "canary replies too l
 step promptlane history support/reply
 
 say "Done. The demo project is in $demo"
+printf '\nOpen the web UI on this registry (http://127.0.0.1:8750/): \033[1mmake ui\033[0m\n'
+

@@ -1140,7 +1140,9 @@ def test_serve_starts_with_a_token_and_never_prints_it(project: Path, uvicorn_ru
 
     assert (result.exit_code, result.stdout) == (0, ""), result.stderr
     assert re.fullmatch(
-        r"promptlane: serving sqlite:///.*registry\.db on http://127\.0\.0\.1:8999/api/v1 \(tokens\)\n", result.stderr
+        r"promptlane: serving sqlite:///.*registry\.db on http://127\.0\.0\.1:8999/api/v1 \(tokens\); "
+        r"the web UI at http://127\.0\.0\.1:8999/\n",
+        result.stderr,
     )
     assert secret not in result.stderr and hash_secret(secret) not in result.stderr
     [call] = uvicorn_runs
@@ -1172,7 +1174,7 @@ def test_serve_masks_the_database_password(project: Path, uvicorn_runs: list[dic
 def test_serve_allows_no_auth_on_loopback(project: Path, uvicorn_runs: list[dict[str, Any]], host: str) -> None:
     result = promptlane("serve", "--no-auth", "--host", host)
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.endswith("(no auth)\n")
+    assert "(no auth); the web UI at http://" in result.stderr
     [call] = uvicorn_runs
     assert (call["host"], call["app"].state.promptlane.auth.enabled) == (host, False)
 

@@ -68,5 +68,6 @@ def serve(
 
     web = create_app(reg, auth=not no_auth, cache_ttl=cache_ttl)
     mode = "no auth" if no_auth else "tokens"
-    err.print(f"promptlane: serving {_without_password(reg.url)} on http://{host}:{port}/api/v1 ({mode})")
+    where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    err.print(f"promptlane: serving {_without_password(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
     uvicorn.run(web, host=host, port=port, log_level=log_level, server_header=False)
