@@ -359,3 +359,14 @@ def test_a_replay_run_without_recordings_says_so_per_case(login: Login, registry
     assert "error" in page
     (record,) = registry.store.list_runs(REPLY)
     assert record.settings["cache"] == "replay"
+
+
+def test_an_unknown_page_is_an_html_404_and_an_unknown_api_path_stays_json(login: Login) -> None:
+    client = login("read")
+    page = client.get("/nothing/<here>")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<here>" not in page.text and "&lt;here&gt;" in page.text
+    api = client.get("/api/v1/nothing")
+    assert api.status_code == 404 and api.json()["type"] == "HttpError"
+    missing = client.get("/prompts/no/such/prompt")
+    assert missing.status_code == 404 and "no prompt named &#39;no/such/prompt&#39;" in missing.text

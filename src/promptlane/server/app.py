@@ -7,13 +7,14 @@ traceback; the OpenAPI document is at ``/api/v1/openapi.json``.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
@@ -98,6 +99,9 @@ def create_app(
         status = getattr(exc, "status_code", 404)
         message = "method not allowed" if status == 405 else f"no such endpoint: {request.url.path}"
         headers = getattr(exc, "headers", None)  # a 405's Allow
+        if ui and not request.url.path.startswith("/api/"):  # a person's browser
+            page = f"<!doctype html><title>{status}</title><p>{html.escape(message)}</p><p><a href='/'>promptlane</a>"
+            return HTMLResponse(page, status_code=status, headers=headers)
         return json_response({"error": message, "type": "HttpError"}, status=status, headers=headers)
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
