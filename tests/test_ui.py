@@ -370,3 +370,11 @@ def test_an_unknown_page_is_an_html_404_and_an_unknown_api_path_stays_json(login
     assert api.status_code == 404 and api.json()["type"] == "HttpError"
     missing = client.get("/prompts/no/such/prompt")
     assert missing.status_code == 404 and "no prompt named &#39;no/such/prompt&#39;" in missing.text
+
+
+def test_a_login_form_posted_from_elsewhere_is_refused(registry: Registry) -> None:
+    _, secret = create_token(registry.store, "ana", ["read"], created_by="t")
+    client = TestClient(create_app(registry), follow_redirects=False)
+    answer = client.post("/login", data={"token": secret, "next": "/"})  # no CSRF value: another site's form
+    assert answer.status_code == 403
+    assert "promptlane_token" not in client.cookies

@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..state import state
 from . import browse, editor, evals
-from ._page import CSRF, SESSION, Page, csrf_ok, redirect, render
+from ._page import SESSION, Page, csrf_ok, new_csrf, redirect, render, with_csrf
 
 __all__ = ["ROUTES"]
 
@@ -23,24 +23,18 @@ _P = "/prompts/{name:path}"
 
 async def login(request: Request) -> Response:
     server = state(request)
-    csrf = request.cookies.get(CSRF) or ""
-    view = Page(request, None, csrf)
-    target = _local(request.query_params.get("next") or "/")
     if not server.auth.enabled:
         return redirect("/")
+    view = Page(request, None, new_csrf(request))
     if request.method == "GET":
-        if not csrf:
-            import secrets
-
-            view.csrf = secrets.token_urlsafe(24)
-        response = render(view, "login.html", next=target)
-        if not csrf:
-            response.set_cookie(CSRF, view.csrf, httponly=True, samesite="strict", path="/")
-        return response
+        target = _local(request.query_params.get("next") or "/")
+        return with_csrf(request, render(view, "login.html", next=target), view.csrf)
     form = await request.form()
     target = _local(str(form.get("next") or "/"))
-    if not csrf_ok(request, form.get("csrf") if isinstance(form.get("csrf"), str) else None):  # type: ignore[arg-type]
-        return render(view, "login.html", status=403, next=target, error="the form expired: try again")
+    given = form.get("csrf")
+    if not csrf_ok(request, given if isinstance(given, str) else None):
+        answer = render(view, "login.html", status=403, next=target, error="the form expired: try again")
+        return with_csrf(request, answer, view.csrf)
     secret = str(form.get("token") or "").strip()
     token = await server.auth.lookup(secret) if secret else None
     if token is None:

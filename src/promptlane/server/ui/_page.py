@@ -25,7 +25,7 @@ from ...registry.store import TokenRecord
 from ...registry.tokens import allows
 from ..state import state
 
-__all__ = ["SESSION", "Page", "csrf_ok", "page", "redirect", "render"]
+__all__ = ["SESSION", "Page", "csrf_ok", "new_csrf", "page", "redirect", "render", "with_csrf"]
 
 log = logging.getLogger("promptlane.server")
 
@@ -74,6 +74,19 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def new_csrf(request: Request) -> str:
+    """The session's CSRF value (a new one when the browser has none yet)."""
+    return request.cookies.get(CSRF) or secrets.token_urlsafe(24)
+
+
+def with_csrf(request: Request, response: Response, csrf: str) -> Response:
+    """``response``, setting the CSRF cookie when the browser does not have it yet."""
+    if request.cookies.get(CSRF) != csrf:
+        secure = request.url.scheme == "https"
+        response.set_cookie(CSRF, csrf, httponly=True, samesite="strict", secure=secure, path="/")
+    return response
+
+
 def csrf_ok(request: Request, given: str | None) -> bool:
     expected = request.cookies.get(CSRF)
     return bool(expected and given and hmac.compare_digest(expected, given))
@@ -89,7 +102,7 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             server = state(request)
-            csrf = request.cookies.get(CSRF) or secrets.token_urlsafe(24)
+            csrf = new_csrf(request)
             token = None
             if server.auth.enabled:
                 secret = request.cookies.get(SESSION)
@@ -114,10 +127,7 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 response = render(viewer, "error.html", status=500, message="internal error (see the server log)")
-            if request.cookies.get(CSRF) != csrf:
-                secure = request.url.scheme == "https"
-                response.set_cookie(CSRF, csrf, httponly=True, samesite="strict", secure=secure, path="/")
-            return response
+            return with_csrf(request, response, csrf)
 
         endpoint.__name__ = handler.__name__
         return endpoint

@@ -101,8 +101,9 @@ def _form_fields(spec: dict[str, Any]) -> dict[str, Any]:
 async def edit(view: Page) -> Response:
     name = view.request.path_params["name"]
     if view.request.method == "GET":
-        newest = await run_in_threadpool(lambda: view.registry.get(name, label="latest"))
-        return render(view, "edit.html", name=name, base=newest.version, fields=_form_fields(dict(newest.spec)))
+        store = view.registry.store  # the newest version now, not a cached resolution of `latest`
+        newest = await run_in_threadpool(lambda: store.get_version(name, store.latest_number(name)))
+        return render(view, "edit.html", name=name, base=newest.number, fields=_form_fields(dict(newest.spec)))
     form = await view.request.form()
     message = str(form.get("commit_message") or "").strip() or None
     try:
