@@ -599,7 +599,7 @@ def test_what_does_not_exist_is_404(reply: Api, method: str, path: str, body: An
     assert error(reply.call(method, path, json=body)) == (404, "NotFoundError", message)
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nope", "/favicon.ico", "/api/v2/prompts"])
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/favicon.ico", "/api/v2/prompts"])
 def test_an_unknown_route_is_a_json_404(api: Api, path: str) -> None:
     response = api.client.get(path)
     assert error(response) == (404, "HttpError", f"no such endpoint: {path}")

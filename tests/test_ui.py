@@ -272,6 +272,8 @@ def test_a_gated_move_without_a_passing_run_is_refused_with_the_reasons(login: L
     page = text(client.get(answer.headers["location"]).text)
     assert "production is protected: support/reply@1 needs a passing eval run first" in page
     assert "no eval run of support/reply@1" in page
+    assert "an admin can force the move past the gate, with a reason" in page and "--force" not in page
+    assert 'name="reason" placeholder="why" value="release"' in client.get(answer.headers["location"]).text
     assert registry.labels(REPLY) == []
 
 

@@ -108,7 +108,8 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
                 secret = request.cookies.get(SESSION)
                 token = await server.auth.lookup(secret) if secret else None
                 if token is None:
-                    return redirect(f"/login?next={quote(str(request.url.path))}")
+                    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    return redirect(f"/login?next={quote(here)}")
             viewer = Page(request, token, csrf)
             needed = (write or scope) if request.method == "POST" else scope
             try:

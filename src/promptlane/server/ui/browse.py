@@ -4,12 +4,14 @@ history), the side-by-side diff, and label moves, rollouts and rollbacks through
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...errors import LabelError, NotFoundError, PromptlaneError
+from ...registry.gate import GateError
 from ...registry.labels import check_label_name, parse_weights
 from ...spec_diff import diff_specs
 from ._page import Page, page, redirect, render
@@ -62,7 +64,8 @@ async def prompt(view: Page) -> Response:
 
     context = await run_in_threadpool(gather)
     query = view.request.query_params
-    return render(view, "prompt.html", name=name, notice=query.get("notice"), error=query.get("error"), **context)
+    shown = {key: query.get(key) for key in ("notice", "error", "reason")}
+    return render(view, "prompt.html", name=name, **shown, **context)
 
 
 @page("read")
@@ -114,7 +117,7 @@ async def move_label(view: Page) -> Response:
         event = view.registry.set_rollout(name, label, target, reason=reason, force=force, actor=view.who, kind=kind)
         return f"{label} now points at {_target_text(event.to_target)}"
 
-    return await _label_change(view, name, move)
+    return await _label_change(view, name, move, reason=reason)
 
 
 @page("read", write="promote")
@@ -130,11 +133,19 @@ async def rollback(view: Page) -> Response:
     return await _label_change(view, name, undo)
 
 
-async def _label_change(view: Page, name: str, change: object) -> Response:
+async def _label_change(view: Page, name: str, change: Callable[[], str], reason: str | None = None) -> Response:
     try:
-        notice = await run_in_threadpool(change)  # type: ignore[arg-type]
-    except PromptlaneError as exc:  # a refusal is shown on the prompt's page, not as an error page
-        return redirect(prompt_url(name, error=str(exc)) + "#labels")
+        notice = await run_in_threadpool(change)
+    except GateError as exc:  # a refusal is shown on the prompt's page (the reason kept), not as an error page
+        head = str(exc).splitlines()[0]
+        if view.may("admin"):
+            hint = "to move it anyway, tick 'force past the gate' and give a reason"
+        else:
+            hint = "an admin can force the move past the gate, with a reason"
+        lines = [head, *(f"  - {problem}" for problem in exc.problems), f"  ({hint})"]
+        return redirect(prompt_url(name, error="\n".join(lines), reason=reason) + "#labels")
+    except PromptlaneError as exc:
+        return redirect(prompt_url(name, error=str(exc), reason=reason) + "#labels")
     return redirect(prompt_url(name, notice=notice) + "#labels")
 
 

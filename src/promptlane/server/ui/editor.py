@@ -152,16 +152,25 @@ async def preview(view: Page) -> Response:
             raw = form.get(f"var.{key}")
             if isinstance(raw, str) and raw != "":
                 values[key] = parse_typed(raw, (declared or {}).get("type"))
-        rendered = prompt.render(values)
-        return {"messages": rendered.messages, "variables": _variables(schema)}
+        variables = _variables(schema)
+        try:
+            return {"messages": prompt.render(values).messages, "variables": variables}
+        except VariableError as exc:  # the form is fine: the values are not there yet
+            return {"error": str(exc), "field": None, "line": None, "missing": True, "variables": variables}
 
     try:
         return JSONResponse(await run_in_threadpool(draw))
-    except VariableError as exc:
-        return JSONResponse({"error": str(exc), "field": "variables", "line": None, "missing": True})
     except (FormError, PromptlaneError) as exc:
         problem = form_error(exc)
-        return JSONResponse({"error": problem.message, "field": problem.field, "line": problem.line})
+        label = _label(problem.field)
+        return JSONResponse({"error": problem.message, "field": problem.field, "label": label, "line": problem.line})
+
+
+def _label(field: str) -> str:
+    """A form field as the page names it: ``content_1`` is message 2."""
+    if field.startswith("content_"):
+        return f"message {int(field.removeprefix('content_')) + 1}"
+    return field.replace("_", " ")
 
 
 def _variables(schema: dict[str, Any]) -> list[dict[str, Any]]:

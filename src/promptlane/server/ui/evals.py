@@ -126,6 +126,7 @@ async def runs(view: Page) -> Response:
 async def run_page(view: Page) -> Response:
     run_id = view.request.path_params["run_id"]
     job = _jobs(view.request).get(run_id)
+    running = job is not None and not job.finished  # before reading the record: a run may end meanwhile
     store = view.registry.store
     try:
         record = await run_in_threadpool(store.get_run, run_id)
@@ -139,7 +140,6 @@ async def run_page(view: Page) -> Response:
         return found[:_CASES_SHOWN], max(len(found) - _CASES_SHOWN, 0)
 
     shown, hidden = await run_in_threadpool(cases)
-    running = job is not None and not job.finished
     return render(view, "run.html", record=record, run_id=record.id, job=job if running else None, cases=shown,
                   hidden=hidden, failure=job.failure if job else None)  # fmt: skip
 

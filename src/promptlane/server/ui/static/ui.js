@@ -68,14 +68,14 @@ function setupPreview(editor) {
       return;
     }
     const answer = await response.json();
+    if (answer.variables) ensureInputs(answer.variables);
     if (answer.error) {
       const where = answer.line ? "line " + answer.line + ": " : "";
-      markField(answer.field, (answer.field && !answer.missing ? answer.field + ", " : "") + where + answer.error);
+      markField(answer.field, (answer.label ? answer.label + ", " : "") + where + answer.error);
       if (!answer.missing) output.replaceChildren();
       return;
     }
     markField(null, "");
-    ensureInputs(answer.variables);
     showMessages(answer.messages);
   }
 
