@@ -73,6 +73,7 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
     """Start a run in a thread of this process and go to its page."""
     from ...harness import EvalOptions, EvalRun
     from ...harness.scenarios import load_scenario_file
+    from ...harness.telemetry import otlp_providers
 
     registry, settings = view.registry, view.registry.settings
     if not (version_text.isascii() and version_text.isdigit()):
@@ -80,6 +81,9 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
     refs = registry.gate_requirements(name).scenario_files
     if not refs:
         raise NotFoundError(f"no scenario files for {name} under {settings.evals_dir}")
+
+    # Traces go where the server's environment says (OTEL_EXPORTER_OTLP_ENDPOINT), as for `promptlane eval`.
+    tracer_provider, logger_provider, shutdown = otlp_providers(None)
 
     def prepare() -> EvalRun:
         documents = [load_scenario_file(settings.root / ref.path) for ref in refs]
@@ -91,9 +95,20 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
             created_by=view.who,
         )
         prompt = registry.get(name, version=int(version_text))
-        return EvalRun(store=registry.store, prompt=prompt, documents=documents, options=options)
+        return EvalRun(
+            store=registry.store,
+            prompt=prompt,
+            documents=documents,
+            options=options,
+            tracer_provider=tracer_provider,
+            logger_provider=logger_provider,
+        )
 
-    run = await run_in_threadpool(prepare)
+    try:
+        run = await run_in_threadpool(prepare)
+    except BaseException:
+        shutdown()
+        raise
     job = Job(total=run.total)
 
     def count(_: CaseResult) -> None:
@@ -109,6 +124,7 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
             log.exception("the run %s started from the browser failed", run.record.id)
             job.failure = str(exc)
         finally:
+            shutdown()  # flushes the run's spans
             job.finished = True
 
     threading.Thread(target=work, name=f"ui-run-{run.record.id[:8]}", daemon=True).start()
