@@ -36,6 +36,7 @@ __all__ = [
     "json_response",
     "not_modified",
     "read_body",
+    "status_for",
 ]
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -146,6 +147,13 @@ _STATUS: tuple[tuple[type[PromptlaneError], int], ...] = (
 )
 
 
+def status_for(exc: Exception) -> int:
+    """The HTTP status an error calls for (400 for one no rule names)."""
+    if isinstance(exc, (HttpError, AuthError)):
+        return exc.status
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+
+
 def error_response(exc: Exception) -> Response:
     """The JSON error answer for ``exc``: ``{"error": message, "type": ...}`` with the matching status."""
     if isinstance(exc, HttpError):
@@ -156,7 +164,7 @@ def error_response(exc: Exception) -> Response:
             status=exc.status,
             headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
         )
-    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    status = status_for(exc)
     body: dict[str, Any] = {"error": str(exc), "type": type(exc).__name__}
     if isinstance(exc, GateError):
         body["problems"] = exc.problems

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ...errors import AuthError, PromptlaneError
 from ...registry.store import TokenRecord
 from ...registry.tokens import allows
+from .._http import status_for
 from ..state import state
 
 __all__ = ["SESSION", "Page", "csrf_ok", "new_csrf", "page", "redirect", "render", "with_csrf"]
@@ -124,7 +125,7 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
             except AuthError as exc:
                 response = render(viewer, "error.html", status=exc.status, message=str(exc))
             except PromptlaneError as exc:
-                response = render(viewer, "error.html", status=_status(exc), message=str(exc))
+                response = render(viewer, "error.html", status=status_for(exc), message=str(exc))
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 response = render(viewer, "error.html", status=500, message="internal error (see the server log)")
@@ -134,9 +135,3 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
         return endpoint
 
     return wrap
-
-
-def _status(exc: PromptlaneError) -> int:
-    from .._http import error_response
-
-    return error_response(exc).status_code
