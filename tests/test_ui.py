@@ -380,3 +380,18 @@ def test_a_login_form_posted_from_elsewhere_is_refused(registry: Registry) -> No
     answer = client.post("/login", data={"token": secret, "next": "/"})  # no CSRF value: another site's form
     assert answer.status_code == 403
     assert "promptlane_token" not in client.cookies
+
+
+def test_a_move_in_the_browser_shows_in_the_api_of_the_same_process_at_once(registry: Registry) -> None:
+    _, secret = create_token(registry.store, "both", ["promote"], created_by="t")
+    client = TestClient(create_app(registry, cache_ttl=60), follow_redirects=False)
+    client.post("/login", data={"token": secret, "csrf": csrf(client), "next": "/"})
+    api = {"Authorization": f"Bearer {secret}"}
+    resolve = f"/api/v1/prompts/{REPLY}/-/resolve?label=staging"
+    post(client, f"{PAGE}/-/labels", label="staging", target="1", reason="first")
+    assert client.get(resolve, headers=api).json()["version"]["number"] == 1  # now cached for 60 s
+    registry.push_spec(REPLY, {**_spec_without_includes(registry), "description": "v2"})
+
+    post(client, f"{PAGE}/-/labels", label="staging", target="2", reason="second")
+
+    assert client.get(resolve, headers=api).json()["version"]["number"] == 2

@@ -14,6 +14,7 @@ from ...errors import LabelError, NotFoundError, PromptlaneError
 from ...registry.gate import GateError
 from ...registry.labels import check_label_name, parse_weights
 from ...spec_diff import diff_specs
+from ..state import state
 from ._page import Page, page, redirect, render
 
 __all__ = ["prompt_url"]
@@ -146,6 +147,7 @@ async def _label_change(view: Page, name: str, change: Callable[[], str], reason
         return redirect(prompt_url(name, error="\n".join(lines), reason=reason) + "#labels")
     except PromptlaneError as exc:
         return redirect(prompt_url(name, error=str(exc), reason=reason) + "#labels")
+    state(view.request).cache.invalidate(name)  # the API's answers from this process show the move at once
     return redirect(prompt_url(name, notice=notice) + "#labels")
 
 

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from ...errors import PromptlaneError, SpecError, TemplateError, VariableError
 from ...spec_diff import authoring_order
 from ...variables import parse_typed
+from ..state import state
 from ._page import Page, page, redirect, render
 from .browse import prompt_url
 
@@ -113,6 +114,7 @@ async def edit(view: Page) -> Response:
         problem = form_error(exc)
         fields = {**_form_fields({}), **_posted(form)}
         return render(view, "edit.html", status=422, name=name, base=form.get("base"), fields=fields, problem=problem)
+    state(view.request).cache.invalidate(name)  # `latest` moved, for the API's answers too
     number = result.version.number
     notice = f"saved as v{number}" if result.created else f"identical to v{number}: nothing new to save"
     return redirect(prompt_url(name, notice=notice))
