@@ -22,6 +22,7 @@ from .browse import prompt_url
 __all__: list[str] = []
 
 _YAML_FIELDS = ("model_settings", "variables", "tools", "output_schema")
+_MAX_MESSAGES = 500
 _MESSAGE = re.compile(r"^messages\[(\d+)\]$|^messages\.(\d+)")
 
 
@@ -44,7 +45,7 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
         spec["template"] = _text(form.get("template"))
     else:
         messages = []
-        for index in range(int(str(form.get("message_count") or 0))):
+        for index in range(_message_count(form)):
             content = _text(form.get(f"content_{index}"))
             if content.strip():
                 messages.append({"role": str(form.get(f"role_{index}") or "user"), "content": content})
@@ -60,6 +61,11 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
             line = mark.line + 1 if mark else None
             raise FormError(key, f"not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
     return spec
+
+
+def _message_count(form: FormData) -> int:
+    text = str(form.get("message_count") or "0")
+    return min(int(text), _MAX_MESSAGES) if text.isascii() and text.isdigit() else 0
 
 
 def _text(value: object) -> str:
@@ -122,7 +128,7 @@ async def edit(view: Page) -> Response:
 
 def _posted(form: FormData) -> dict[str, Any]:
     """The form as posted, to show it again with its error."""
-    count = int(str(form.get("message_count") or 0))
+    count = _message_count(form)
     messages = [
         {"role": str(form.get(f"role_{i}") or "user"), "content": _text(form.get(f"content_{i}"))}
         for i in range(count)
