@@ -216,6 +216,35 @@ def test_a_cached_prompt_never_waits_on_a_hung_server(served: Served, client: Ma
     assert slowest < 0.05, f"a cached get took {slowest * 1000:.1f} ms"
 
 
+def test_every_version_of_a_cached_rollout_is_answered_without_the_network(served: Served, client: MakeClient) -> None:
+    served.registry.push_spec(NAME, {"template": "Hi {{ name }}"})
+    served.registry.set_rollout(NAME, "production", {1: 50, 2: 50}, force=True, reason="test")
+    app = client(ttl=60)
+    app.get(NAME, label="production", targeting_key="first")
+    served.server.stop()
+    silent = Silent(served.server.port)
+    try:
+        start = time.monotonic()
+        chosen = {app.get(NAME, label="production", targeting_key=str(key)).version for key in range(50)}
+        waited = time.monotonic() - start
+    finally:
+        silent.close()
+    assert chosen == {1, 2}
+    assert waited < 0.5
+
+
+def test_each_failure_raised_is_a_new_exception(served: Served, client: MakeClient) -> None:
+    app = client()
+    served.server.stop()
+    raised = []
+    for name in ("a", "b", "c"):
+        with pytest.raises(RegistryUnavailableError) as caught:
+            app.get(name, label="production")
+        raised.append(caught.value)
+    assert len({id(exc) for exc in raised}) == 3  # a shared instance would gather every raise's traceback
+    assert all("cannot be reached" in str(exc) for exc in raised)
+
+
 def test_the_first_get_waits_at_most_the_fetch_timeout_then_falls_back(served: Served, client: MakeClient) -> None:
     served.server.stop()
     silent = Silent(served.server.port)

@@ -395,3 +395,16 @@ def test_a_move_in_the_browser_shows_in_the_api_of_the_same_process_at_once(regi
     post(client, f"{PAGE}/-/labels", label="staging", target="2", reason="second")
 
     assert client.get(resolve, headers=api).json()["version"]["number"] == 2
+
+
+@pytest.mark.parametrize("method", ["HEAD", "PUT", "DELETE"])
+def test_only_get_and_head_read_and_every_other_method_needs_the_write_scope_and_csrf(
+    login: Login, registry: Registry, method: str
+) -> None:
+    client = login("read")
+    form = editor_form(content_1="Hi {{ ticket }}")
+    for path in (f"{PAGE}/-/edit", f"{PAGE}/-/scenarios"):
+        answer = client.request(method, path, data=form)
+        assert answer.status_code in (200, 403, 405), (path, answer.status_code)
+    assert [v.number for v in registry.versions(REPLY)] == [1]
+    assert registry.store.list_runs(REPLY) == []

@@ -16,6 +16,7 @@ server has not confirmed it yet).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -104,13 +105,15 @@ class RemoteCache:
                 assert resolved is not None
                 self._reachable()
                 with self._lock:
-                    self._labels[(name, label)] = _Label(resolved.target, time.monotonic(), "registry")
                     self._keep_version(resolved.version)
+                self._fetch_rollout(name, resolved.target)
+                with self._lock:
+                    self._labels[(name, label)] = _Label(resolved.target, time.monotonic(), "registry")
                 self._changed()
                 return resolved.target, "registry"
         target = self._disk_state()[0].get((name, label))
         if target is None:
-            raise failure or self._down or RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
+            raise failure or self._unreachable()
         with self._lock:
             self._labels.setdefault((name, label), _Label(target, float("-inf"), "disk"))
         self._start()
@@ -135,7 +138,7 @@ class RemoteCache:
                 return record, "registry"
         record = self._disk_state()[1].get((name, number))
         if record is None:
-            raise failure or self._down or RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
+            raise failure or self._unreachable()
         with self._lock:
             self._keep_version(record)
         return record, "disk"
@@ -175,7 +178,26 @@ class RemoteCache:
             self._thread.join(timeout=5)
         self._save()
 
+    def _fetch_rollout(self, name: str, target: dict[int, int]) -> None:
+        """Every version of a rollout, so that any targeting key is answered from memory afterwards (a failure
+        here leaves the version to be fetched when a key first needs it)."""
+        for number in target:
+            if (name, number) not in self._versions:
+                try:
+                    record = self.store.get_version(name, number)
+                except _Unreachable as exc:
+                    self._failed(exc)
+                    return
+                with self._lock:
+                    self._keep_version(record)
+
     # --- outages -------------------------------------------------------------------------------------------
+
+    def _unreachable(self) -> Exception:
+        """Why nothing can answer: a new exception each time (one shared instance would gather tracebacks)."""
+        if self._down is not None:
+            return copy.copy(self._down).with_traceback(None)
+        return RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
 
     def _failed(self, exc: Exception) -> Exception:
         self._quiet_until = time.monotonic() + _QUIET_AFTER_FAILURE

@@ -26,7 +26,7 @@ async def login(request: Request) -> Response:
     if not server.auth.enabled:
         return redirect("/")
     view = Page(request, None, new_csrf(request))
-    if request.method == "GET":
+    if not view.writing:
         target = _local(request.query_params.get("next") or "/")
         return with_csrf(request, render(view, "login.html", next=target), view.csrf)
     form = await request.form()

@@ -56,6 +56,12 @@ class Page:
         self.csrf = csrf
         self.registry = state(request).registry
 
+    @property
+    def writing(self) -> bool:
+        """Whether the request may change something: every method but GET and HEAD (which Starlette answers
+        for any GET route) needs the write scope and the CSRF value."""
+        return self.request.method not in ("GET", "HEAD")
+
     def may(self, scope: str) -> bool:
         """Whether the viewer's token allows ``scope`` (everything, without auth)."""
         return self.token is None or allows(self.token.scopes, scope)
@@ -112,11 +118,11 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
                     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                     return redirect(f"/login?next={quote(here)}")
             viewer = Page(request, token, csrf)
-            needed = (write or scope) if request.method == "POST" else scope
+            needed = (write or scope) if viewer.writing else scope
             try:
                 if token is not None:
                     server.auth.allow(token, needed)
-                if request.method == "POST":
+                if viewer.writing:
                     form = await request.form()
                     given = request.headers.get("x-csrf-token") or form.get("csrf")
                     if not csrf_ok(request, given if isinstance(given, str) else None):

@@ -107,7 +107,7 @@ def _form_fields(spec: dict[str, Any]) -> dict[str, Any]:
 @page("read", write="write")
 async def edit(view: Page) -> Response:
     name = view.request.path_params["name"]
-    if view.request.method == "GET":
+    if not view.writing:
         store = view.registry.store  # the newest version now, not a cached resolution of `latest`
         newest = await run_in_threadpool(lambda: store.get_version(name, store.latest_number(name)))
         return render(view, "edit.html", name=name, base=newest.number, fields=_form_fields(dict(newest.spec)))

@@ -46,7 +46,7 @@ def _jobs(request: Request) -> dict[str, Job]:
 async def scenarios(view: Page) -> Response:
     name = view.request.path_params["name"]
     registry = view.registry
-    if view.request.method == "POST":
+    if view.writing:
         form = await view.request.form()
         return await _start(view, name, str(form.get("version") or ""), str(form.get("mode") or "configured"))
 
