@@ -466,6 +466,21 @@ def test_the_servers_gate_model_wins_over_the_clients(served: Served, remote_pro
     assert served.registry.labels(NAME)[0].target == {1: 100}
 
 
+def test_the_servers_own_scenario_files_are_required_too(served: Served, remote_project: Path) -> None:
+    server_evals = served.registry.settings.evals_dir
+    server_evals.mkdir(parents=True)
+    extra = "prompt: support/reply\nscenarios:\n  - name: server-only\n    variables: {customer: A, ticket: B}\n"
+    (server_evals / "server-only.yaml").write_text(extra)
+    assert cli(served.secrets["write"], "push").exit_code == 0
+    assert cli(served.secrets["write"], "eval", "--cache", "off").exit_code == 0  # the client's files only
+
+    refused = cli(served.secrets["promote"], "promote", NAME, "--to", "production")
+
+    assert refused.exit_code == 1
+    assert "evals/server-only.yaml" in refused.stderr
+    assert served.registry.labels(NAME)[0].target == {1: 100}
+
+
 def test_tokens_are_managed_over_http_with_an_admin_token(served: Served, remote_project: Path) -> None:
     created = cli(served.secrets["admin"], "token", "create", "--name", "app2", "--scope", "read")
     assert created.exit_code == 0, created.output

@@ -51,13 +51,17 @@ def _label_path(request: Request) -> str:
 
 
 def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
-    """The client's gate requirements (its scenario files as they are now, and its gate model), except that a
-    gate model configured for the server wins: a client cannot lower the server's bar."""
-    model = state(request).registry.settings.gate_model_for(name)
-    if given is None:
-        return GateRequirements(scenario_files=(), model=model)
-    files = tuple(ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files)
-    return GateRequirements(scenario_files=files, model=model or given.model)
+    """What a run must show to open the gate: the client's scenario files as they are now and its gate model,
+    and the server's own where it has them, which win: scenario files in the server's evals folder are
+    required too, with the server's content, and a gate model configured for the server replaces the client's.
+    A client cannot lower the server's bar; where the server has no scenario files, it trusts the client's."""
+    own = state(request).registry.gate_requirements(name)
+    files = (
+        {ref.path: ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files} if given else {}
+    )
+    files.update({ref.path: ref for ref in own.scenario_files})
+    model = own.model or (given.model if given else None)
+    return GateRequirements(scenario_files=tuple(files.values()), model=model)
 
 
 def _may_force(request: Request, force: bool) -> None:
