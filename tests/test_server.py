@@ -1201,3 +1201,9 @@ def test_every_operation_answers_as_documented(reply: Api, method: str, path: st
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     answers_as_documented()
+
+
+@pytest.mark.parametrize("wildcard", ["_", "%", "%25"])
+def test_a_run_prefix_is_literal_not_a_like_pattern(reply: Api, wildcard: str) -> None:
+    record_run(reply, 1)
+    assert reply.call("GET", f"/runs/{wildcard}").status_code == 404

@@ -92,6 +92,7 @@ def editor_form(**fields: str) -> dict[str, str]:
         "tools": "",
         "output_schema": "",
         "commit_message": "from the browser",
+        "base": "1",
     }
     return {**form, **fields}
 
@@ -216,7 +217,7 @@ def test_saving_pushes_a_version_and_identical_content_says_so(login: Login, reg
     assert version.author is not None and version.author.startswith("browser (token ui-write")
     assert version.spec["includes"]["shared/tone"]["version"] == 1  # includes resolved and frozen as on push
 
-    again = post(client, f"{PAGE}/-/edit", **editor_form(content_1="Ticket: {{ ticket }}"))
+    again = post(client, f"{PAGE}/-/edit", **editor_form(content_1="Ticket: {{ ticket }}", base="2"))
     assert "identical+to+v2" in again.headers["location"]
     assert len(registry.versions(REPLY)) == 2
 
@@ -408,3 +409,19 @@ def test_only_get_and_head_read_and_every_other_method_needs_the_write_scope_and
         assert answer.status_code in (200, 403, 405), (path, answer.status_code)
     assert [v.number for v in registry.versions(REPLY)] == [1]
     assert registry.store.list_runs(REPLY) == []
+
+
+def test_saving_over_a_version_saved_meanwhile_asks_first(login: Login, registry: Registry) -> None:
+    client = login("write")
+    opened = client.get(f"{PAGE}/-/edit").text
+    assert 'name="base" value="1"' in opened
+    registry.push_spec(REPLY, {**_spec_without_includes(registry), "description": "someone else's"})
+
+    conflict = post(client, f"{PAGE}/-/edit", **editor_form(content_1="Mine: {{ ticket }}"))
+
+    assert conflict.status_code == 409
+    assert "v2 was saved after you opened v1" in conflict.text and "/-/diff?a=1&amp;b=2" in conflict.text
+    assert "Mine: {{ ticket }}" in conflict.text  # nothing typed is lost
+    assert len(registry.versions(REPLY)) == 2
+    again = post(client, f"{PAGE}/-/edit", **editor_form(content_1="Mine: {{ ticket }}", base="2"))
+    assert "saved+as+v3" in again.headers["location"]

@@ -117,7 +117,7 @@ class SQLRuns:
         if not prefix:
             raise NotFoundError("no run id given")
         with self._read() as conn:
-            rows = conn.execute(self._runs_query().where(runs.c.id.startswith(prefix)).limit(2)).all()
+            rows = conn.execute(self._runs_query().where(runs.c.id.startswith(prefix, autoescape=True)).limit(2)).all()
         if not rows:
             raise NotFoundError(f"no run {run_id!r}")
         if len(rows) > 1:

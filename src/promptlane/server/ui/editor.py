@@ -113,6 +113,14 @@ async def edit(view: Page) -> Response:
         return render(view, "edit.html", name=name, base=newest.number, fields=_form_fields(dict(newest.spec)))
     form = await view.request.form()
     message = str(form.get("commit_message") or "").strip() or None
+    base, latest = str(form.get("base") or ""), await run_in_threadpool(view.registry.store.latest_number, name)
+    if base != str(latest):  # someone saved since this form was opened: do not drop their change silently
+        problem = FormError("", f"v{latest} was saved after you opened v{base}. Compare them first; saving this form "
+                                f"again makes a version from your text, without the changes of v{latest}.")  # fmt: skip
+        fields = {**_form_fields({}), **_posted(form)}
+        compare = prompt_url(name, "diff", a=base, b=latest)
+        return render(view, "edit.html", status=409, name=name, base=latest, fields=fields, problem=problem,
+                      compare=compare)  # fmt: skip
     try:
         spec = spec_from_form(form)
         result = await run_in_threadpool(lambda: view.registry.push_spec(name, spec, message=message, author=view.who))
