@@ -425,3 +425,26 @@ def test_saving_over_a_version_saved_meanwhile_asks_first(login: Login, registry
     assert len(registry.versions(REPLY)) == 2
     again = post(client, f"{PAGE}/-/edit", **editor_form(content_1="Mine: {{ ticket }}", base="2"))
     assert "saved+as+v3" in again.headers["location"]
+
+
+def test_a_version_cannot_make_the_server_run_its_own_python_model(login: Login, registry: Registry) -> None:
+    registry.push_spec(REPLY, {**_spec_without_includes(registry), "model": "python:os:getcwd"})
+    (registry.settings.evals_dir / "plain.yaml").write_text(
+        "prompt: support/reply\nscenarios:\n  - name: plain\n    variables: {customer: A, ticket: B}\n"
+    )
+    client = login("write")
+    refused = post(client, f"{PAGE}/-/scenarios", version="2")
+    assert refused.status_code == 400
+    assert "names the model &#39;python:os:getcwd&#39;, which is Python code" in refused.text
+    assert registry.store.list_runs(REPLY) == []
+
+
+def test_runs_started_from_the_browser_are_bounded(
+    login: Login, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptlane.server.ui import evals
+
+    monkeypatch.setattr(evals, "MAX_RUNNING", 0)
+    refused = post(login("write"), f"{PAGE}/-/scenarios", version="1")
+    assert refused.status_code == 429
+    assert "still running: wait for one to end" in refused.text

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
@@ -19,6 +20,8 @@ class ServerState:
     registry: Registry
     cache: ServerCache
     auth: Auth
+    jobs: dict[str, Any] = field(default_factory=dict)
+    """Runs started from the web UI in this process, by run id (their progress)."""
 
 
 def state(request: Request) -> ServerState:

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ...errors import AuthError, PromptlaneError
 from ...registry.store import TokenRecord
 from ...registry.tokens import allows
-from .._http import status_for
+from .._http import HttpError, status_for
 from ..state import state
 
 __all__ = ["SESSION", "Page", "csrf_ok", "new_csrf", "page", "redirect", "render", "with_csrf"]
@@ -130,7 +130,7 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
                 response = await handler(viewer)
             except AuthError as exc:
                 response = render(viewer, "error.html", status=exc.status, message=str(exc))
-            except PromptlaneError as exc:
+            except (PromptlaneError, HttpError) as exc:
                 response = render(viewer, "error.html", status=status_for(exc), message=str(exc))
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)

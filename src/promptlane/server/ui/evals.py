@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ...errors import NotFoundError, PromptlaneError
+from ...errors import ConfigError, NotFoundError, PromptlaneError
 from ...registry.runs import CaseResult
+from .._http import HttpError
+from ..state import state
 from ._page import Page, page, redirect, render
 
 __all__: list[str] = []
@@ -22,10 +24,13 @@ __all__: list[str] = []
 log = logging.getLogger("promptlane.server")
 
 _CASES_SHOWN = 300
+MAX_RUNNING = 4
+"""Runs started from the browser at once, per server process (each drives models and the CPU)."""
+_JOBS_KEPT = 200
 _ORDER = {"error": 0, "failed": 1, "passed": 2}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Job:
     """A run started from the browser, in this process."""
 
@@ -35,11 +40,30 @@ class Job:
     failure: str | None = None
 
 
-def _jobs(request: Request) -> dict[str, Job]:
-    app_state = request.app.state
-    if not hasattr(app_state, "ui_jobs"):
-        app_state.ui_jobs = {}
-    return app_state.ui_jobs  # type: ignore[no-any-return]
+def _keep(jobs: dict[str, Any], run_id: str, job: Job) -> None:
+    """Remember ``job``, forgetting the oldest finished ones beyond ``_JOBS_KEPT``."""
+    jobs[run_id] = job
+    finished = [key for key, kept in jobs.items() if kept.finished]
+    for key in finished[: max(len(jobs) - _JOBS_KEPT, 0)]:
+        del jobs[key]
+
+
+def _refuse_code_from_the_version(prompt: Any, documents: list[Any]) -> None:
+    """A ``python:`` model named by the version (which any write token can push) is code this server would
+    import and call: a run started from the browser runs code only when a scenario file on the server names it.
+
+    Raises:
+        ConfigError: a scenario would run on the version's ``python:`` model.
+    """
+    model = prompt.model or ""
+    if not model.startswith("python:"):
+        return
+    for document in documents:
+        if document.spec.model is None and any(scenario.model is None for scenario in document.spec.scenarios):
+            raise ConfigError(
+                f"{prompt.name}@{prompt.version} names the model {model!r}, which is Python code: from the browser, "
+                f"the server runs code only when a scenario file names it (set `model:` in {document.path})"
+            )
 
 
 @page("read", write="write")
@@ -78,15 +102,17 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
     registry, settings = view.registry, view.registry.settings
     if not (version_text.isascii() and version_text.isdigit()):
         raise NotFoundError(f"no version {version_text!r}")
-    refs = registry.gate_requirements(name).scenario_files
-    if not refs:
-        raise NotFoundError(f"no scenario files for {name} under {settings.evals_dir}")
+    jobs = state(view.request).jobs
+    if sum(not job.finished for job in jobs.values()) >= MAX_RUNNING:
+        raise HttpError(429, f"{MAX_RUNNING} runs started from the browser are still running: wait for one to end")
 
-    # Traces go where the server's environment says (OTEL_EXPORTER_OTLP_ENDPOINT), as for `promptlane eval`.
-    tracer_provider, logger_provider, shutdown = otlp_providers(None)
-
-    def prepare() -> EvalRun:
+    def prepare() -> tuple[EvalRun, Callable[[], None]]:
+        refs = registry.gate_requirements(name).scenario_files
+        if not refs:
+            raise NotFoundError(f"no scenario files for {name} under {settings.evals_dir}")
         documents = [load_scenario_file(settings.root / ref.path) for ref in refs]
+        prompt = registry.get(name, version=int(version_text))
+        _refuse_code_from_the_version(prompt, documents)
         options = EvalOptions(
             cache="replay" if mode == "replay" else "off",
             recordings=settings.recordings_dir,
@@ -94,28 +120,30 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
             judge_model=settings.judge_model,
             created_by=view.who,
         )
-        prompt = registry.get(name, version=int(version_text))
-        return EvalRun(
-            store=registry.store,
-            prompt=prompt,
-            documents=documents,
-            options=options,
-            tracer_provider=tracer_provider,
-            logger_provider=logger_provider,
-        )
+        # Traces go where the server's environment says (OTEL_EXPORTER_OTLP_ENDPOINT), as for `promptlane eval`.
+        tracer_provider, logger_provider, shutdown = otlp_providers(None)
+        try:
+            run = EvalRun(
+                store=registry.store,
+                prompt=prompt,
+                documents=documents,
+                options=options,
+                tracer_provider=tracer_provider,
+                logger_provider=logger_provider,
+            )
+        except BaseException:
+            shutdown()
+            raise
+        return run, shutdown
 
-    try:
-        run = await run_in_threadpool(prepare)
-    except BaseException:
-        shutdown()
-        raise
+    run, shutdown = await run_in_threadpool(prepare)
     job = Job(total=run.total)
 
     def count(_: CaseResult) -> None:
         job.done += 1
 
     run.on_case = count
-    _jobs(view.request)[run.record.id] = job
+    _keep(jobs, run.record.id, job)
 
     def work() -> None:
         try:
@@ -141,7 +169,7 @@ async def runs(view: Page) -> Response:
 @page("read")
 async def run_page(view: Page) -> Response:
     run_id = view.request.path_params["run_id"]
-    job = _jobs(view.request).get(run_id)
+    job = state(view.request).jobs.get(run_id)
     running = job is not None and not job.finished  # before reading the record: a run may end meanwhile
     store = view.registry.store
     try:
@@ -162,7 +190,7 @@ async def run_page(view: Page) -> Response:
 
 @page("read")
 async def progress(view: Page) -> Response:
-    job = _jobs(view.request).get(view.request.path_params["run_id"])
+    job = state(view.request).jobs.get(view.request.path_params["run_id"])
     if job is None:
         return JSONResponse({"done": 0, "total": 0, "finished": True})
     return JSONResponse({"done": job.done, "total": job.total, "finished": job.finished})
