@@ -631,7 +631,7 @@ class Registry:
             self.invalidate(name)
             return event
         if version is None:
-            versions = sorted(self.versions(name), key=lambda v: v.number or 0, reverse=True)
+            versions = self.versions(name)[::-1]  # newest first
             if not versions:
                 raise NotFoundError(f"prompt {name!r} has no versions")
             for candidate in versions:

@@ -46,9 +46,7 @@ async def prompt(view: Page) -> Response:
     registry = view.registry
 
     def gather() -> dict[str, object]:
-        versions = sorted(registry.versions(name), key=lambda v: v.number or 0, reverse=True)
-        if not versions:
-            raise NotFoundError(f"no prompt {name!r}")
+        versions = registry.versions(name)[::-1]  # newest first (NotFoundError for a prompt that is not there)
         labels = {state.label: state for state in registry.labels(name)}
         protected = set(registry.settings.protected_labels)
         requirements = registry.gate_requirements(name)
@@ -75,10 +73,7 @@ async def diff(view: Page) -> Response:
     query = view.request.query_params
 
     def gather() -> dict[str, object]:
-        versions = sorted(view.registry.versions(name), key=lambda v: v.number or 0)
-        if not versions:
-            raise NotFoundError(f"no prompt {name!r}")
-        numbers = [v.number for v in versions]
+        numbers = [v.number for v in view.registry.versions(name)]
         a = _number(query.get("a"), numbers[-2] if len(numbers) > 1 else numbers[-1])
         b = _number(query.get("b"), numbers[-1])
         old, new = view.registry.version(name, a), view.registry.version(name, b)

@@ -77,9 +77,7 @@ async def scenarios(view: Page) -> Response:
     def gather() -> dict[str, Any]:
         from ...harness.scenarios import load_scenario_file
 
-        versions = sorted(registry.versions(name), key=lambda v: v.number or 0, reverse=True)
-        if not versions:
-            raise NotFoundError(f"no prompt {name!r}")
+        versions = registry.versions(name)[::-1]  # newest first
         files = []
         for ref in registry.gate_requirements(name).scenario_files:
             try:
