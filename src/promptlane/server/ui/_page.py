@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ...errors import AuthError, PromptlaneError
-from ...registry.store import TokenRecord
+from ...registry.store import TokenRecord, format_target
 from ...registry.tokens import allows
 from .._http import HttpError, status_for
 from ..state import state
@@ -44,6 +44,7 @@ templates.filters["q"] = lambda value: quote(str(value), safe="/")
 templates.filters["show"] = lambda value: (
     value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
 )
+templates.filters["target"] = format_target  # v3, or v3 90% / v4 10%
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 

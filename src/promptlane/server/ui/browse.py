@@ -13,6 +13,7 @@ from starlette.responses import Response
 from ...errors import LabelError, NotFoundError, PromptlaneError
 from ...registry.gate import GateError
 from ...registry.labels import check_label_name, parse_weights
+from ...registry.store import format_target
 from ...spec_diff import diff_specs
 from ..state import state
 from ._page import Page, page, redirect, render
@@ -111,7 +112,7 @@ async def move_label(view: Page) -> Response:
             raise LabelError("a forced move past the gate needs a token with the admin scope")
         kind = "move" if len(target) == 1 else "rollout"
         event = view.registry.set_rollout(name, label, target, reason=reason, force=force, actor=view.who, kind=kind)
-        return f"{label} now points at {_target_text(event.to_target)}"
+        return f"{label} now points at {format_target(event.to_target)}"
 
     return await _label_change(view, name, move, reason=reason)
 
@@ -124,7 +125,7 @@ async def rollback(view: Page) -> Response:
 
     def undo() -> str:
         event = view.registry.rollback(name, label, reason=reason, actor=view.who)
-        return f"{label} rolled back to {_target_text(event.to_target)}"
+        return f"{label} rolled back to {format_target(event.to_target)}"
 
     return await _label_change(view, name, undo)
 
@@ -144,9 +145,3 @@ async def _label_change(view: Page, name: str, change: Callable[[], str], reason
         return redirect(prompt_url(name, error=str(exc), reason=reason) + "#labels")
     state(view.request).cache.invalidate(name)  # the API's answers from this process show the move at once
     return redirect(prompt_url(name, notice=notice) + "#labels")
-
-
-def _target_text(target: dict[int, int]) -> str:
-    if len(target) == 1:
-        return f"v{next(iter(target))}"
-    return " / ".join(f"v{v} {w}%" for v, w in sorted(target.items()))
