@@ -16,14 +16,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The README's five-minute tour, run as written in a new folder (examples/tour.py reads it from README.md).
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
-	PATH="$(abspath $(VENV))/bin:$$PATH" PROMPTLANE_DEMO_DIR=$(DEMO_DIR) sh examples/demo.sh
+	$(PY) examples/tour.py $(DEMO_DIR)
+	@printf '\nOpen the web UI on this registry (http://127.0.0.1:8750/): make ui\n'
 
 # The web UI on the demo's registry, at http://127.0.0.1:8750/ (loopback only, no login).
 ui: $(STAMP)
 	test -d $(DEMO_DIR) || $(MAKE) demo
-	cd $(DEMO_DIR) && PYTHONPATH="$(CURDIR)" $(abspath $(VENV))/bin/promptlane serve --no-auth
+	cd $(DEMO_DIR) && $(abspath $(VENV))/bin/promptlane serve --no-auth
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -17,6 +17,7 @@ from dirty_equals import IsDatetime, IsStr
 from typer.testing import CliRunner, Result
 
 from promptlane.cli import app
+from promptlane.harness.scenarios import load_scenario_file
 from promptlane.spec import load_prompt_file
 
 if sys.version_info >= (3, 11):
@@ -55,12 +56,13 @@ def ok(*args: str) -> str:
     return result.stdout
 
 
-def fails(*args: str) -> str:
-    """The message of a command that must fail as designed: one ``error: ...`` line on stderr, exit 1."""
+def fails(*args: str, status: int = 2) -> str:
+    """The message of a command that must fail as designed: one ``error: ...`` line on stderr, and the exit
+    status (2: usage or configuration, the default here; 1: the gate refused; 3: unreachable)."""
     result = run(*args)
     # A SystemExit means the CLI chose to exit; anything else is an uncaught exception (a traceback).
     assert isinstance(result.exception, SystemExit), result.exception
-    assert result.exit_code == 1
+    assert result.exit_code == status, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0].removeprefix("error: ")
@@ -94,23 +96,31 @@ def test_init_in_an_empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     assert ok("init").splitlines() == [
         "created  promptlane.toml",
-        f"created  {Path('prompts/example/greeting.yaml')}",
+        f"created  {Path('prompts/support/reply.yaml')}",
+        f"created  {Path('prompts/shared/tone.yaml')}",
+        f"created  {Path('evals/support/reply.yaml')}",
+        f"created  {Path('evals/__init__.py')}",
+        f"created  {Path('evals/models.py')}",
         "",
-        "next: edit prompts/, then `promptlane push -m 'first version'`",
+        "next: promptlane push, then promptlane eval (the README's tour goes on from here)",
     ]
 
-    assert tomllib.loads((folder / "promptlane.toml").read_text()) == {"prompts": "prompts", "evals": "evals"}
-    assert (folder / "evals").is_dir()
-    example = load_prompt_file(folder / "prompts/example/greeting.yaml", folder / "prompts")
-    assert (example.name, sorted(example.spec.variables or {})) == ("example/greeting", ["name", "tone"])
-    # The scaffold works as it stands.
-    assert push("-m", "first version") == ["example/greeting: v1 (new)"]
-    assert ok("render", "example/greeting", "--var", "name=Ann").splitlines() == [
+    # The gate accepts runs on the scaffolded model function, which the scenarios name.
+    config = tomllib.loads((folder / "promptlane.toml").read_text())
+    assert config == {"prompts": "prompts", "evals": "evals", "gate_model": "python:evals.models:support_agent"}
+    scenarios = load_scenario_file(folder / "evals/support/reply.yaml")
+    assert (scenarios.spec.prompt, scenarios.spec.model) == ("support/reply", config["gate_model"])
+    reply = load_prompt_file(folder / "prompts/support/reply.yaml", folder / "prompts")
+    assert (reply.name, sorted(reply.spec.variables or {})) == ("support/reply", ["customer", "ticket", "tier"])
+    # The scaffold works as it stands (eval and the gate through it: tests/test_docs.py runs the README's tour).
+    assert push("-m", "first version") == ["shared/tone: v1 (new)", "support/reply: v1 (new)"]
+    assert ok("render", "support/reply", "--var", "customer=Ann", "--var", "ticket=Hi").splitlines() == [
         "[system]",
-        "You write one-sentence greetings in a friendly tone.",
+        "You help Ann (free plan).",
+        "Be warm and concise.",
         "",
         "[user]",
-        "Greet Ann.",
+        "Hi",
     ]
 
 
@@ -118,12 +128,18 @@ def test_init_in_a_named_folder_twice(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     ok("init", "proj")
     (tmp_path / "proj/promptlane.toml").write_text('prompts = "prompts"\n')
+    (tmp_path / "proj/evals/models.py").write_text("# mine\n")
 
-    assert ok("init", "proj").splitlines()[:2] == [
+    assert ok("init", "proj").splitlines()[:6] == [
         f"exists   {Path('proj/promptlane.toml')}",
-        f"exists   {Path('proj/prompts/example/greeting.yaml')}",
+        f"exists   {Path('proj/prompts/support/reply.yaml')}",
+        f"exists   {Path('proj/prompts/shared/tone.yaml')}",
+        f"exists   {Path('proj/evals/support/reply.yaml')}",
+        f"exists   {Path('proj/evals/__init__.py')}",
+        f"exists   {Path('proj/evals/models.py')}",
     ]
     assert (tmp_path / "proj/promptlane.toml").read_text() == 'prompts = "prompts"\n'
+    assert (tmp_path / "proj/evals/models.py").read_text() == "# mine\n"
 
 
 def test_init_with_a_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,18 +152,21 @@ def test_init_with_a_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     config = tomllib.loads(pyproject.read_text())
     assert config == {
         "project": {"name": "app"},
-        "tool": {"ruff": {"line-length": 100}, "promptlane": {"prompts": "prompts", "evals": "evals"}},
+        "tool": {
+            "ruff": {"line-length": 100},
+            "promptlane": {"prompts": "prompts", "evals": "evals", "gate_model": "python:evals.models:support_agent"},
+        },
     }
     assert not (tmp_path / "promptlane.toml").exists()
-    assert (tmp_path / "prompts/example/greeting.yaml").is_file()
-    assert (tmp_path / "evals").is_dir()
+    assert (tmp_path / "prompts/support/reply.yaml").is_file()
+    assert (tmp_path / "evals/models.py").is_file()
 
     # Idempotent: a second run changes nothing.
     text = pyproject.read_text()
     second = ok("init")
     assert pyproject.read_text() == text
     assert "created" not in second
-    assert push() == ["example/greeting: v1 (new)"]
+    assert push() == ["shared/tone: v1 (new)", "support/reply: v1 (new)"]
 
 
 def test_init_with_a_pyproject_says_what_it_updated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,7 +280,7 @@ def test_show_json(project: Path, support_prompts: None) -> None:
 
     assert shown == {
         "name": "support/reply",
-        "version": 1,
+        "number": 1,
         "content_hash": IsStr(regex=r"[0-9a-f]{64}"),
         "message": "first",
         "author": "tester",
@@ -550,7 +569,7 @@ def test_rollout(project: Path, support_prompts: None, write_prompt: WritePrompt
     assert ok("rollout", "support/reply", "staging", "v1=40", "v2=60%").splitlines() == [
         "support/reply: staging -> v1 40% / v2 60% (was -)"
     ]
-    assert json.loads(ok("show", "support/reply:staging", "--json"))["version"] == 2
+    assert json.loads(ok("show", "support/reply:staging", "--json"))["number"] == 2
 
     def version_for(key: str) -> int:
         args = ["render", "support/reply:staging", *TICKET, "--json", "--targeting-key", key]
@@ -761,11 +780,11 @@ def test_console_script(project: Path, support_prompts: None) -> None:
 
 def test_console_script_error_is_one_line(project: Path, write_prompt: WritePrompt) -> None:
     unknown = console(["show", "nope"], project)
-    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (1, "", "error: no prompt named 'nope'\n")
+    assert (unknown.returncode, unknown.stdout, unknown.stderr) == (2, "", "error: no prompt named 'nope'\n")
 
     write_prompt("bad", "template: hi\ntemprature: 0.2\n")
     bad = console(["push"], project, module=True)
-    assert (bad.returncode, bad.stdout) == (1, "")
+    assert (bad.returncode, bad.stdout) == (2, "")
     assert re.fullmatch(
         r"error: \S*bad\.yaml:2: temprature: unknown key 'temprature' " + TOP_LEVEL_SETTING_HINT + r"\n",
         bad.stderr,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from dirty_equals import IsDatetime
 
-from promptlane.errors import LabelError, NotFoundError, RegistryUnavailableError
+from promptlane.errors import ConfigError, LabelError, NotFoundError, RegistryUnavailableError
 from promptlane.registry.sql import SQLStore
 from promptlane.spec import content_hash
 
@@ -171,7 +171,7 @@ def test_an_uncreatable_sqlite_folder_is_unavailable(tmp_path: Path) -> None:
 
 
 def test_unsupported_urls_are_refused() -> None:
-    with pytest.raises(RegistryUnavailableError, match="unsupported registry URL"):
+    with pytest.raises(ConfigError, match="unsupported registry URL"):
         SQLStore("mysql://root@localhost/db")
 
 

@@ -1,12 +1,13 @@
 """``promptlane eval``: run scenario files against prompt versions; ``promptlane schema``: JSON Schemas for editors.
 
-Exit status: 0 when every scenario meets its threshold, 1 when one does not (or a run was stopped or
-interrupted), 2 for usage and configuration errors (bad scenario files, unknown models, no registry).
+Exit status: 0 when every scenario meets its threshold; 1 when one does not (or a run was stopped); 2 for usage
+and configuration errors (bad scenario files, unknown models, bad data); 3 when the registry cannot be reached,
+or when no case failed on its merits and every case error is the model provider being unreachable (connection
+refused, timeouts, 5xx, rate limits after the retries): CI can tell an outage from a regression.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections import defaultdict
@@ -15,11 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ..errors import PromptlaneError
-from ._app import app, err, out, registry, settings
-from ._runs_view import print_cases, print_run, short
+from ._app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app, err, fail, out, registry, settings
 
 if TYPE_CHECKING:
     from ..harness import ScenariosDocument
@@ -59,11 +58,6 @@ def schema(kind: Annotated[SchemaKind, typer.Argument(help="scenario or prompt")
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
-def _usage_error(exc: PromptlaneError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {escape(str(exc))}")
-    return typer.Exit(2)
-
-
 @app.command("eval")
 def eval_(
     ctx: typer.Context,
@@ -74,7 +68,11 @@ def eval_(
     version: Annotated[int | None, typer.Option("--version", help="Evaluate this version.", min=1)] = None,
     label: Annotated[str | None, typer.Option("--label", help="Evaluate the version this label points at.")] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Model for every case (test, python:m:f, openai:...).")
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model for every case: provider:model (openai:gpt-4o-mini), test, or python:module:function.",
+        ),
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Cases in flight at once.", min=1)] = 16,
     repeat: Annotated[
@@ -140,7 +138,7 @@ def eval_(
             created_by=config.author,
         )
     except PromptlaneError as exc:
-        raise _usage_error(exc) from None
+        raise fail(exc) from None
     tracer_provider, logger_provider, shutdown = otlp_providers(otlp_endpoint)
     records: list[RunRecord] = []
     bad_data = False
@@ -157,9 +155,26 @@ def eval_(
         shutdown()
     _write_reports(reg, records, json_file, junit_file)
     if bad_data:
-        raise typer.Exit(2)
-    if any(record.status != "passed" for record in records):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_USAGE)
+    failing = [record for record in records if record.status != "passed"]
+    if failing:
+        raise typer.Exit(EXIT_UNREACHABLE if _only_outages(reg, failing) else EXIT_FAILED)
+
+
+def _only_outages(reg: Registry, records: list[RunRecord]) -> bool:
+    """True when the failing runs failed only because the model provider could not be reached: no case failed
+    an expectation, and every case error is a connection error, a timeout, or a 5xx/429 after the retries."""
+    from ..harness.models import is_outage
+
+    for record in records:
+        if record.failed or not record.errored:
+            return False
+        if not all(
+            case.error is not None and is_outage(case.error)
+            for case in reg.store.run_cases(record.id, statuses=["error"])
+        ):
+            return False
+    return True
 
 
 def _run_one(
@@ -183,7 +198,11 @@ def _run_one(
             logger_provider=logger_provider,
         )
     except PromptlaneError as exc:
-        raise _usage_error(exc) from None
+        raise fail(exc) from None
+    from rich.markup import escape
+
+    from ._runs_view import print_cases, print_run, short
+
     try:
         record = _with_progress(run)
     except KeyboardInterrupt:
@@ -211,6 +230,8 @@ class _StoppedByData(Exception):
 
 
 def _with_progress(run: Any) -> Any:
+    import asyncio
+
     if not sys.stdout.isatty():
         return asyncio.run(run.run())
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

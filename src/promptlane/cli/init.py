@@ -1,7 +1,13 @@
-"""``promptlane init``: scaffold prompts/, evals/ and the config in an existing or new project."""
+"""``promptlane init``: scaffold a working project: a prompt that includes another, its scenarios, a
+deterministic model function to run them offline, and the config that lets a passing run open ``production``.
+
+The files are the README's tour, so a new user can follow it from an empty folder; a test checks that the
+README shows these files as they are here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,49 +17,127 @@ from ._app import app, out
 
 __all__: list[str] = []
 
-EXAMPLE_PROMPT = """\
-# A prompt file: every `promptlane push` of a changed file freezes a new version.
-description: Greet a user by name
+REPLY_PROMPT = """\
+description: Reply to a customer ticket
 model: openai:gpt-4o-mini
-model_settings: {temperature: 0.3}
+model_settings: {temperature: 0.2, max_tokens: 400}
 variables:
-  name: {type: string, description: Who to greet}
-  tone: {type: string, enum: [friendly, formal], default: friendly}
+  customer: {type: string}
+  ticket: {type: string}
+  tier: {type: string, enum: [free, pro], default: free}
 messages:
   - role: system
-    content: You write one-sentence greetings in a {{ tone }} tone.
-  - role: user
-    content: Greet {{ name }}.
+    content: |
+      You help {{ customer }} ({{ tier }} plan).
+      {% include 'shared/tone' %}
+  - {role: user, content: "{{ ticket }}"}
+tools:
+  - name: lookup_order
+    description: Look up an order by id
+    parameters: {type: object, properties: {order_id: {type: string}}, required: [order_id]}
 """
+
+TONE_PROMPT = """\
+template: Be warm and concise.
+"""
+
+REPLY_SCENARIOS = """\
+prompt: support/reply
+model: python:evals.models:support_agent   # offline and deterministic; or openai:gpt-4o-mini
+scenarios:
+  - name: refund
+    variables: {customer: Ana, ticket: "I want a refund for order 123"}
+    tools:
+      lookup_order:
+        - match: {order_id: "123"}
+          returns: {status: delivered, total: 42.5}
+    expect:
+      - contains: refund
+      - tool_called: {name: lookup_order, args: {order_id: "123"}}
+  - name: no-order
+    variables: {customer: Bo, tier: pro, ticket: "Hello!"}
+    expect:
+      - starts_with: Hi Bo
+      - tool_not_called: lookup_order
+"""
+
+MODEL_FUNCTION = '''\
+"""A stand-in for an LLM, so that the scenarios run offline, free, and the same way every time.
+
+Scenario files name it `model: python:evals.models:support_agent` (modules load from the project root).
+`promptlane eval --model openai:gpt-4o-mini` runs the same scenarios on a real model.
+A model function gets pydantic-ai messages and returns a ModelResponse, or a string for a text answer.
+"""
+
+import re
+
+from pydantic_ai.messages import (
+    ModelRequest,
+    ModelResponse,
+    SystemPromptPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+
+
+def _parts(messages, kind):
+    return [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, kind)]
+
+
+def support_agent(messages, info):
+    """Looks up the order a ticket names, then answers from what the tool returned."""
+    system = " ".join(str(part.content) for part in _parts(messages, SystemPromptPart))
+    ticket = str(_parts(messages, UserPromptPart)[-1].content)
+    customer = re.search(r"You help (\\w+)", system)
+    greeting = f"Hi {customer.group(1) if customer else 'there'},"
+    order = re.search(r"order #?(\\d+)", ticket, re.IGNORECASE)
+    returned = _parts(messages[-1:], ToolReturnPart)
+    tools = {tool.name for tool in info.function_tools}
+    if order and not returned and "lookup_order" in tools:
+        return ModelResponse(parts=[ToolCallPart("lookup_order", {"order_id": order.group(1)})])
+    if returned and isinstance(returned[0].content, dict):
+        answer = f"{greeting} order {order.group(1)} is {returned[0].content.get('status', 'unknown')}."
+        if "refund" in ticket.lower():
+            answer += " I have started your refund."
+    else:
+        answer = f"{greeting} thanks for reaching out. How can I help?"
+    return ModelResponse(parts=[TextPart(answer)])
+'''
 
 CONFIG = """\
 prompts = "prompts"
 evals = "evals"
-# registry = "sqlite:///.promptlane/registry.db"   # or postgresql://... ; PROMPTLANE_REGISTRY overrides
+# The scenarios in evals/ run on a model function (evals/models.py): offline, free and deterministic. Its passing
+# runs are the evidence that moves a protected label. Once your scenarios run on the model your prompts declare,
+# delete this line: the gate then asks for a run on each version's own model.
+gate_model = "python:evals.models:support_agent"
+# registry = "sqlite:///.promptlane/registry.db"   # or postgresql://..., or http://server ; PROMPTLANE_REGISTRY
 # default_label = "production"                     # what Registry.get resolves; PROMPTLANE_LABEL overrides
-# protected_labels = ["production"]
+# protected_labels = ["production"]                # labels that move only to a version with a passing run
 """
+
+FILES = {
+    "prompts/support/reply.yaml": REPLY_PROMPT,
+    "prompts/shared/tone.yaml": TONE_PROMPT,
+    "evals/support/reply.yaml": REPLY_SCENARIOS,
+    "evals/__init__.py": '"""Scenario files, and the Python they name (`python:evals.models:...`)."""\n',
+    "evals/models.py": MODEL_FUNCTION,
+}
+"""What ``init`` writes besides the config, by path under the project folder."""
 
 
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="The project folder.", file_okay=False)] = Path("."),
 ) -> None:
-    """Scaffold prompts/, evals/ and the promptlane config (in pyproject.toml, else promptlane.toml)."""
+    """Scaffold a working example: prompts/, evals/ with scenarios and a model function, and the config
+    (in pyproject.toml when there is one, else promptlane.toml). Existing files are left alone."""
     folder.mkdir(parents=True, exist_ok=True)
-    created: list[str] = []
 
     def say(line: str) -> None:
         out.print(line, markup=False)
-
-    def write(path: Path, text: str) -> None:
-        if path.exists():
-            say(f"exists   {path}")
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        created.append(str(path))
-        say(f"created  {path}")
 
     pyproject = folder / "pyproject.toml"
     if pyproject.exists():
@@ -64,7 +148,16 @@ def init(
             pyproject.write_text(text.rstrip("\n") + "\n\n[tool.promptlane]\n" + CONFIG, encoding="utf-8")
             say(f"updated  {pyproject} [tool.promptlane]")
     else:
-        write(folder / "promptlane.toml", CONFIG)
-    write(folder / "prompts" / "example" / "greeting.yaml", EXAMPLE_PROMPT)
-    (folder / "evals").mkdir(exist_ok=True)
-    out.print("\nnext: edit prompts/, then `promptlane push -m 'first version'`")
+        _write(folder / "promptlane.toml", CONFIG, say)
+    for relative, text in FILES.items():
+        _write(folder / relative, text, say)
+    say("\nnext: promptlane push, then promptlane eval (the README's tour goes on from here)")
+
+
+def _write(path: Path, text: str, say: Callable[[str], None]) -> None:
+    if path.exists():
+        say(f"exists   {path}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    say(f"created  {path}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..registry import LabelEvent, format_target
-from ..registry.labels import parse_weights
 from ._app import app, out, registry
+
+if TYPE_CHECKING:
+    from ..registry import LabelEvent
 
 __all__: list[str] = []
 
@@ -17,6 +18,8 @@ Force = Annotated[bool, typer.Option("--force", help="Move a protected label wit
 
 
 def _report(event: LabelEvent) -> None:
+    from ..registry import format_target
+
     before = format_target(event.from_target)
     line = f"{event.prompt}: {event.label} -> {format_target(event.to_target)} (was {before})"
     if event.gate == "passed":
@@ -49,6 +52,8 @@ def rollout(
     force: Force = False,
 ) -> None:
     """Split a label between versions by weight; a targeting key always gets the same version."""
+    from ..registry.labels import parse_weights
+
     _report(registry(ctx).set_rollout(name, label_name, parse_weights(weights), reason=reason, force=force))
 
 

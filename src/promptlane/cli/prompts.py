@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from rich.markup import escape
-from rich.table import Table
 
-from ..errors import RegistryError, SpecError
-from ..registry import PromptVersion, format_target, parse_ref
-from ..spec_diff import diff_specs, spec_yaml
-from ..variables import parse_typed
-from ._app import app, out, registry
+from ._app import AsJson, app, out, print_json, registry
+
+if TYPE_CHECKING:
+    from ..registry import PromptVersion
 
 __all__: list[str] = []
 
@@ -33,6 +28,8 @@ def push(
     message: Annotated[str | None, typer.Option("--message", "-m", help="Why: recorded on each new version.")] = None,
 ) -> None:
     """Push prompt files; each changed prompt becomes a new immutable version."""
+    from rich.markup import escape
+
     for result in registry(ctx).push(paths or None, message=message):
         if result.created:
             state = "[green](new)[/green]"
@@ -45,9 +42,18 @@ def push(
 
 
 @app.command("list")
-def list_prompts(ctx: typer.Context) -> None:
+def list_prompts(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List prompts with their newest version and labels."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..registry import format_target
+    from ..registry.wire import summary_to_json
+
     prompts = registry(ctx).list_prompts()
+    if as_json:
+        print_json([summary_to_json(prompt) for prompt in prompts])
+        return
     if not prompts:
         out.print("no prompts yet: write prompts/*.yaml and run `promptlane push`")
         return
@@ -70,27 +76,19 @@ def list_prompts(ctx: typer.Context) -> None:
 def show(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION or NAME:LABEL.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Show a version: who pushed it, which labels point at it, and its whole frozen spec."""
+    from rich.markup import escape
+
+    from ..registry.wire import version_to_json
+    from ..spec_diff import spec_yaml
+
     reg = registry(ctx)
     version = reg.resolve(ref)
     labels = [state.label for state in reg.labels(version.name) if version.number in state.target]
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "name": version.name,
-                    "version": version.number,
-                    "content_hash": version.content_hash,
-                    "message": version.message,
-                    "author": version.author,
-                    "created_at": version.created_at.isoformat() if version.created_at else None,
-                    "labels": labels,
-                    "spec": version.spec,
-                }
-            )
-        )
+        print_json({**version_to_json(version), "labels": labels})
         return
     out.print(f"[bold]{escape(version.name)}[/bold] v{version.number}  [dim]{version.content_hash[:12]}[/dim]")
     who = escape(version.author or "-")
@@ -105,11 +103,28 @@ def history(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The prompt.")],
     label: Annotated[str | None, typer.Option("--label", "-l", help="Only this label's moves.")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Show a prompt's versions and every label move (the audit log)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..registry import format_target
+    from ..registry.wire import event_to_json, label_to_json, version_to_json
+
     reg = registry(ctx)
     versions = reg.versions(name)
     states = reg.labels(name)
+    if as_json:
+        print_json(
+            {
+                "name": name,
+                "versions": [version_to_json(version) for version in versions],
+                "labels": [label_to_json(state) for state in states],
+                "moves": [event_to_json(event) for event in reg.history(name, label)],
+            }
+        )
+        return
     table = Table(title="versions", title_justify="left", box=None, pad_edge=False)
     for column in ("version", "hash", "pushed", "author", "labels", "message"):
         table.add_column(column)
@@ -158,14 +173,39 @@ def diff(
     name: Annotated[str, typer.Argument(help="The prompt.")],
     a: Annotated[str, typer.Argument(help="A version number or a label.")],
     b: Annotated[str, typer.Argument(help="Another version number or label.")],
+    as_json: AsJson = False,
 ) -> None:
     """Compare two versions: template or messages, and every config field."""
+    from rich.markup import escape
+
+    from ..spec_diff import diff_specs
+
     reg = registry(ctx)
     old, new = reg.resolve(_ref_for(name, a)), reg.resolve(_ref_for(name, b))
+    changes = diff_specs(old.spec, new.spec)
+    if as_json:
+        print_json(
+            {
+                "name": name,
+                "from": old.number,
+                "to": new.number,
+                "identical": old.content_hash == new.content_hash,
+                "changes": [
+                    {
+                        "field": change.field,
+                        "before": change.before,
+                        "after": change.after,
+                        "diff": change.unified(f"v{old.number}", f"v{new.number}"),
+                    }
+                    for change in changes
+                ],
+            }
+        )
+        return
     if old.content_hash == new.content_hash:
         out.print(f"v{old.number} and v{new.number} are identical")
         return
-    for change in diff_specs(old.spec, new.spec):
+    for change in changes:
         out.print(f"[bold]{escape(change.field)}[/bold]")
         for line in change.unified(f"v{old.number}", f"v{new.number}"):
             style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
@@ -174,6 +214,9 @@ def diff(
 
 
 def _parse_var(item: str, schema: dict[str, Any]) -> tuple[str, Any]:
+    from ..errors import RegistryError
+    from ..variables import parse_typed
+
     name, sep, raw = item.partition("=")
     if not sep or not name:
         raise RegistryError(f"invalid --var {item!r}: write NAME=VALUE")
@@ -181,6 +224,10 @@ def _parse_var(item: str, schema: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _vars_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    from ..errors import SpecError
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -205,6 +252,10 @@ def render(
     targeting_key: Annotated[str | None, typer.Option("--targeting-key", help="Key for a label's rollout.")] = None,
 ) -> None:
     """Render a version with variables, exactly as an application would."""
+    from rich.markup import escape
+
+    from ..registry import parse_ref
+
     reg = registry(ctx)
     name, number, label = parse_ref(ref)
     prompt = (
@@ -216,13 +267,9 @@ def render(
     values.update(_parse_var(item, prompt.variables) for item in var or ())
     rendered = prompt.render(values)
     if as_json:
-        payload = {
-            "name": prompt.name,
-            "version": prompt.version,
-            "label": prompt.label,
-            "messages": rendered.messages,
-        }
-        out.print_json(json.dumps(payload))
+        print_json(
+            {"name": prompt.name, "version": prompt.version, "label": prompt.label, "messages": rendered.messages}
+        )
         return
     if prompt.spec.get("template") is not None:
         out.print(escape(rendered.text))

@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from ._app import app, out, registry
-from ._runs_view import print_cases, print_run, short
+from ._app import AsJson, app, out, print_json, registry
 
 __all__: list[str] = []
 
@@ -28,7 +25,7 @@ def _run(store: Any, ref: str) -> Any:
     return store.get_run(ref)
 
 
-runs_app = typer.Typer(no_args_is_help=True, help="Recorded eval runs.")
+runs_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Recorded eval runs.")
 app.add_typer(runs_app, name="runs")
 
 
@@ -38,9 +35,19 @@ def list_runs(
     prompt: Annotated[str | None, typer.Option("--prompt", help="Only this prompt's runs.")] = None,
     version: Annotated[int | None, typer.Option("--version", help="Only this version's runs.", min=1)] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 20,
+    as_json: AsJson = False,
 ) -> None:
     """Recent runs, newest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..harness.reports import run_json
+    from ._runs_view import short
+
     records = registry(ctx).store.list_runs(prompt, version=version, limit=limit)
+    if as_json:
+        print_json([run_json(record) for record in records])
+        return
     if not records:
         out.print("no runs yet: promptlane eval")
         return
@@ -68,10 +75,24 @@ def show_run(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id (or unique prefix), or NAME@VERSION.")],
     show_all: Annotated[bool, typer.Option("--all", help="Also list the passing cases.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Failing cases to print.", min=1)] = None,
+    as_json: AsJson = False,
 ) -> None:
-    """A run: its scenarios, then every failing case with the reasons, variables, tool calls and output."""
+    """A run: its scenarios, then every failing case with the reasons, variables, tool calls and output.
+
+    With --json: the run and all its cases, as in the file `promptlane eval --json FILE` writes.
+    """
+    from ._runs_view import print_cases, print_run
+
     store = registry(ctx).store
     record = _run(store, run_id)
+    if as_json:
+        import sys
+
+        from ..harness.reports import write_run_json
+
+        write_run_json(sys.stdout, record, store.run_cases(record.id))
+        sys.stdout.write("\n")
+        return
     print_run(record)
     out.print()
     hidden = print_cases(store.run_cases(record.id, statuses=["failed", "error"]), limit=limit)
@@ -86,16 +107,23 @@ def compare(
     ctx: typer.Context,
     first: Annotated[str, typer.Argument(metavar="A", help="The earlier run: an id, or NAME@VERSION.")],
     second: Annotated[str, typer.Argument(metavar="B", help="The later run: an id, or NAME@VERSION.")],
+    as_json: AsJson = False,
 ) -> None:
     """What changed from run A to run B: newly failing and newly passing cases, score moves."""
+    from rich.markup import escape
+
     from ..errors import RegistryError
-    from ..harness.reports import compare_runs
+    from ..harness.reports import compare_runs, comparison_json
+    from ._runs_view import short
 
     store = registry(ctx).store
     before, after = _run(store, first), _run(store, second)
     if before.prompt != after.prompt:
         raise RegistryError(f"runs of different prompts ({before.prompt}, {after.prompt}) do not compare")
     result = compare_runs(before, after, store.run_cases(before.id), store.run_cases(after.id))
+    if as_json:
+        print_json(comparison_json(result))
+        return
     out.print(
         f"[bold]{escape(before.prompt)}[/bold] v{before.version} ({short(before.id)}, {before.pass_rate:.0%}) -> "
         f"v{after.version} ({short(after.id)}, {after.pass_rate:.0%})"

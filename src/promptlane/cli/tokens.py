@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from ..registry.registry import default_author
-from ..registry.store import TokenRecord
-from ..registry.tokens import SCOPES, create_token, format_scopes
-from ._app import app, err, out, registry
+from ..registry.tokens import SCOPES
+from ._app import AsJson, app, err, out, print_json, registry
+
+if TYPE_CHECKING:
+    from ..registry.store import TokenRecord
 
 __all__: list[str] = []
 
-token_app = typer.Typer(no_args_is_help=True, help="API tokens for a registry server: create, list, revoke.")
+token_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="API tokens for a registry server: create, list, revoke."
+)
 app.add_typer(token_app, name="token")
 
 
@@ -40,6 +41,9 @@ def create(
     ],
 ) -> None:
     """Create a token and print its secret, once: alone on stdout, so TOKEN=$(promptlane token create ...) works."""
+    from ..registry.registry import default_author
+    from ..registry.tokens import create_token, format_scopes
+
     reg = registry(ctx)
     record, secret = create_token(reg.store, name, scope, created_by=reg.settings.author or default_author())
     out.print(secret, markup=False)
@@ -50,9 +54,18 @@ def create(
 
 
 @token_app.command("list")
-def list_tokens(ctx: typer.Context) -> None:
+def list_tokens(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Every token, revoked ones too, oldest first (times in UTC). Secrets are never shown."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..registry.tokens import format_scopes
+    from ..registry.wire import token_to_json
+
     records = registry(ctx).store.list_tokens()
+    if as_json:
+        print_json([token_to_json(record) for record in records])
+        return
     if not records:
         out.print("no tokens yet: promptlane token create --name NAME --scope SCOPE")
         return
@@ -76,6 +89,8 @@ def revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")],
 ) -> None:
     """Revoke a token: it stops working at once. Its name stays taken, so logs keep meaning one token."""
+    from ..registry.registry import default_author
+
     reg = registry(ctx)
     record = reg.store.revoke_token(name, revoked_by=reg.settings.author or default_author())
     out.print(f"token {record.name} revoked", markup=False)

@@ -1,11 +1,31 @@
 """The eval harness: scenario files, datasets, mocked tools, model loop, evaluators, runs and their traces.
 
-Importing it imports pydantic-ai; applications that only fetch and render prompts never do.
+The runner imports pydantic-ai; applications that only fetch and render prompts never do. Names are imported
+on first use, so commands that only read scenario files or stored runs (``check``, ``runs``) do not pay for it.
 """
 
-from .recordings import CacheMode, Recordings, ReplayMissError
-from .runner import EvalOptions, EvalRun
-from .scenarios import ScenarioFile, ScenariosDocument, ScenarioSpec, discover_scenario_files, load_scenario_file
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .recordings import CacheMode, Recordings, ReplayMissError
+    from .runner import EvalOptions, EvalRun
+    from .scenarios import ScenarioFile, ScenariosDocument, ScenarioSpec, discover_scenario_files, load_scenario_file
+
+_LAZY = {
+    "CacheMode": ".recordings",
+    "EvalOptions": ".runner",
+    "EvalRun": ".runner",
+    "Recordings": ".recordings",
+    "ReplayMissError": ".recordings",
+    "ScenarioFile": ".scenarios",
+    "ScenarioSpec": ".scenarios",
+    "ScenariosDocument": ".scenarios",
+    "discover_scenario_files": ".scenarios",
+    "load_scenario_file": ".scenarios",
+}
 
 __all__ = [
     "CacheMode",
@@ -19,3 +39,16 @@ __all__ = [
     "discover_scenario_files",
     "load_scenario_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptlane.harness' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,12 +38,26 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError
+from ..registry.runs import CaseError
 from ._imports import load_callable
 from .recordings import Recordings, ReplayMissError
 
-__all__ = ["ModelClient", "RequestPolicy", "output_parameters", "resolve_model"]
+__all__ = ["ModelClient", "RequestPolicy", "is_outage", "output_parameters", "resolve_model"]
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+_OUTAGE_TYPES = {"ModelConnectionError", "ModelTimeoutError", "ModelRequestTimeout", "TimeoutError"}
+_STATUS = re.compile(r"\bstatus_code: (\d{3})\b")
+
+
+def is_outage(error: CaseError) -> bool:
+    """Whether a recorded case error is the provider being unreachable, not the prompt's doing: a refused or
+    dropped connection, a timeout, or a status worth retrying (429, 5xx) that outlasted the retries."""
+    if error.type in _OUTAGE_TYPES:
+        return True
+    if error.type == "ModelHTTPError":
+        status = _STATUS.search(error.message)
+        return status is not None and int(status.group(1)) in _RETRYABLE_STATUS
+    return False
 
 
 def _function_model(reference: str, root: Path | None) -> Model:

@@ -9,12 +9,21 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from xml.sax.saxutils import escape, quoteattr
 
 from ..registry.runs import CaseResult, RunRecord
 
-__all__ = ["CaseChange", "Comparison", "compare_runs", "run_json", "write_json", "write_junit"]
+__all__ = [
+    "CaseChange",
+    "Comparison",
+    "compare_runs",
+    "comparison_json",
+    "run_json",
+    "write_json",
+    "write_junit",
+    "write_run_json",
+]
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -32,16 +41,22 @@ def run_json(record: RunRecord) -> dict[str, Any]:
     return data
 
 
+def write_run_json(stream: TextIO, record: RunRecord, cases: Iterable[CaseResult]) -> None:
+    """Write ``{...run, "cases": [...]}`` to ``stream``, streaming the cases (a run may hold 100,000)."""
+    head = json.dumps(run_json(record), ensure_ascii=False, default=str)
+    stream.write(head[:-1] + ', "cases": [')
+    for number, case in enumerate(cases):
+        stream.write(("," if number else "") + json.dumps(case.to_json(), ensure_ascii=False, default=str))
+    stream.write("]}")
+
+
 def write_json(path: Path, runs: Sequence[tuple[RunRecord, Iterable[CaseResult]]]) -> None:
     """Write ``{"runs": [{...run, "cases": [...]}]}``, streaming the cases."""
     with path.open("w", encoding="utf-8") as file:
         file.write('{"runs": [')
         for index, (record, cases) in enumerate(runs):
-            head = json.dumps(run_json(record), ensure_ascii=False, default=str)
-            file.write(("," if index else "") + head[:-1] + ', "cases": [')
-            for number, case in enumerate(cases):
-                file.write(("," if number else "") + json.dumps(case.to_json(), ensure_ascii=False, default=str))
-            file.write("]}")
+            file.write("," if index else "")
+            write_run_json(file, record, cases)
         file.write("]}\n")
 
 
@@ -161,3 +176,30 @@ def compare_runs(
             comparison.score_changes.append(change)
     comparison.removed = [CaseChange(key=key, before=value[0], after=None) for key, value in earlier.items()]
     return comparison
+
+
+def comparison_json(comparison: Comparison) -> dict[str, Any]:
+    """A comparison as JSON data: both runs (without cases) and the case changes."""
+
+    def changes(items: Iterable[CaseChange]) -> list[dict[str, Any]]:
+        return [
+            {
+                "key": change.key,
+                "before": change.before,
+                "after": change.after,
+                "reason": change.reason,
+                "scores": {name: list(pair) for name, pair in change.scores.items()},
+            }
+            for change in items
+        ]
+
+    return {
+        "before": run_json(comparison.before),
+        "after": run_json(comparison.after),
+        "newly_failing": changes(comparison.newly_failing),
+        "newly_passing": changes(comparison.newly_passing),
+        "added": changes(comparison.added),
+        "removed": changes(comparison.removed),
+        "score_changes": changes(comparison.score_changes),
+        "unchanged": comparison.unchanged,
+    }

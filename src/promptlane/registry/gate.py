@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..errors import LabelError
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
@@ -81,6 +79,8 @@ def relative_path(path: Path, root: Path) -> str:
 
 def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[ScenarioFileRef]:
     """The scenario files under ``evals_dir`` whose ``prompt:`` is ``prompt``, with their content hashes."""
+    import yaml
+
     found: list[ScenarioFileRef] = []
     if not evals_dir.is_dir():
         return found
@@ -97,7 +97,19 @@ def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[Scenari
     return found
 
 
-def _problems(run: RunRecord, files: Sequence[ScenarioFileRef], model: str | None) -> list[str]:
+def _model_problem(name: str, run: RunRecord, version: PromptVersion, model: str) -> str:
+    """Why a run on another model does not count, and the two ways to satisfy the gate."""
+    rerun = f"promptlane eval --prompt {version.name} --version {version.number} --model {model}"
+    if model == version.spec.get("model"):
+        return (
+            f"{name} used {run.model}, and the gate needs {model}, the model {version.ref} declares: run "
+            f"`{rerun}`, or accept runs on {run.model} for gating with the `gate_model` setting "
+            f'(gate_model = "{run.model}" in promptlane.toml or [tool.promptlane])'
+        )
+    return f"{name} used {run.model}, and the gate needs {model} (the `gate_model` setting): run `{rerun}`"
+
+
+def _problems(run: RunRecord, version: PromptVersion, files: Sequence[ScenarioFileRef], model: str | None) -> list[str]:
     problems = []
     name = f"run {run.id[:12]}"
     if run.status != "passed":
@@ -110,7 +122,7 @@ def _problems(run: RunRecord, files: Sequence[ScenarioFileRef], model: str | Non
         partial = [s.name for s in run.scenarios if s.deselected or s.skipped or not s.cases]
         problems.append(f"{name} did not run every case (left out: {', '.join(partial)})")
     if model is not None and run.model != model:
-        problems.append(f"{name} used {run.model}, and the gate needs {model}")
+        problems.append(_model_problem(name, run, version, model))
     recorded = {ref.path: ref.sha256 for ref in run.scenario_files}
     for ref in files:
         if ref.path not in recorded:
@@ -143,10 +155,10 @@ def check_gate(
             ],
         )
     for run in runs:
-        if not _problems(run, files, model):
+        if not _problems(run, version, files, model):
             return GateVerdict(passed=True, run=run)
     newest = runs[0]
-    return GateVerdict(passed=False, run=newest, problems=_problems(newest, files, model))
+    return GateVerdict(passed=False, run=newest, problems=_problems(newest, version, files, model))
 
 
 def candidate_runs(store: object, version: PromptVersion) -> list[RunRecord]:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._budget import RenderLimits
-from ..errors import IncludeError, NotFoundError, SpecError, TemplateError
+from ..errors import IncludeError, NotFoundError, PromptlaneError, SpecError, TemplateError
 from ..spec import PromptFile, PromptSpec, content_hash
 from ..templates import TemplateInfo, analyze_template, compile_prompt, first_use_line
 from .store import PromptVersion
 
-__all__ = ["FrozenSpec", "freeze", "push_order"]
+__all__ = ["FileCheck", "check_files", "freeze", "push_order"]
 
 IncludeResolver = Callable[[str], PromptVersion]
 """Returns the version of an included prompt to freeze (raises NotFoundError when there is none)."""
@@ -229,3 +229,57 @@ def push_order(files: Sequence[PromptFile]) -> list[PromptFile]:
     for file in sorted(files, key=lambda f: f.name):
         visit(file.name, [])
     return ordered
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What checking one prompt file found."""
+
+    file: PromptFile
+    """The file."""
+    frozen: FrozenSpec | None
+    """Its content as a push would store it, when it is valid."""
+    error: PromptlaneError | None
+    """Why it is not, when it is not."""
+
+
+def check_files(
+    files: Sequence[PromptFile], resolve: IncludeResolver, *, limits: RenderLimits | None = None
+) -> list[FileCheck]:
+    """Freeze every file as a push would, storing nothing, and say what is wrong with each (not only the first).
+
+    Includes of prompts in ``files`` resolve to their drafts; others go to ``resolve``. A file that includes a
+    file with an error is reported as such.
+
+    Raises:
+        SpecError, IncludeError: the set itself is wrong: two files declare one name, or they include each other
+            in a cycle.
+    """
+    drafts: dict[str, PromptVersion] = {}
+    broken: set[str] = set()
+    checks = []
+
+    def resolver(name: str) -> PromptVersion:
+        if name in broken:
+            raise _IncludedFileBroken(name)
+        return drafts[name] if name in drafts else resolve(name)
+
+    for file in push_order(files):
+        try:
+            frozen = freeze(file.name, file.spec, resolver, file=file, limits=limits)
+        except _IncludedFileBroken as exc:
+            error = IncludeError(f"includes {exc.name!r}, whose file has an error", path=file.path)
+            broken.add(file.name)
+            checks.append(FileCheck(file=file, frozen=None, error=error))
+        except PromptlaneError as exc:
+            broken.add(file.name)
+            checks.append(FileCheck(file=file, frozen=None, error=exc))
+        else:
+            drafts[file.name] = frozen.draft()
+            checks.append(FileCheck(file=file, frozen=frozen, error=None))
+    return checks
+
+
+class _IncludedFileBroken(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name

@@ -23,13 +23,13 @@ from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import AuthError, LabelError, NotFoundError, RegistryError, RegistryUnavailableError
 from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, scenario_files_for
 from .labels import LATEST, check_label_name, check_target, rollback_point
-from .prompt import Prompt
 from .rollout import choose_version
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store, Target
 
 if TYPE_CHECKING:
     from ..spec import PromptSpec
     from .http import HttpStore
+    from .prompt import Prompt
     from .remote import RemoteCache
 
 __all__ = ["PushResult", "Registry", "parse_ref"]
@@ -236,12 +236,14 @@ class Registry:
             if fallback is None:
                 raise
             self._warn_once(name, exc)
-            return Prompt(self._fallback(name, fallback), label=resolved_label, source="fallback", limits=self.limits)
+            return _new_prompt(
+                self._fallback(name, fallback), label=resolved_label, source="fallback", limits=self.limits
+            )
         source = "registry" if fetched else "cache"
         key = (name, record.number, resolved_label, source)
         prompt = self._prompts.get(key)
         if prompt is None:
-            prompt = self._prompts[key] = Prompt(record, label=resolved_label, source=source, limits=self.limits)
+            prompt = self._prompts[key] = _new_prompt(record, label=resolved_label, source=source, limits=self.limits)
         return prompt
 
     def _get_remote(
@@ -266,11 +268,11 @@ class Registry:
             if fallback is None:
                 raise
             self._warn_once(name, exc)
-            return Prompt(self._fallback(name, fallback), label=label, source="fallback", limits=self.limits)
+            return _new_prompt(self._fallback(name, fallback), label=label, source="fallback", limits=self.limits)
         key = (name, record.number, label, source)
         prompt = self._prompts.get(key)
         if prompt is None:
-            prompt = self._prompts[key] = Prompt(record, label=label, source=source, limits=self.limits)
+            prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
         return prompt
 
     def prefetch(self, label: str | None = None) -> int:
@@ -454,7 +456,7 @@ class Registry:
         from .push import freeze
 
         record = freeze(name, _as_spec(name, spec), self._newest, limits=self.limits).draft()
-        return Prompt(record, label=None, source="draft", limits=self.limits)
+        return _new_prompt(record, label=None, source="draft", limits=self.limits)
 
     def push_frozen(
         self,
@@ -708,3 +710,11 @@ def _as_spec(name: str, spec: Mapping[str, Any] | PromptSpec) -> PromptSpec:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         raise SpecError(f"{name}: invalid spec: {first['msg']}", key=key or None) from None
+
+
+def _new_prompt(record: PromptVersion, *, label: str | None, source: str, limits: RenderLimits) -> Prompt:
+    """A Prompt; its module (templates, Jinja2) is imported on the first, so commands that only list or label
+    prompts never import it."""
+    from .prompt import Prompt
+
+    return Prompt(record, label=label, source=source, limits=limits)

@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from .._canonical import canonical_json
-from ..errors import NotFoundError, RegistryUnavailableError
+from ..errors import ConfigError, NotFoundError, RegistryUnavailableError
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target, rollback_point
 from .migrate import ensure_schema
@@ -64,16 +64,14 @@ class SQLStore(SQLRuns, SQLTokens):
             # Errors show the URL as the user wrote it, without its password.
             self.display_url = make_url(url).render_as_string(hide_password=True)
         except sa_exc.ArgumentError:
-            raise RegistryUnavailableError(f"cannot parse the registry URL {url!r}") from None
+            raise ConfigError(f"cannot parse the registry URL {url!r}") from None
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(parsed.database, busy_timeout)
         elif self.dialect == "postgresql":
             self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         else:
-            raise RegistryUnavailableError(
-                f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://"
-            )
+            raise ConfigError(f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://")
         self._open()
 
     @unavailable
