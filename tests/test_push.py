@@ -403,6 +403,7 @@ BAD_FILES = {
     "invalid-yaml": ("template: [unclosed\n", SpecError),
     "unknown-key": ("template: hi\ntemprature: 1\n", SpecError),
     "undeclared-variable": ("variables: {}\ntemplate: '{{ x }}'\n", SpecError),
+    "model-without-a-provider": ("template: hi\nmodel: gpt-4o-mini\n", SpecError),
     "template-syntax": ("template: '{% if %}'\n", TemplateSyntaxError),
     "missing-include": ("template: \"{% include 'nope' %}\"\n", IncludeError),
 }
@@ -430,6 +431,25 @@ def test_one_bad_file_stores_nothing(
     assert located(info.value)[0] == bad
     assert registry.list_prompts() == before
     assert [v.number for v in registry.versions("shared/tone")] == [1]
+
+
+def test_a_model_without_a_provider_is_refused_at_push_naming_file_and_line(
+    registry: Registry, write_prompt: WritePrompt
+) -> None:
+    path = write_prompt("reply", "description: Reply\nmodel: gpt-4o-mini\ntemplate: hi\n")
+
+    with pytest.raises(SpecError) as info:
+        registry.push()
+
+    assert located(info.value) == (path.resolve(), 2, "model")
+    assert info.value.reason == "model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?"
+    assert registry.list_prompts() == []
+
+
+def test_a_spec_pushed_as_data_has_its_model_checked(registry: Registry) -> None:
+    with pytest.raises(SpecError, match=r"unknown provider 'opnai': did you mean 'openai'\?"):
+        registry.push_spec("reply", {"template": "hi", "model": "opnai:gpt-4o-mini"})
+    assert registry.list_prompts() == []
 
 
 def test_template_syntax_error_names_file_and_line(registry: Registry, write_prompt: WritePrompt) -> None:

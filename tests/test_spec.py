@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptlane.errors import SpecError
-from promptlane.spec import PromptSpec, content_hash, load_prompt_file
+from promptlane.spec import MODEL_PROVIDERS, PromptSpec, check_model, content_hash, load_prompt_file
 
 WritePrompt = Callable[[str, str], Path]
 
@@ -350,6 +352,52 @@ BAD_FILES = {
         "model",
         "must not be empty",
     ),
+    "model-without-a-provider": (
+        """\
+        template: hi
+        model: gpt-4o-mini
+        """,
+        2,
+        "model",
+        "model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?",
+    ),
+    "claude-without-a-provider": (
+        "description: d\ntemplate: hi\nmodel: claude-sonnet-4-5\n",
+        3,
+        "model",
+        "model 'claude-sonnet-4-5' has no provider: did you mean 'anthropic:claude-sonnet-4-5'?",
+    ),
+    "unknown-model-family": (
+        "template: hi\nmodel: my-own-llm\n",
+        2,
+        "model",
+        "model 'my-own-llm' has no provider: write provider:name (like 'openai:gpt-4o-mini'), 'test' or "
+        "'python:module:function'",
+    ),
+    "misspelt-provider": (
+        "template: hi\nmodel: opnai:gpt-4o-mini\n",
+        2,
+        "model",
+        "unknown provider 'opnai': did you mean 'openai'?",
+    ),
+    "unknown-provider": (
+        "template: hi\nmodel: acme:large\n",
+        2,
+        "model",
+        "unknown provider 'acme': not one of pydantic-ai's (openai, anthropic, google, groq, mistral, bedrock, ...)",
+    ),
+    "provider-without-a-model": (
+        "template: hi\nmodel: 'anthropic:'\n",
+        2,
+        "model",
+        "model 'anthropic:' names no model after the provider",
+    ),
+    "python-model-without-a-function": (
+        "template: hi\nmodel: python:examples.support.model\n",
+        2,
+        "model",
+        "'python:examples.support.model' is not python:module:function (like python:examples.support.model:respond)",
+    ),
     "a-list-not-a-mapping": (
         """\
         - role: user
@@ -376,6 +424,122 @@ def test_bad_file(write_prompt: WritePrompt, project: Path, text: str, line: int
 
     assert (error.path, error.line, error.key, error.reason) == (path, line, key, reason)
     assert str(error) == ": ".join(part for part in (f"{path}:{line}", key, reason) if part)
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["openai:gpt-4o-mini", "anthropic:claude-sonnet-4-5", "google:gemini-2.5-flash", "gateway/openai:gpt-4o",
+     "openai:a-model-released-tomorrow", "test", "python:examples.support.model:respond"],
+)  # fmt: skip
+def test_good_model_strings(model: str) -> None:
+    assert PromptSpec(template="hi", model=model).model == model
+    assert check_model(model) == model
+
+
+# --- model strings against pydantic-ai ------------------------------------------------------------------------
+# The static list in spec.py exists so that checking a file never imports pydantic-ai; these tests hold it to
+# the installed pydantic-ai (which a test may import).
+
+
+def _pydantic_ai_providers() -> set[str]:
+    """Every provider prefix pydantic-ai's infer_model makes a model of, found by asking it about every name its
+    provider lookup and model inference mention (an SDK that is not installed still counts: the branch exists)."""
+    import inspect
+    import re
+    from typing import get_args
+
+    from pydantic_ai import models
+    from pydantic_ai.exceptions import UserError
+    from pydantic_ai.providers import gateway, infer_provider_class
+
+    def makes_a_model(prefix: str) -> bool:
+        try:
+            infer_provider_class(prefix)
+        except ValueError:  # "Unknown provider"
+            return False
+        except ImportError:
+            pass
+        try:
+            models.infer_model(f"{prefix}:some-model", provider_factory=lambda name: object())
+        except UserError as exc:
+            if str(exc).startswith("Unknown model"):  # a provider of embeddings or speech, not of chat models
+                return False
+        except Exception:  # a missing SDK, or a provider object the model class refuses: the branch exists
+            pass
+        return True
+
+    source = inspect.getsource(infer_provider_class) + inspect.getsource(models.infer_model)
+    candidates = set(re.findall(r"'([a-z][a-z0-9-]*)'", source))
+    candidates |= {name.split(":")[0] for name in models.known_model_names() if ":" in name}
+    for alias in (models.OpenAIChatCompatibleProvider, models.OpenAIResponsesCompatibleProvider):
+        candidates |= set(get_args(alias.__value__))
+    upstreams = {value for literal in get_args(gateway.UpstreamProvider) for value in get_args(literal)}
+    candidates |= {f"gateway/{upstream}" for upstream in upstreams}
+    return {prefix for prefix in candidates if makes_a_model(prefix)}
+
+
+def test_the_static_providers_are_pydantic_ais() -> None:
+    assert sorted(MODEL_PROVIDERS) == sorted(_pydantic_ai_providers())
+    assert len(set(MODEL_PROVIDERS)) == len(MODEL_PROVIDERS)
+
+
+def test_every_model_pydantic_ai_knows_is_accepted() -> None:
+    from pydantic_ai.models import known_model_names
+
+    refused = []
+    for name in known_model_names():
+        try:
+            check_model(name)
+        except ValueError as exc:
+            refused.append(f"{name}: {exc}")
+    assert refused == []
+
+
+def test_a_bare_model_name_is_given_the_provider_that_has_it() -> None:
+    """For the first-party providers, every model pydantic-ai knows that a family names gets that provider."""
+    from pydantic_ai.models import known_model_names
+
+    known = set(known_model_names())
+    suggested, wrong = 0, []
+    for model_id in sorted(known):
+        provider, _, name = model_id.partition(":")
+        if provider not in {"openai", "anthropic", "google", "mistral", "cohere", "xai", "deepseek"}:
+            continue
+        with pytest.raises(ValueError) as caught:
+            check_model(name)
+        if "did you mean" in str(caught.value):
+            suggested += 1
+            if f"did you mean {model_id!r}?" not in str(caught.value):
+                wrong.append(f"{name}: {caught.value}")
+    assert wrong == []
+    assert suggested > 100  # the families cover pydantic-ai's own lists, not a handful of names
+
+
+def test_checking_a_model_never_imports_pydantic_ai(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from promptlane.errors import SpecError
+        from promptlane.spec import load_prompt_file
+
+        Path("good.yaml").write_text("template: hi\\nmodel: openai:gpt-4o-mini\\n")
+        Path("bad.yaml").write_text("template: hi\\nmodel: gpt-4o-mini\\n")
+        load_prompt_file(Path("good.yaml"))
+        try:
+            load_prompt_file(Path("bad.yaml"))
+        except SpecError as exc:
+            print(exc)
+        print("pydantic_ai" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "bad.yaml:2: model: model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?",
+        "False",
+    ]
 
 
 def test_unknown_model_setting_suggests_the_known_one(write_prompt: WritePrompt, project: Path) -> None:
@@ -672,6 +836,7 @@ def test_content_hash_ignores_layout_and_key_order(write_prompt: WritePrompt, pr
     assert content_hash(compact.spec.canonical()) != content_hash(changed.spec.canonical())
 
 
+@settings(deadline=None)  # no deadline: a busy machine may take longer than 200 ms on one example
 @given(data=st.data())
 def test_content_hash_is_stable_for_any_key_order_and_style(data: st.DataObject) -> None:
     reference = yaml.safe_load(COMPACT)
