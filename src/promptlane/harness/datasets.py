@@ -2,6 +2,10 @@
 
 JSONL (one object a line) and CSV (a header row) stream; YAML (a list of mappings) is read whole, so use
 JSONL or CSV for big datasets. Every row error names the file and line.
+
+The columns of a dataset, for the check made before a run, cost a row: a CSV file's header names them all; a
+JSONL file's first row names those of the first row, and only when that is not enough (a column the run
+needs is missing from it) does :func:`all_columns` read the whole file for the union of its rows' keys.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from .._yaml import load_yaml
 from ..errors import SpecError
 
-__all__ = ["Row", "count_rows", "iter_rows"]
+__all__ = ["FirstColumns", "Row", "all_columns", "count_rows", "first_columns", "iter_rows", "row_lines"]
 
 
 @dataclass(slots=True)
@@ -121,9 +125,12 @@ def _csv(path: Path, variables: Mapping[str, Mapping[str, Any]]) -> Iterator[Row
             start = reader.line_num - sum(str(cell).count("\n") for cell in record.values() if cell is not None)
             if None in record:
                 raise SpecError("the row has more cells than the header", path=path, line=start)
+            # A short row lacks its last columns (the reader pads them with None): the row has no such column,
+            # which is not the same as a cell holding a value.
             values = {
-                column: _coerce(cell, variables.get(column, {}).get("type")) if cell is not None else None
+                column: _coerce(cell, variables.get(column, {}).get("type"))
                 for column, cell in record.items()
+                if cell is not None
             }
             yield Row(index=index, line=start, values=values)
 
@@ -138,10 +145,75 @@ def _yaml(path: Path) -> Iterator[Row]:
         yield Row(index=index, line=document.line((index - 1,)) or 1, values=values)
 
 
+def row_lines(path: Path) -> Iterator[int]:
+    """The line where each row starts, in order, without keeping the rows (JSONL lines are not parsed)."""
+    if path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8-sig") as file:
+            yield from (number for number, line in enumerate(file, start=1) if line.strip())
+    else:
+        yield from (row.line for row in iter_rows(path))
+
+
 def count_rows(path: Path) -> int:
     """The number of rows, without keeping them (for progress and planning)."""
+    return sum(1 for _ in row_lines(path))
+
+
+@dataclass(frozen=True)
+class FirstColumns:
+    """The columns a dataset shows before any row is run."""
+
+    columns: frozenset[str]
+    """The CSV header, the first JSONL row's keys, or every YAML row's keys."""
+    complete: bool
+    """True when no row can have another column (CSV, YAML); False for JSONL, whose rows each have their own."""
+    line: int | None
+    """Where they were read: the CSV header's line, the first JSONL row's line; None for YAML."""
+
+
+def first_columns(path: Path) -> FirstColumns | None:
+    """The columns the header or the first row names (None for a dataset without rows or header)."""
     suffix = path.suffix.lower()
-    if suffix == ".jsonl":
+    if suffix == ".csv":
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as file:
+                header = next(csv.reader(file), None)
+        except OSError as exc:
+            raise SpecError(f"cannot read: {exc.strerror}", path=path) from None
+        except UnicodeDecodeError:
+            raise SpecError("not UTF-8 text", path=path) from None
+        return FirstColumns(columns=frozenset(header), complete=True, line=1) if header else None
+    if suffix in (".yaml", ".yml"):
+        rows = list(iter_rows(path))  # a YAML dataset is read whole anyway
+        keys = frozenset(column for row in rows for column in row.values)
+        return FirstColumns(columns=keys, complete=True, line=None) if rows else None
+    rows = iter_rows(path)
+    try:
+        first = next(rows, None)
+    finally:
+        rows.close()
+    return None if first is None else FirstColumns(columns=frozenset(first.values), complete=False, line=first.line)
+
+
+def all_columns(path: Path) -> frozenset[str]:
+    """Every column some row has: one pass over the file, keeping only the keys. Lines that do not parse are
+    passed over (the run reports them, at their line)."""
+    if path.suffix.lower() != ".jsonl":
+        first = first_columns(path)
+        return first.columns if first is not None else frozenset()
+    keys: set[str] = set()
+    try:
         with path.open(encoding="utf-8-sig") as file:
-            return sum(1 for line in file if line.strip())
-    return sum(1 for _ in iter_rows(path))
+            for line in file:
+                if line.strip():
+                    try:
+                        values = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(values, dict):
+                        keys.update(values)
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError:
+        raise SpecError("not UTF-8 text", path=path) from None
+    return frozenset(keys)
