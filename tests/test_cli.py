@@ -16,6 +16,7 @@ import yaml
 from dirty_equals import IsDatetime, IsStr
 from typer.testing import CliRunner, Result
 
+from conftest import REPLY_YAML, TONE_YAML
 from promptlane.cli import app
 from promptlane.harness.scenarios import load_scenario_file
 from promptlane.spec import load_prompt_file
@@ -794,3 +795,249 @@ def test_console_script_error_is_one_line(project: Path, write_prompt: WriteProm
     usage = console(["rollout", "x", "production"], project)
     assert usage.returncode == 2
     assert "Traceback" not in usage.stderr
+
+
+# --- conventions: version, JSON, exit status, check, completion, start-up ----------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+SCENARIOS = """\
+prompt: support/reply
+model: python:examples.support.model:respond
+scenarios:
+  - name: refund
+    variables: {customer: Ana, ticket: "I want a refund for order 123"}
+    tools:
+      lookup_order:
+        - returns: {status: delivered, total: 42.5}
+    expect:
+      - contains: refund
+"""
+
+
+def test_version_is_the_installed_distribution() -> None:
+    from importlib.metadata import version
+
+    assert ok("--version") == f"promptlane {version('promptlane')}\n"
+
+
+def test_model_option_help_shows_python_references_literally() -> None:
+    text = ok("eval", "--help")
+    assert "python:module:function" in text
+    assert "\u24c2" not in text  # rich once read `:m:` as an emoji code
+
+
+def test_list_history_diff_and_tokens_as_json(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    push("-m", "first")
+    write_prompt("shared/tone", "template: Be formal.\n")
+    push("-m", "formal")
+    ok("label", "support/reply", "staging", "1", "--reason", "try")
+    assert run("token", "create", "--name", "ci", "--scope", "read").exit_code == 0
+
+    listed = json.loads(ok("list", "--json"))
+    assert [(p["name"], p["latest"], p["labels"]) for p in listed] == [
+        ("shared/tone", 2, {}),
+        ("support/reply", 2, {"staging": {"1": 100}}),
+    ]
+    history = json.loads(ok("history", "support/reply", "--json"))
+    assert [v["number"] for v in history["versions"]] == [1, 2]
+    assert [(m["label"], m["kind"], m["to_target"], m["reason"]) for m in history["moves"]] == [
+        ("staging", "move", {"1": 100}, "try")
+    ]
+    assert history["labels"] == [
+        {
+            "prompt": "support/reply",
+            "label": "staging",
+            "target": {"1": 100},
+            "updated_at": WHEN_ISO,
+            "updated_by": IsStr(),
+        }
+    ]
+    diff = json.loads(ok("diff", "support/reply", "1", "2", "--json"))
+    assert (diff["from"], diff["to"], diff["identical"], [c["field"] for c in diff["changes"]]) == (
+        1,
+        2,
+        False,
+        ["includes"],
+    )
+    assert "+  template: Be formal." in diff["changes"][0]["diff"]
+    same = json.loads(ok("diff", "support/reply", "1", "staging", "--json"))
+    assert (same["identical"], same["changes"]) == (True, [])
+    tokens = json.loads(ok("token", "list", "--json"))
+    assert [(t["name"], t["scopes"], t["active"]) for t in tokens] == [("ci", ["read"], True)]
+    assert "hash" not in json.dumps(tokens) and "plt_" not in json.dumps(tokens)
+
+
+WHEN_ISO = IsStr(regex=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
+def test_runs_as_json(project: Path, support_prompts: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO))  # examples.support.model
+    (project / "evals").mkdir()
+    (project / "evals" / "reply.yaml").write_text(SCENARIOS)
+    push()
+    assert run("eval").exit_code == 0
+    assert run("eval").exit_code == 0
+
+    runs = json.loads(ok("runs", "list", "--json"))
+    assert [(r["prompt"], r["version"], r["status"], r["counts"]["passed"]) for r in runs] == [
+        ("support/reply", 1, "passed", 1),
+        ("support/reply", 1, "passed", 1),
+    ]
+    shown = json.loads(ok("runs", "show", runs[0]["id"][:8], "--json"))
+    assert shown["id"] == runs[0]["id"]
+    assert [(c["scenario"], c["status"]) for c in shown["cases"]] == [("refund", "passed")]
+    compared = json.loads(ok("runs", "compare", runs[1]["id"], runs[0]["id"], "--json"))
+    assert (compared["before"]["id"], compared["after"]["id"]) == (runs[1]["id"], runs[0]["id"])
+    assert (compared["unchanged"], compared["newly_failing"], compared["newly_passing"]) == (1, [], [])
+
+
+@pytest.fixture
+def gated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project where production is protected (the default), with support/reply v1 pushed and its scenarios."""
+    folder = tmp_path / "gated"
+    for name, text in {"support/reply": REPLY_YAML, "shared/tone": TONE_YAML}.items():
+        path = folder / "prompts" / f"{name}.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    (folder / "evals").mkdir()
+    (folder / "evals" / "reply.yaml").write_text(SCENARIOS)
+    (folder / "promptlane.toml").write_text('prompts = "prompts"\nevals = "evals"\n')
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(REPO))
+    push()
+    return folder
+
+
+def test_a_gate_refusal_exits_1_and_names_the_gate_model_setting(gated: Path) -> None:
+    refused = run("label", "support/reply", "production", "1")
+    assert refused.exit_code == 1
+    assert "no eval run of support/reply@1" in refused.stderr
+
+    assert run("eval").exit_code == 0
+    # The run used the scenarios' model function; the version declares openai:gpt-4o-mini.
+    result = run("label", "support/reply", "production", "1")
+    assert result.exit_code == 1
+    assert (
+        "used python:examples.support.model:respond, and the gate needs openai:gpt-4o-mini, the model "
+        "support/reply@1 declares: run `promptlane eval --prompt support/reply --version 1 --model openai:gpt-4o-mini`"
+        ", or accept runs on python:examples.support.model:respond for gating with the `gate_model` setting "
+        '(gate_model = "python:examples.support.model:respond" in promptlane.toml or [tool.promptlane])'
+    ) in result.stderr
+
+    # Doing what it says opens the gate.
+    config = gated / "promptlane.toml"
+    config.write_text(config.read_text() + 'gate_model = "python:examples.support.model:respond"\n')
+    assert ok("label", "support/reply", "production", "1").splitlines()[0] == (
+        "support/reply: production -> v1 (was -)"
+    )
+
+
+def test_an_unreachable_registry_exits_3(project: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    message = fails("--registry", f"http://127.0.0.1:{port}", "list", status=3)
+    assert f"127.0.0.1:{port}" in message
+
+
+OUTAGE_MODELS = """from pydantic_ai.exceptions import ModelHTTPError
+
+
+def down(messages, info):
+    raise ModelHTTPError(503, "provider", {"error": "overloaded"})
+
+
+def wrong(messages, info):
+    raise ModelHTTPError(400, "provider", {"error": "bad request"})
+"""
+
+
+@pytest.mark.parametrize(("model", "status"), [("down", 3), ("wrong", 1)])
+def test_eval_tells_an_outage_from_a_regression(project: Path, support_prompts: None, model: str, status: int) -> None:
+    (project / "outage_models.py").write_text(OUTAGE_MODELS)
+    (project / "evals").mkdir()
+    (project / "evals" / "reply.yaml").write_text(
+        SCENARIOS.replace("examples.support.model:respond", f"outage_models:{model}")
+    )
+    # In a new process: the model module is imported from the project root, as users' are.
+    result = console(["eval", "--retries", "0"], project)
+    assert result.returncode == status, result.stderr + result.stdout
+    assert "1 errors" in result.stdout
+
+
+def test_check_reports_every_bad_file_and_exits_2(
+    project: Path, support_prompts: None, write_prompt: WritePrompt
+) -> None:
+    (project / "evals").mkdir()
+    (project / "evals" / "reply.yaml").write_text(SCENARIOS)
+    (project / "evals" / "notes.yaml").write_text("just: some yaml\n")  # not a scenario file: not ours
+    assert ok("check").splitlines() == [
+        f"ok     {Path('prompts/shared/tone.yaml')}",
+        f"ok     {Path('prompts/support/reply.yaml')}",
+        f"ok     {Path('evals/reply.yaml')}",
+        "3 files checked: no errors",
+    ]
+    assert ok("check", "-q") == ""
+
+    write_prompt("shared/tone", "template: 'Be {{ warm'\n")
+    (project / "evals" / "reply.yaml").write_text(SCENARIOS.replace("contains:", "contians:"))
+    result = run("check")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {Path('prompts/shared/tone.yaml')}:1 (shared/tone template): unexpected end of template, expected "
+        "'end of print statement'.",
+        f"error: {Path('prompts/support/reply.yaml')}: includes 'shared/tone', whose file has an error",
+        f"error: {Path('evals/reply.yaml')}:10: scenarios.0.expect.0: unknown expectation 'contians' (did you mean "
+        "'contains'?)",
+        "3 of 3 files have errors",
+    ]
+    # Nothing was pushed: check needs no registry.
+    assert not (project / ".promptlane").exists()
+
+
+def test_check_given_files_checks_those(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
+    write_prompt("broken", "template: '{{'\n")
+    assert ok(
+        "check", "prompts/support/reply.yaml", "README.md" if Path("README.md").exists() else "promptlane.toml"
+    ) == (f"ok     {Path('prompts/support/reply.yaml')}\n1 files checked: no errors\n")
+    assert "no such file or folder" in fails("check", "prompts/nope.yaml")
+
+
+def test_the_pre_commit_hook_runs_check_on_the_whole_project(project: Path, write_prompt: WritePrompt) -> None:
+    [hook] = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert (hook["id"], hook["language"], hook["pass_filenames"]) == ("promptlane-check", "python", False)
+    assert re.search(hook["files"], "prompts/support/reply.yaml") and re.search(hook["files"], "data.jsonl")
+    entry = hook["entry"].split()
+    assert entry[0] == "promptlane"
+    write_prompt("good", "template: hi\n")
+    assert console(entry[1:], project).returncode == 0
+    write_prompt("bad", "template: hi\ntemprature: 1\n")
+    broken = console(entry[1:], project)
+    assert broken.returncode == 2 and "bad.yaml:2" in broken.stderr
+
+
+def test_shell_completion_completes_commands(project: Path) -> None:
+    env = {**os.environ, "_PROMPTLANE_COMPLETE": "complete_bash", "COMP_WORDS": "promptlane ru", "COMP_CWORD": "1"}
+    script = str(Path(sys.executable).parent / "promptlane")
+    done = subprocess.run([script], cwd=project, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.split() == ["runs"]
+    assert "--install-completion" in ok("--help")
+
+
+def test_help_imports_no_registry_store_or_harness() -> None:
+    # What a command imports is its start-up time (bench/cli.py measures it): --help needs none of these.
+    code = (
+        "import sys\n"
+        "from promptlane.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('sqlalchemy', 'pydantic_ai', 'rich', 'jinja2', 'pydantic', 'yaml', 'asyncio', 'httpx')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('promptlane.') and not m.startswith('promptlane.cli')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    heavy, ours = done.stdout.strip().splitlines()[-2:]
+    assert heavy == "[]"
+    assert ours == "['promptlane.errors', 'promptlane.registry', 'promptlane.registry.tokens']"

@@ -86,6 +86,12 @@ def eval_(
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a model request may take.", min=0.001)] = 60.0,
     rpm: Annotated[int | None, typer.Option("--rpm", help="Requests per minute per model.", min=1)] = None,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries", help="Extra attempts after a rate limit, a 5xx, a timeout or a dropped connection.", min=0
+        ),
+    ] = 4,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write the runs and their cases as JSON.")] = None,
     junit_file: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
     otlp_endpoint: Annotated[str | None, typer.Option("--otlp-endpoint", help="Export traces with OTLP/HTTP.")] = None,
@@ -131,7 +137,7 @@ def eval_(
             cache=cache.value,
             recordings=config.recordings_dir,
             max_cost=max_cost,
-            policy=RequestPolicy(timeout=timeout, rpm=rpm),
+            policy=RequestPolicy(timeout=timeout, rpm=rpm, retries=retries),
             trace_content=not no_trace_content,
             judge_model=config.judge_model,
             root=config.root,
