@@ -1103,10 +1103,10 @@ def promptlane(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
-def refusal(result: Result) -> str:
-    """The one ``error: ...`` line of a command that refused, exit 1."""
+def refusal(result: Result, status: int = 2) -> str:
+    """The one ``error: ...`` line of a command that refused, with its exit status (2: configuration)."""
     assert isinstance(result.exception, SystemExit), result.exception
-    assert result.exit_code == 1
+    assert result.exit_code == status
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0].removeprefix("error: ")
@@ -1166,7 +1166,8 @@ def test_serve_takes_the_database_to_serve_after_the_command(
 
 
 def test_serve_masks_the_database_password(project: Path, uvicorn_runs: list[dict[str, Any]]) -> None:
-    message = refusal(promptlane("serve", "--registry", "postgresql://app:s3cret@127.0.0.1:1/prompts"))
+    unreachable = promptlane("serve", "--registry", "postgresql://app:s3cret@127.0.0.1:1/prompts")
+    message = refusal(unreachable, status=3)
     assert "s3cret" not in message
 
 

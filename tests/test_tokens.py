@@ -290,10 +290,10 @@ def run(*args: str) -> Result:
 
 
 def fails(*args: str) -> str:
-    """The message of a command that must fail as designed: one ``error: ...`` line on stderr, exit 1."""
+    """The message of a command that must fail as designed: one ``error: ...`` line on stderr, exit 2 (usage)."""
     result = run(*args)
     assert isinstance(result.exception, SystemExit), result.exception
-    assert (result.exit_code, result.stdout) == (1, "")
+    assert (result.exit_code, result.stdout) == (2, "")
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0].removeprefix("error: ")

@@ -153,6 +153,11 @@ class Registry:
             from .http import HttpStore
 
             return HttpStore(self.url, token=self._token, timeout=self.settings.fetch_timeout)  # type: ignore[return-value]
+        from .sqlite_reads import open_sqlite_reads
+
+        reads = open_sqlite_reads(self.url)  # an existing local file: reads without importing SQLAlchemy
+        if reads is not None:
+            return reads  # type: ignore[return-value]
         from .sql import SQLStore
 
         return SQLStore(self.url)

@@ -1,0 +1,242 @@
+"""Reads of a local SQLite registry through the standard library, so a command that only reads never imports
+SQLAlchemy (about a third of `promptlane list`'s start-up).
+
+:class:`SQLiteReads` answers the prompt, version, label and audit-log reads with ``sqlite3`` and the same
+queries the SQL store makes; everything else (writes, runs, tokens, migrations) goes to the :class:`SQLStore`,
+opened on first need. It is used only for an existing file whose schema is current (one cheap query), so the
+SQL store stays the one place that creates and migrates a registry. ``tests/test_store.py`` runs the same reads
+against both and compares them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFoundError, RegistryUnavailableError
+from .store import MAX_VERSION, LabelEvent, LabelState, PromptSummary, PromptVersion, target_from_json
+
+__all__ = ["SQLiteReads", "open_sqlite_reads"]
+
+HEAD_REVISION = "0004"
+"""The schema these queries are written for; ``tests/test_store.py`` checks it is ``tables.HEAD_REVISION``."""
+
+_VERSION = "v.number, v.content_hash, v.spec, v.message, v.author, v.created_at"
+
+
+def _time(text: str) -> datetime:
+    """A time as the SQL store writes it (UTC, without an offset)."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def open_sqlite_reads(url: str) -> SQLiteReads | None:
+    """Reads for the SQLite file of ``url``, or None when the SQL store must open it (a new file, an older
+    schema, ``:memory:``, or a file that is not a registry)."""
+    path = url.removeprefix("sqlite:///")
+    if not url.startswith("sqlite:///") or not path or path.startswith(":memory:") or "?" in path:
+        return None
+    if not Path(path).is_file():
+        return None
+    try:
+        reads = SQLiteReads(url, path)
+        row = reads._conn().execute("SELECT version_num FROM pl_alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    if row is None or row[0] != HEAD_REVISION:
+        reads.close()
+        return None
+    return reads
+
+
+class SQLiteReads:
+    """A Store for a local SQLite registry: reads through ``sqlite3``, the rest through the SQL store."""
+
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        self.display_url = url
+        self._path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._full: Any = None
+
+    # --- plumbing -----------------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection (sqlite3 connections are not shared between threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # Autocommit: each read sees every committed write; a writer holding the lock never blocks a reader
+            # (WAL), and a busy database is waited on as the SQL store does.
+            conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _rows(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn().execute(query, args).fetchall()
+        except sqlite3.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RegistryUnavailableError(f"registry {self.display_url} is unavailable: {reason}") from exc
+
+    def _store(self) -> Any:
+        """The SQL store, for everything these reads do not cover."""
+        with self._lock:
+            if self._full is None:
+                from .sql import SQLStore
+
+                self._full = SQLStore(self.url)
+            return self._full
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._store(), name)
+
+    def close(self) -> None:
+        """Release connections (and the SQL store's, if it was opened)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            full, self._full = self._full, None
+        for conn in connections:
+            conn.close()
+        if full is not None:
+            full.close()
+
+    def _prompt_id(self, name: str) -> int:
+        rows = self._rows("SELECT id FROM pl_prompts WHERE name = ?", name)
+        if not rows:
+            raise NotFoundError(f"no prompt named {name!r}")
+        return rows[0][0]
+
+    # --- prompts and versions -----------------------------------------------------------------------------
+
+    def list_prompts(self) -> list[PromptSummary]:
+        rows = self._rows(
+            "SELECT p.id, p.name, v.number, v.created_at, v.spec FROM pl_prompts p "
+            "JOIN (SELECT prompt_id, max(number) AS latest FROM pl_versions GROUP BY prompt_id) n "
+            "ON n.prompt_id = p.id "
+            "JOIN pl_versions v ON v.prompt_id = p.id AND v.number = n.latest ORDER BY p.name"
+        )
+        by_prompt: dict[int, dict[str, dict[int, int]]] = {}
+        for prompt_id, label, target in self._rows("SELECT prompt_id, name, target FROM pl_labels"):
+            by_prompt.setdefault(prompt_id, {})[label] = target_from_json(target) or {}
+        return [
+            PromptSummary(
+                name=name,
+                latest=number,
+                updated_at=_time(created_at),
+                description=json.loads(spec).get("description"),
+                labels=dict(sorted(by_prompt.get(prompt_id, {}).items())),
+            )
+            for prompt_id, name, number, created_at, spec in rows
+        ]
+
+    @staticmethod
+    def _version(name: str, row: tuple[Any, ...]) -> PromptVersion:
+        number, content_hash, spec, message, author, created_at = row
+        return PromptVersion(
+            name=name,
+            number=number,
+            content_hash=content_hash,
+            spec=json.loads(spec),
+            message=message,
+            author=author,
+            created_at=_time(created_at),
+        )
+
+    def get_version(self, name: str, number: int) -> PromptVersion:
+        if not 1 <= number <= MAX_VERSION:
+            raise NotFoundError(f"prompt {name!r} has no version {number}")
+        rows = self._rows(
+            f"SELECT {_VERSION} FROM pl_versions v JOIN pl_prompts p ON p.id = v.prompt_id "
+            "WHERE p.name = ? AND v.number = ?",
+            name,
+            number,
+        )
+        if not rows:
+            self._prompt_id(name)  # a NotFoundError for the prompt itself reads better
+            raise NotFoundError(f"prompt {name!r} has no version {number}")
+        return self._version(name, rows[0])
+
+    def latest_number(self, name: str) -> int:
+        prompt_id = self._prompt_id(name)
+        [(number,)] = self._rows("SELECT max(number) FROM pl_versions WHERE prompt_id = ?", prompt_id)
+        if number is None:
+            raise NotFoundError(f"prompt {name!r} has no versions")
+        return number
+
+    def list_versions(self, name: str) -> list[PromptVersion]:
+        prompt_id = self._prompt_id(name)
+        rows = self._rows(f"SELECT {_VERSION} FROM pl_versions v WHERE v.prompt_id = ? ORDER BY v.number", prompt_id)
+        return [self._version(name, row) for row in rows]
+
+    # --- labels -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _label(name: str, row: tuple[Any, ...]) -> LabelState:
+        label, target, updated_at, updated_by = row
+        return LabelState(
+            prompt=name,
+            label=label,
+            target=target_from_json(target) or {},
+            updated_at=_time(updated_at),
+            updated_by=updated_by,
+        )
+
+    def get_label(self, name: str, label: str) -> LabelState:
+        rows = self._rows(
+            "SELECT l.name, l.target, l.updated_at, l.updated_by FROM pl_labels l "
+            "JOIN pl_prompts p ON p.id = l.prompt_id WHERE p.name = ? AND l.name = ?",
+            name,
+            label,
+        )
+        if not rows:
+            self._prompt_id(name)
+            raise NotFoundError(f"prompt {name!r} has no label {label!r}")
+        return self._label(name, rows[0])
+
+    def list_labels(self, name: str) -> list[LabelState]:
+        prompt_id = self._prompt_id(name)
+        rows = self._rows(
+            "SELECT name, target, updated_at, updated_by FROM pl_labels WHERE prompt_id = ? ORDER BY name", prompt_id
+        )
+        return [self._label(name, row) for row in rows]
+
+    def label_events(self, name: str, label: str | None = None) -> Sequence[LabelEvent]:
+        prompt_id = self._prompt_id(name)
+        query = (
+            "SELECT id, label, kind, from_target, to_target, actor, reason, gate, undoes, at, evidence "
+            "FROM pl_label_events WHERE prompt_id = ?"
+        )
+        args: list[Any] = [prompt_id]
+        if label is not None:
+            query += " AND label = ?"
+            args.append(label)
+        return [
+            LabelEvent(
+                id=event_id,
+                prompt=name,
+                label=event_label,
+                kind=kind,
+                from_target=target_from_json(from_target),
+                to_target=target_from_json(to_target) or {},
+                actor=actor,
+                reason=reason,
+                gate=gate,
+                undoes=undoes,
+                at=_time(at),
+                evidence=evidence,
+            )
+            for event_id, event_label, kind, from_target, to_target, actor, reason, gate, undoes, at, evidence in (
+                self._rows(query + " ORDER BY id", *args)
+            )
+        ]

@@ -1,0 +1,181 @@
+"""Reads of a local SQLite registry without SQLAlchemy answer exactly what the SQL store answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from promptlane.config import Settings
+from promptlane.errors import NotFoundError
+from promptlane.registry import Registry
+from promptlane.registry.sql import SQLStore
+from promptlane.registry.sqlite_reads import HEAD_REVISION, SQLiteReads, open_sqlite_reads
+from promptlane.registry.tables import HEAD_REVISION as TABLES_HEAD
+
+
+def _spec(text: str, description: str | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"template": text, "variables": {}}
+    if description is not None:
+        spec["description"] = description
+    return spec
+
+
+def _populate(store: SQLStore) -> None:
+    for number, text in enumerate(["one", "two", "three"], start=1):
+        store.push_version("support/reply", _spec(text, "Reply"), f"{number:064x}", message=f"v{number}", author="ana")
+    store.push_version("shared/tone", _spec("Be warm."), "f" * 64, message=None, author=None)
+    store.push_version("empty/labels", _spec("x"), "e" * 64, message="only", author="bo")
+    move = store.move_label
+    move(
+        "support/reply", "production", {1: 100}, actor="ana", reason="first", kind="move", gate="passed", evidence="r1"
+    )
+    move("support/reply", "production", {1: 90, 2: 10}, actor="bo", reason="canary", kind="rollout", gate=None)
+    move("support/reply", "staging", {3: 100}, actor=None, reason=None, kind="move", gate="forced")
+    store.rollback_label("support/reply", "production", actor="ana", reason="too terse", gate=None)
+
+
+READS = [
+    ("list_prompts", ()),
+    ("get_version", ("support/reply", 1)),
+    ("get_version", ("support/reply", 3)),
+    ("get_version", ("shared/tone", 1)),
+    ("latest_number", ("support/reply",)),
+    ("latest_number", ("shared/tone",)),
+    ("list_versions", ("support/reply",)),
+    ("list_versions", ("empty/labels",)),
+    ("get_label", ("support/reply", "production")),
+    ("get_label", ("support/reply", "staging")),
+    ("list_labels", ("support/reply",)),
+    ("list_labels", ("shared/tone",)),
+    ("label_events", ("support/reply",)),
+    ("label_events", ("support/reply", "production")),
+    ("label_events", ("shared/tone",)),
+]
+
+MISSING = [
+    ("get_version", ("nope", 1)),
+    ("get_version", ("support/reply", 9)),
+    ("get_version", ("support/reply", 0)),
+    ("get_version", ("support/reply", 2**40)),
+    ("latest_number", ("nope",)),
+    ("list_versions", ("nope",)),
+    ("get_label", ("nope", "production")),
+    ("get_label", ("support/reply", "nope")),
+    ("list_labels", ("nope",)),
+    ("label_events", ("nope",)),
+]
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[tuple[SQLStore, SQLiteReads]]:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = SQLStore(url)
+    _populate(store)
+    reads = open_sqlite_reads(url)
+    assert reads is not None
+    yield store, reads
+    reads.close()
+    store.close()
+
+
+def _is_patched(method: str) -> bool:
+    """The read is SQLiteReads' own, not delegated to the SQL store (which would make the comparison moot)."""
+    return method in SQLiteReads.__dict__
+
+
+def test_the_schema_they_read_is_the_stores() -> None:
+    assert HEAD_REVISION == TABLES_HEAD
+
+
+@pytest.mark.parametrize(("method", "args"), READS, ids=[f"{m}{a}" for m, a in READS])
+def test_reads_equal_the_sql_stores(stores: tuple[SQLStore, SQLiteReads], method: str, args: tuple) -> None:
+    store, reads = stores
+    assert _is_patched(method)
+    assert getattr(reads, method)(*args) == getattr(store, method)(*args)
+
+
+@pytest.mark.parametrize(("method", "args"), MISSING, ids=[f"{m}{a}" for m, a in MISSING])
+def test_missing_things_are_the_same_errors(stores: tuple[SQLStore, SQLiteReads], method: str, args: tuple) -> None:
+    store, reads = stores
+    with pytest.raises(NotFoundError) as expected:
+        getattr(store, method)(*args)
+    with pytest.raises(NotFoundError) as actual:
+        getattr(reads, method)(*args)
+    assert str(actual.value) == str(expected.value)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(st.text(max_size=40), min_size=1, max_size=4, unique=True),
+    description=st.none() | st.text(max_size=20),
+    weights=st.integers(min_value=1, max_value=99),
+)
+def test_any_content_reads_back_the_same(tmp_path_factory: pytest.TempPathFactory, texts, description, weights) -> None:
+    url = f"sqlite:///{tmp_path_factory.mktemp('prop') / 'registry.db'}"
+    store = SQLStore(url)
+    for index, text in enumerate(texts):
+        store.push_version("p/q", _spec(text, description), f"{index:064x}", message=text or None, author=text[:5])
+    if len(texts) > 1:
+        target = {1: weights, 2: 100 - weights}
+        store.move_label("p/q", "prod", target, actor=None, reason=description, kind="rollout", gate=None)
+    reads = open_sqlite_reads(url)
+    assert reads is not None
+    try:
+        assert reads.list_prompts() == store.list_prompts()
+        assert reads.list_versions("p/q") == store.list_versions("p/q")
+        assert reads.list_labels("p/q") == store.list_labels("p/q")
+        assert reads.label_events("p/q") == store.label_events("p/q")
+    finally:
+        reads.close()
+        store.close()
+
+
+def test_writes_go_to_the_sql_store_and_reads_see_them(stores: tuple[SQLStore, SQLiteReads]) -> None:
+    _, reads = stores
+    record, created = reads.push_version("new/one", _spec("hi"), "a" * 64, message="m", author="x")
+    assert created and reads.get_version("new/one", 1) == record
+    assert [prompt.name for prompt in reads.list_prompts()] == [
+        "empty/labels",
+        "new/one",
+        "shared/tone",
+        "support/reply",
+    ]
+
+
+def test_only_an_existing_current_registry_is_read_this_way(tmp_path: Path) -> None:
+    assert open_sqlite_reads(f"sqlite:///{tmp_path / 'absent.db'}") is None
+    assert open_sqlite_reads("sqlite:///:memory:") is None
+    assert open_sqlite_reads("postgresql://x/y") is None
+    not_a_database = tmp_path / "junk.db"
+    not_a_database.write_text("hello")
+    assert open_sqlite_reads(f"sqlite:///{not_a_database}") is None
+    older = tmp_path / "older.db"
+    SQLStore(f"sqlite:///{older}").close()
+    import sqlite3
+
+    with sqlite3.connect(older) as conn:
+        conn.execute("UPDATE pl_alembic_version SET version_num = '0003'")
+    assert open_sqlite_reads(f"sqlite:///{older}") is None
+
+
+def test_the_registry_reads_a_local_file_without_sqlalchemy(tmp_path: Path) -> None:
+    (tmp_path / "promptlane.toml").write_text('prompts = "prompts"\n')
+    registry = Registry(settings=Settings(root=tmp_path))
+    registry.push_spec("greet", {"template": "Hi {{ name }}"})
+    registry.close()
+    code = (
+        "import sys\n"
+        "from promptlane import Registry\n"
+        "registry = Registry()\n"
+        "print(registry.get('greet', label='latest').render(name='Ana').text)\n"
+        "print([p.name for p in registry.list_prompts()], 'sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["Hi Ana", "['greet'] False"]
