@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,7 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
-def iter_rows(path: Path, variables: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[Row]:
+def iter_rows(path: Path, variables: Mapping[str, Mapping[str, Any]] | None = None) -> Generator[Row, None, None]:
     """The rows of a dataset file, in order.
 
     Args:
