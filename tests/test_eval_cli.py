@@ -139,14 +139,36 @@ def test_a_bad_scenario_file_exits_2_naming_file_and_line(example: Path) -> None
     assert versions(example) == []  # nothing pushed, nothing run
 
 
-def test_an_unknown_model_exits_2(example: Path) -> None:
-    result = run("eval", "--model", "nosuch:model")
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("nosuch:model", "unknown provider 'nosuch': not one of pydantic-ai's (openai, anthropic, google, groq, "
+         "mistral, bedrock, ...)"),
+        ("opnai:gpt-4o-mini", "unknown provider 'opnai': did you mean 'openai'?"),
+        ("gpt-4o-mini", "model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?"),
+        ("python:nomodule", "'python:nomodule' is not python:module:function (like "
+         "python:examples.support.model:respond)"),
+    ],
+)  # fmt: skip
+def test_an_unknown_model_exits_2(example: Path, model: str, message: str) -> None:
+    result = run("eval", "--model", model)
 
     assert result.exit_code == 2, (result.stdout, result.stderr)
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("error: ") and "reply.yaml:" in line
-    assert "Unknown model: nosuch:model" in line
+    assert result.stderr.splitlines() == [f"error: model: {message}"]
     assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert run("runs", "list").stdout.count("support/reply") == 0  # no run started
+
+
+def test_a_scenario_file_model_without_a_provider_exits_2_naming_file_and_line(example: Path) -> None:
+    path = example / "evals" / "reply.yaml"
+    path.write_text(path.read_text().replace("model: python:examples.support.model:respond", "model: gpt-4o-mini"))
+    result = run("eval")
+
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.splitlines() == [
+        "error: evals/reply.yaml:5: model: model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?"
+    ]
+    assert versions(example) == []
 
 
 def test_an_unknown_prompt_exits_2(example: Path) -> None:
@@ -300,7 +322,7 @@ def test_runs_show_lists_failures_first_with_reasons(example: Path) -> None:
     assert "x contains: output does not contain 'teleport'" in stdout
 
     unknown = run("runs", "show", "ffffffffffff")
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2  # something that does not exist: a usage error (docs/cli.md, exit status)
     assert unknown.stderr.startswith("error: no run 'ffffffffffff'")
 
 
@@ -360,3 +382,50 @@ def test_a_dataset_that_breaks_mid_run_is_exit_2_with_the_run_saved_and_reported
     (report,) = json.loads((example / "out.json").read_text())["runs"]
     assert report["status"] == "error" and report["reason"].startswith("SpecError")
     assert report["counts"]["cases"] == len(report["cases"]) > 0
+
+
+# --- dataset columns ----------------------------------------------------------------------------------------------
+
+
+def test_a_column_no_row_has_exits_2_before_the_run_naming_dataset_and_column(example: Path) -> None:
+    scenarios = example / "evals" / "reply.yaml"
+    scenarios.write_text(scenarios.read_text().replace('contains: "{{ expected }}"', 'contains: "{{ expcted }}"'))
+
+    result = run("eval")
+
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.splitlines() == [
+        "error: evals/datasets/tickets.jsonl: no row has a column 'expcted' (did you mean 'expected'?): "
+        "the expectations of scenario 'tickets' (evals/reply.yaml:60) use it"
+    ]
+    assert result.stdout == ""  # no case ran
+    assert "support/reply" not in run("runs", "list").stdout
+
+
+def test_a_row_without_a_column_is_a_case_error_located_at_its_row(example: Path) -> None:
+    rows = example / "evals" / "datasets" / "tickets.jsonl"
+    lines = rows.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"expected"', '"expectd"')
+    rows.write_text("".join(lines))
+
+    result = run("eval", "--json", "out.json")
+
+    # The run goes on: 6 of the scenario's 8 cases pass, over its threshold of 75%.
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "support/reply v1  passed  10/12 passed (83%), 2 errors" in result.stdout
+    assert "ERROR tickets[row-3][repeat-1]  evals/datasets/tickets.jsonl" in result.stdout
+    message = (
+        "SpecError: evals/datasets/tickets.jsonl:3: the row has no column 'expected' (did you mean 'expectd'?): "
+        "the expectations use it"
+    )
+    assert message in result.stdout
+    (report,) = json.loads((example / "out.json").read_text())["runs"]
+    cases = {case["case"]: case for case in report["cases"]}
+    third = cases["tickets[row-3][repeat-2]"]
+    assert (third["status"], third["file"], third["line"], third["row"]) == (
+        "error",
+        "evals/datasets/tickets.jsonl",
+        3,
+        3,
+    )
+    assert cases["refund"]["file"] == "evals/reply.yaml"  # a case without a dataset stays in its scenario file

@@ -57,9 +57,18 @@ def lookup(messages, info):
     return f"Order 7 is {returned[0].content['status']}."
 
 
-async def slow(messages, info):
-    await asyncio.sleep(0.05)
-    return "Hello! Happy to help."
+STARTED = {"n": 0}
+
+
+async def together(messages, info):
+    """Answers Hello once ten requests have started, which only happens when cases run concurrently; waits for
+    that at most 30 s (one at a time, the first request would wait that long and answer something else)."""
+    STARTED["n"] += 1
+    for _ in range(600):
+        if STARTED["n"] >= 10:
+            return "Hello! Happy to help."
+        await asyncio.sleep(0.05)
+    return "Alone: the cases did not run concurrently."
 '''
 
 PROMPTLANE_TOML = """\
@@ -587,7 +596,7 @@ def test_cases_run_concurrently_and_report_in_order(evals_project: pytest.Pytest
                 prompt: greet
                 scenarios:
                   - name: many
-                    model: python:models_for_tests:slow
+                    model: python:models_for_tests:together
                     dataset: data/hundred.jsonl
                     expect:
                       - contains: Hello
@@ -604,8 +613,62 @@ def test_cases_run_concurrently_and_report_in_order(evals_project: pytest.Pytest
         (record,) = registry.store.list_runs()
     assert record.settings["concurrency"] == 50
     assert record.finished_at is not None
-    # One after another, 100 cases of 0.05 s would take 5 s.
-    assert (record.finished_at - record.started_at).total_seconds() < 2.5
+    # Concurrency is shown by the cases passing (`together` answers Hello only once ten requests are in
+    # flight), not by a duration, which depends on the machine.
+
+
+def test_a_dataset_case_is_located_at_its_row_in_the_dataset(evals_project: pytest.Pytester) -> None:
+    write(
+        evals_project.path,
+        {
+            "evals/support.yaml": """\
+                prompt: greet
+                scenarios:
+                  - name: rows
+                    dataset: data/rows.jsonl
+                    expect:
+                      - contains: "{{ expected }}"
+                """,
+            # Row 2 is on line 3 (a blank line before it), and row 3 has no `expected`.
+            "evals/data/rows.jsonl": jsonl({"name": "Ana", "expected": "Hello"})
+            + "\n"
+            + jsonl({"name": "Bo", "expected": "Goodbye"}, {"name": "Cy", "expectd": "Hello"}),
+            "conftest.py": """\
+                import json
+
+
+                def pytest_runtest_logreport(report):
+                    if report.when == "setup":
+                        with open("locations.jsonl", "a") as file:
+                            file.write(json.dumps([report.nodeid, *report.location]) + "\\n")
+                """,
+        },
+    )
+    result = run(evals_project, "-rfE")
+
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED rows[row-2] (evals/data/rows.jsonl:3)",
+            "  failed expectations:",
+            "    x contains: output does not contain 'Goodbye': 'Hello! Happy to help.'",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "ERROR rows[row-3] (evals/data/rows.jsonl:4)",
+            "  SpecError: evals/data/rows.jsonl:4: the row has no column 'expected' (did you mean 'expectd'?): "
+            "the expectations use it",
+        ],
+        consecutive=True,
+    )
+    locations = [json.loads(line) for line in (evals_project.path / "locations.jsonl").read_text().splitlines()]
+    assert locations == [
+        ["evals/support.yaml::rows[row-1]", "evals/data/rows.jsonl", 0, "scenario rows: rows[row-1]"],
+        ["evals/support.yaml::rows[row-2]", "evals/data/rows.jsonl", 2, "scenario rows: rows[row-2]"],
+        ["evals/support.yaml::rows[row-3]", "evals/data/rows.jsonl", 3, "scenario rows: rows[row-3]"],
+    ]  # 0-based lines of the rows
 
 
 def test_a_session_records_one_run_per_prompt_and_summarises_them(evals_project: pytest.Pytester) -> None:

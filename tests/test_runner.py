@@ -549,10 +549,213 @@ def test_dataset_rows_times_repeats_against_the_threshold(
 
     third = cases["tickets[row-3][repeat-2]"]
     assert (third.row, third.repeat, third.line, third.status) == (3, 2, 4, "passed")  # line 3 is blank
+    assert third.file == "evals/data/tickets.jsonl"  # located at its row, in the dataset
     assert third.variables == {"customer": "Eve", "ticket": "Order 1003, when will it ship?"}
     assert third.output == "order 1003 is processing"
     fourth = cases["tickets[row-4][repeat-1]"]
     assert reasons(fourth) == ["output does not contain 'could not find': 'no idea'"]
+
+
+# --- dataset columns ---------------------------------------------------------------------------------------------
+
+
+def dataset(project: Path, name: str, text: str) -> Path:
+    path = project / "evals" / "data" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def dataset_scenario(project: Path, data: str, expect: str = '{contains: "{{ expected }}"}', extra: str = "") -> Path:
+    return scenarios(
+        project,
+        f"""\
+        prompt: helpdesk
+        model: python:models_for_tests:order_status
+        scenarios:
+          - name: tickets
+            dataset: data/{data}
+            expect: [{expect}]
+        {extra}""",
+    )
+
+
+def setup_error(registry: Registry, prompt: Prompt, path: Path) -> SpecError:
+    with pytest.raises(SpecError) as caught:
+        make_run(registry, prompt, path)
+    return caught.value
+
+
+def test_an_expectation_column_no_row_has_stops_the_run_before_it_starts(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    # Every row has `expected` but the expectation says `expcted`: found by the first row, then a pass over all.
+    dataset(project, "tickets.jsonl", "".join(json.dumps(row) + "\n" for row in TICKETS))
+    path = dataset_scenario(project, "tickets.jsonl", '{contains: "{{ expcted }}"}')
+
+    error = setup_error(registry, helpdesk, path)
+
+    assert (error.path, error.line) == ("evals/data/tickets.jsonl", None)
+    assert error.reason == (
+        "no row has a column 'expcted' (did you mean 'expected'?): the expectations of scenario 'tickets' "
+        "(evals/cases.yaml:4) use it"
+    )
+    assert models.CALLS["n"] == 0 and registry.store.list_runs() == []
+
+
+def test_a_dataset_without_expected_is_refused_rather_than_compared_with_none(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    # The output of `order_status` for an unknown order is "no idea": "None" is nowhere in it, and was once the
+    # text `{{ expected }}` rendered to, failing every row for a reason nobody could see.
+    dataset(project, "tickets.csv", "ticket,status\nWhere is order 1001?,delivered\n")
+    path = dataset_scenario(project, "tickets.csv")
+
+    error = setup_error(registry, helpdesk, path)
+
+    assert (error.path, error.line) == ("evals/data/tickets.csv", 1)  # the header names every column
+    assert error.reason.startswith("no row has a column 'expected' (its columns: status, ticket): ")
+    assert str(error).startswith("evals/data/tickets.csv:1: no row has a column 'expected'")
+
+
+def test_a_required_variable_no_row_has_names_the_column(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    dataset(project, "tickets.yaml", "- {tikcet: 'Where is order 1001?', expected: delivered}\n")
+    path = dataset_scenario(project, "tickets.yaml")
+
+    error = setup_error(registry, helpdesk, path)
+
+    assert (error.path, error.line) == ("evals/data/tickets.yaml", None)
+    assert error.reason == (
+        "no row has a column 'ticket' (did you mean 'tikcet'?): helpdesk@1 requires the variable and scenario "
+        "'tickets' (evals/cases.yaml:4) does not set it"
+    )
+
+
+def test_a_variable_the_scenario_sets_or_with_a_default_is_not_needed_from_rows(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    # `customer` has a default and `ticket` is set by the scenario: the rows only need `expected`.
+    dataset(project, "tickets.jsonl", json.dumps({"expected": "delivered"}) + "\n")
+    path = dataset_scenario(project, "tickets.jsonl", extra='    variables: {ticket: "Where is order 1001?"}\n')
+
+    record, cases = run_eval(registry, helpdesk, path)
+
+    assert record.status == "passed" and cases["tickets[row-1]"].output == "order 1001 is delivered"
+
+
+def test_a_row_without_a_column_is_an_error_of_its_case_naming_file_and_line(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    # The first row has `expected`, so the run starts; rows 2 and 3 (lines 3 and 4) lack a column.
+    rows = [TICKETS[0], {"ticket": "Any news on order 1002?", "expectd": "shipped"}, {"expected": "processing"}]
+    dataset(project, "tickets.jsonl", json.dumps(rows[0]) + "\n\n" + "".join(json.dumps(r) + "\n" for r in rows[1:]))
+    path = dataset_scenario(project, "tickets.jsonl")
+
+    record, cases = run_eval(registry, helpdesk, path)
+
+    assert (record.status, record.passed, record.errored) == ("error", 1, 2)
+    second, third = cases["tickets[row-2]"], cases["tickets[row-3]"]
+    assert second.error is not None and third.error is not None
+    assert (second.status, second.file, second.line, second.error.type) == (
+        "error", "evals/data/tickets.jsonl", 3, "SpecError"
+    )  # fmt: skip
+    assert second.error.message == (
+        "evals/data/tickets.jsonl:3: the row has no column 'expected' (did you mean 'expectd'?): "
+        "the expectations use it"
+    )
+    assert third.error.message == (
+        "evals/data/tickets.jsonl:4: the row has no column 'ticket': helpdesk@1 requires the variable"
+    )
+    assert models.CALLS["n"] == 1  # no model call for a row that cannot run
+
+
+def test_a_sparse_jsonl_column_is_not_refused_before_the_run(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    # The first row lacks `expected`, a later one has it: only the rows without it are errors.
+    rows = [{"ticket": "Where is order 1001?"}, TICKETS[1]]
+    dataset(project, "tickets.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    path = dataset_scenario(project, "tickets.jsonl")
+
+    record, cases = run_eval(registry, helpdesk, path)
+
+    assert {case: result.status for case, result in cases.items()} == {
+        "tickets[row-1]": "error",
+        "tickets[row-2]": "passed",
+    }
+    assert record.errored == 1
+
+
+def test_a_null_is_data_for_equals_and_an_error_where_text_is_needed(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    dataset(project, "rows.jsonl", json.dumps({"ticket": "null", "expected": None}) + "\n")
+    path = scenarios(
+        project,
+        """\
+        prompt: helpdesk
+        model: python:models_for_tests:echo
+        scenarios:
+          - name: as-data
+            dataset: data/rows.jsonl
+            expect: [{equals: "{{ expected }}"}]
+          - name: as-text
+            dataset: data/rows.jsonl
+            expect: [{contains: "{{ expected }}"}]
+          - name: in-a-template
+            dataset: data/rows.jsonl
+            expect: [{equals: "echo: {{ expected }}"}]
+        """,
+    )
+
+    record, cases = run_eval(registry, helpdesk, path)
+
+    # "echo: null" is not JSON null: the null is compared as data and fails, for a reason one can read.
+    assert reasons(cases["as-data[row-1]"]) == ["expected None, got 'echo: null'"]
+    for case in ("as-text[row-1]", "in-a-template[row-1]"):
+        error = cases[case].error
+        assert error is not None and error.type == "SpecError"
+        assert error.message == (
+            "evals/data/rows.jsonl:1: column 'expected' is null, and an expectation uses it as text: a null has "
+            'no text (`equals: "{{ expected }}"` compares it as data)'
+        )
+        assert "None" not in error.message
+    assert record.errored == 2
+
+
+def test_an_expectation_name_a_scenario_without_a_dataset_lacks_is_a_setup_error(
+    registry: Registry, project: Path, helpdesk: Prompt, models: Any
+) -> None:
+    path = scenarios(
+        project,
+        """\
+        prompt: helpdesk
+        scenarios:
+          - name: plain
+            variables: {ticket: hello}
+            expect:
+              - tool_called: {name: lookup_order, args: {order_id: "{{ order }}"}}
+        """,
+    )
+
+    error = setup_error(registry, helpdesk, path)
+
+    assert (Path(str(error.path)), error.line, error.key) == (path, 6, "scenarios.0.expect.0.tool_called.args.order_id")
+    assert error.reason == (
+        "'order' is not a variable of this scenario, and without a dataset there are no columns (its variables: ticket)"
+    )
+
+
+def test_model_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        EvalOptions(model="gpt-4o-mini")
+    assert str(caught.value) == "model: model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?"
+    with pytest.raises(ConfigError) as caught:
+        EvalOptions(judge_model="antropic:claude-sonnet-4-5")
+    assert str(caught.value) == "judge_model: unknown provider 'antropic': did you mean 'anthropic'?"
+    assert EvalOptions(model="test", judge_model="python:judges:strict").model == "test"
 
 
 # --- failures of the model --------------------------------------------------------------------------------------
@@ -602,8 +805,9 @@ def test_a_model_that_hangs_times_out(registry: Registry, project: Path, helpdes
 
     stuck = cases["stuck"]
     assert stuck.status == "error" and stuck.error is not None
+    # The model would answer "too late" after 30 s: a timeout error (three times, with the retries) is the proof
+    # that the request was cut short, whatever the speed of the machine.
     assert (stuck.error.type, stuck.error.message) == ("TimeoutError", "the model did not answer within 0.05s")
-    assert stuck.latency_ms < 5_000
     assert models.CALLS["n"] == 3  # a timeout is retried
     assert record.status == "error"
 
@@ -800,7 +1004,7 @@ def test_an_interrupted_run_saves_the_finished_cases(
 
         run.on_case = on_case
         task = asyncio.create_task(run.run())
-        await asyncio.wait_for(enough.wait(), 10)
+        await asyncio.wait_for(enough.wait(), 120)  # a guard against a hang, not a measure of speed
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -976,7 +1180,7 @@ def test_a_100000_row_dataset_streams_in_bounded_memory(tmp_path: Path) -> None:
         [sys.executable, str(tmp_path / "run.py"), str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,  # a guard against a hang: about 8 s on an idle machine, far more on a busy one
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr

@@ -15,8 +15,11 @@ from promptlane.errors import SpecError
 from promptlane.harness.scenarios import (
     EXPECTATION_KINDS,
     ScenarioFile,
+    ScenarioNeeds,
     discover_scenario_files,
+    expectation_templates,
     load_scenario_file,
+    scenario_needs,
 )
 
 
@@ -649,6 +652,40 @@ BAD_FILES: dict[str, tuple[str, int | None, str | None, str]] = {
         "scenarios.0.dataset",
         "a dataset is a .jsonl, .csv or .yaml file",
     ),
+    "file-model-without-a-provider": (
+        """\
+        prompt: support/reply
+        model: gpt-4o-mini
+        scenarios:
+          - name: refund
+        """,
+        2,
+        "model",
+        "model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?",
+    ),
+    "scenario-model-with-a-misspelt-provider": (
+        """\
+        prompt: support/reply
+        scenarios:
+          - name: refund
+            model: opnai:gpt-4o-mini
+        """,
+        4,
+        "scenarios.0.model",
+        "unknown provider 'opnai': did you mean 'openai'?",
+    ),
+    "judge-model-without-a-provider": (
+        """\
+        prompt: support/reply
+        scenarios:
+          - name: refund
+            expect:
+              - judge: {rubric: Polite, model: claude-sonnet-4-5}
+        """,
+        5,
+        "scenarios.0.expect.0.judge.model",
+        "model 'claude-sonnet-4-5' has no provider: did you mean 'anthropic:claude-sonnet-4-5'?",
+    ),
 }
 
 
@@ -662,6 +699,82 @@ def test_bad_file(tmp_path: Path, text: str, line: int | None, key: str | None, 
     assert (error.path, error.line, error.key, error.reason) == (path, line, key, reason)
     location = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
     assert str(error) == location + reason
+
+
+def test_expectation_templates_say_where_a_value_is_data_and_where_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        prompt: support/reply
+        scenarios:
+          - name: refund
+            expect:
+              - equals: {status: "{{ expected }}", items: ["{{ a }}", 3]}
+              - contains: {value: "Order {{ id }}", case_sensitive: false}
+              - not_contains: "{{ forbidden }}"
+              - regex: "^{{ prefix }}"
+              - starts_with: Hi
+              - tool_called: {name: lookup_order, args: {order_id: "{{ id }}"}}
+              - tool_called: lookup_order
+              - judge: "{{ not rendered }}"
+        """,
+    )
+    (scenario,) = load_scenario_file(path).spec.scenarios
+
+    found = [(number, *item) for number, e in enumerate(scenario.expect) for item in expectation_templates(e)]
+
+    assert found == [
+        (0, ("equals", "status"), "{{ expected }}", True),
+        (0, ("equals", "items", 0), "{{ a }}", True),
+        (1, ("contains", "value"), "Order {{ id }}", False),
+        (2, ("not_contains",), "{{ forbidden }}", False),
+        (3, ("regex",), "^{{ prefix }}", False),
+        (5, ("tool_called", "args", "order_id"), "{{ id }}", True),
+    ]
+
+
+NEEDS_FILE = """\
+prompt: support/reply
+scenarios:
+  - name: tickets
+    dataset: tickets.csv
+    variables: {customer: Eve}
+    expect:
+      - equals: "{{ expected }}"
+      - contains: "Order {{ order }}"
+"""
+VARIABLES = {"customer": {"type": "string"}, "ticket": {"type": "string"}, "tier": {"default": "free"}}
+
+
+def test_scenario_needs_the_columns_it_does_not_set(tmp_path: Path) -> None:
+    (tmp_path / "tickets.csv").write_text("ticket,expected,order\nhi,there,7\n")
+    document = load_scenario_file(write(tmp_path, NEEDS_FILE))
+
+    needs = scenario_needs(document, 0, variables=VARIABLES, prompt="support/reply@2")
+
+    # `customer` is set by the scenario and `tier` has a default; `expected` is compared as data.
+    assert needs == ScenarioNeeds(
+        columns={
+            "ticket": "support/reply@2 requires the variable",
+            "expected": "the expectations use it",
+            "order": "the expectations use it",
+        },
+        text=frozenset({"order"}),
+    )
+
+
+def test_scenario_needs_a_column_no_row_has(tmp_path: Path) -> None:
+    (tmp_path / "tickets.csv").write_text("ticket,expected,ordr\nhi,there,7\n")
+    document = load_scenario_file(write(tmp_path, NEEDS_FILE))
+
+    with pytest.raises(SpecError) as info:
+        scenario_needs(document, 0, variables=VARIABLES, prompt="support/reply@2", root=tmp_path)
+
+    assert (info.value.path, info.value.line) == ("tickets.csv", 1)
+    assert info.value.reason == (
+        "no row has a column 'order' (did you mean 'ordr'?): the expectations of scenario 'tickets' "
+        "(reply.yaml:3) use it"
+    )
 
 
 def test_a_templated_regex_is_checked_per_case_not_at_load(tmp_path: Path) -> None:

@@ -160,25 +160,31 @@ class ScenarioFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from .errors import SpecError
-        from .harness.datasets import count_rows
+        from .harness.datasets import row_lines
         from .harness.scenarios import load_scenario_file
 
         try:
             self.document = load_scenario_file(self.path)
-            rows_of = {
-                index: count_rows(dataset) if (dataset := self.document.dataset_path(scenario)) else None
+            # The line of each row, so that a dataset case is located at its row (the rows are not kept).
+            lines_of = {
+                index: list(row_lines(dataset)) if (dataset := self.document.dataset_path(scenario)) else None
                 for index, scenario in enumerate(self.document.spec.scenarios)
             }
         except SpecError as exc:
             _plugin(self.config).bad_files += 1
             raise self.CollectError(str(exc)) from None
         for index, scenario in enumerate(self.document.spec.scenarios):
-            count = rows_of[index]
-            rows = [f"[row-{n}]" for n in range(1, count + 1)] if count is not None else [""]
+            lines = lines_of[index]
+            rows = (
+                [(f"[row-{n}]", line) for n, line in enumerate(lines, start=1)] if lines is not None else [("", None)]
+            )
             repeats = [f"[repeat-{r}]" for r in range(1, scenario.repeat + 1)] if scenario.repeat > 1 else [""]
-            cases = tuple(f"{scenario.name}{row}{repeat}" for row in rows for repeat in repeats)
-            for case in cases:
-                yield self._mark(CaseItem.from_parent(self, name=case), scenario, index)
+            cases = tuple(f"{scenario.name}{row}{repeat}" for row, _ in rows for repeat in repeats)
+            for row, line in rows:
+                for repeat in repeats:
+                    item = CaseItem.from_parent(self, name=f"{scenario.name}{row}{repeat}")
+                    item.row_line = line
+                    yield self._mark(item, scenario, index)
             if scenario.threshold < 1:
                 threshold = ThresholdItem.from_parent(self, name=f"{scenario.name}[threshold]")
                 threshold.cases = cases
@@ -207,6 +213,11 @@ class _ScenarioItem(pytest.Item):
     def runner(self) -> _PromptEvals:
         return _plugin(self.config)
 
+    @property
+    def source(self) -> Path:
+        """The file the item's cases are located in, as the run records them: the dataset, for dataset cases."""
+        return self.document.dataset_path(self.scenario) or self.path
+
     def reportinfo(self) -> tuple[Path, int, str]:
         line = self.document.line_of(self.index) or 1
         return self.path, line - 1, f"scenario {self.scenario.name}: {self.name}"
@@ -216,6 +227,13 @@ class CaseItem(_ScenarioItem):
     """One case of a scenario."""
 
     result: CaseResult | None = None
+    row_line: int | None = None
+    """For a dataset case, the row's line in the dataset."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        if self.row_line is not None:
+            return self.source, self.row_line - 1, f"scenario {self.scenario.name}: {self.name}"
+        return super().reportinfo()
 
     def setup(self) -> None:
         # An error fails the setup, which pytest reports as an error, distinct from a failed expectation.
@@ -262,8 +280,13 @@ def _compact(value: Any, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _location(result: CaseResult) -> str:
+    """``file:line``: a dataset case's file is its dataset, and the line its row's."""
+    return f"{result.file}:{result.line}" if result.line else result.file
+
+
 def _describe(result: CaseResult, run_line: str) -> str:
-    lines = [f"{result.status.upper()} {result.case} ({result.location})"]
+    lines = [f"{result.status.upper()} {result.case} ({_location(result)})"]
     if result.error is not None:
         lines.append(f"  {result.error.type}: {result.error.message}")
     failures = result.failures
@@ -306,7 +329,7 @@ class _PromptEvals:
         self.options = options
         self.controller = controller
         self.worker = hasattr(config, "workerinput")
-        self.results: dict[tuple[str, str], CaseResult] = {}
+        self.results: dict[tuple[str, str, str], CaseResult] = {}  # (prompt, file, case) -> result
         self.runs: dict[str, str] = {}  # prompt -> run id
         self.records: list[RunRecord] = []
         self.error: str | None = None
@@ -437,7 +460,7 @@ class _PromptEvals:
                         options=options,
                         tracer_provider=tracer_provider,
                         logger_provider=logger_provider,
-                        on_case=self._deliver,
+                        on_case=lambda result, prompt=name: self._deliver(prompt, result),
                     )
                 except PromptlaneError as exc:
                     self.error = str(exc)
@@ -448,8 +471,9 @@ class _PromptEvals:
         finally:
             shutdown()
 
-    def _deliver(self, result: CaseResult) -> None:
-        key = (str((self.registry.settings.root / result.file).resolve()), result.case)
+    def _deliver(self, prompt: str, result: CaseResult) -> None:
+        # Keyed by where the run locates the case (a dataset case: its dataset file), as items are.
+        key = (prompt, str((self.registry.settings.root / result.file).resolve()), result.case)
         with self.changed:
             self.results[key] = result
             self.changed.notify_all()
@@ -466,9 +490,9 @@ class _PromptEvals:
         try:
             state = self._wait_for_state(lambda s: bool(s.get("done")))
             self.runs, self.error = dict(state.get("runs", {})), state.get("error")
-            for run_id in self.runs.values():
+            for prompt, run_id in self.runs.items():
                 for result in self.registry.store.run_cases(run_id):
-                    self._deliver(result)
+                    self._deliver(prompt, result)
         except BaseException as exc:  # reported on every item
             self.error = self.error or f"{type(exc).__name__}: {exc}"
         finally:
@@ -493,7 +517,7 @@ class _PromptEvals:
     def result(self, item: _ScenarioItem, case: str | None = None) -> CaseResult:
         """The result of the item's case (or of ``case`` in the item's file), once it has finished."""
         case = case or item.name
-        key = (str(item.path.resolve()), case)
+        key = (item.document.spec.prompt, str(item.source.resolve()), case)
         with self.changed:
             while key not in self.results:
                 if self.done.is_set():

@@ -8,6 +8,7 @@ requests were made. Whatever goes wrong in a case is recorded on the case; it ne
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
+from ..errors import SpecError
 from ..registry.prompt import Prompt
 from ..registry.runs import CaseError, CaseResult, EvaluationResult, ToolCallRecord
 from .datasets import Row
@@ -74,6 +76,13 @@ class ScenarioPlan:
     """The fixed inputs of recording keys (model, settings, tools, output schema)."""
     repeat: int
     """How many times each case runs."""
+    dataset_file: str | None = None
+    """The dataset's path as recorded: a dataset case is located at its row (``evals/tickets.jsonl:7``)."""
+    needs: dict[str, str] = field(default_factory=dict)
+    """Columns every row must have (the scenario does not set them), each with why: the prompt requires the
+    variable, or the expectations use it."""
+    text_names: frozenset[str] = frozenset()
+    """Names the expectations render as text: a null there is an error of the case, never the text "None"."""
 
     @property
     def line(self) -> int | None:
@@ -341,7 +350,8 @@ async def run_case(case: CasePlan, prompt: Prompt, tracer: RunTracer) -> CaseRes
     result = CaseResult(
         scenario=plan.spec.name,
         case=case.case,
-        file=plan.file,
+        # A dataset case is located at its row: the dataset file, and the row's line in it.
+        file=plan.dataset_file if case.row is not None and plan.dataset_file is not None else plan.file,
         line=case.row.line if case.row is not None else plan.line,
         row=case.row.index if case.row is not None else None,
         repeat=case.repeat,
@@ -362,6 +372,7 @@ async def run_case(case: CasePlan, prompt: Prompt, tracer: RunTracer) -> CaseRes
 async def _run(case: CasePlan, plan: ScenarioPlan, prompt: Prompt, result: CaseResult, trace: CaseTrace | None) -> None:
     started = time.perf_counter()
     try:
+        _check_values(case, plan)
         rendered = prompt.render_messages(case.variables)
         messages, result.messages = _start(rendered, plan)
         key = None
@@ -386,7 +397,7 @@ async def _run(case: CasePlan, plan: ScenarioPlan, prompt: Prompt, result: CaseR
             case=result.case,
             variables=case.variables,
             row={**case.extra, **(case.row.values if case.row is not None else {})},
-            expected=case.extra.get("expected"),
+            expected=_expected(case),
             output=result.output,
             tool_calls=result.tool_calls,
             messages=result.messages,
@@ -400,6 +411,43 @@ async def _run(case: CasePlan, plan: ScenarioPlan, prompt: Prompt, result: CaseR
         result.evaluations = await _evaluate(plan.evaluators, ctx)
     statuses = {evaluation.status for evaluation in result.evaluations}
     result.status = "error" if "error" in statuses else "failed" if "failed" in statuses else "passed"
+
+
+def _expected(case: CasePlan) -> Any:
+    """The case's ``expected``: the row's column, else a variable of that name (a scenario without a dataset)."""
+    return case.extra["expected"] if "expected" in case.extra else case.variables.get("expected")
+
+
+def _check_values(case: CasePlan, plan: ScenarioPlan) -> None:
+    """A row without a column the scenario needs, or a null where an expectation wants text, is an error of
+    this case (before any model call), naming the dataset file and the row's line.
+
+    Raises:
+        SpecError: naming the column, with the row's file and line (the scenario's, without a dataset).
+    """
+    row = case.row
+    columns = row.values if row is not None else {}
+    for name, why in plan.needs.items():
+        if name not in columns:
+            close = difflib.get_close_matches(name, sorted(columns), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"the row has no column {name!r}{hint}: {why}", **_where(case, plan, from_row=True))
+    for name in sorted(plan.text_names):
+        value = _expected(case) if name == "expected" else case.variables.get(name, columns.get(name))
+        if value is None and (name in columns or name in case.variables):
+            what = "column" if name in columns else "variable"
+            raise SpecError(
+                f"{what} {name!r} is null, and an expectation uses it as text: a null has no text "
+                f'(`equals: "{{{{ {name} }}}}"` compares it as data)',
+                **_where(case, plan, from_row=name in columns),
+            )
+
+
+def _where(case: CasePlan, plan: ScenarioPlan, *, from_row: bool) -> dict[str, Any]:
+    """The row's file and line when the value comes (or should come) from it, else the scenario's."""
+    if from_row and case.row is not None and plan.dataset_file is not None:
+        return {"path": plan.dataset_file, "line": case.row.line}
+    return {"path": plan.file, "line": plan.line}
 
 
 def case_variables(

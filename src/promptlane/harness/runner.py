@@ -24,6 +24,7 @@ from ..errors import ConfigError, TemplateError
 from ..registry.prompt import Prompt
 from ..registry.runs import CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
+from ..spec import check_model
 from ..templates import TextTemplate
 from ._imports import load_callable
 from .cases import CasePlan, ScenarioPlan, case_variables, history_items, run_case
@@ -34,7 +35,7 @@ from .mocks import mocked_tools
 from .models import ModelClient, RequestPolicy, output_parameters, resolve_model
 from .pydantic_evals import pydantic_evals_evaluator
 from .recordings import CacheMode, Recordings
-from .scenarios import ScenariosDocument, ScenarioSpec, ToolDeclaration
+from .scenarios import ScenariosDocument, ScenarioSpec, ToolDeclaration, scenario_needs
 from .tracing import RunTracer
 
 __all__ = ["EvalOptions", "EvalRun", "Progress"]
@@ -81,6 +82,12 @@ class EvalOptions:
             raise ConfigError(f"{self.cache!r} is not one of off, on, replay", key="cache")
         if self.cache != "off" and self.recordings is None:
             raise ConfigError("--cache on/replay needs a recordings folder", key="recordings")
+        for key, model in (("model", self.model), ("judge_model", self.judge_model)):
+            if model is not None:
+                try:
+                    check_model(model)
+                except ValueError as exc:
+                    raise ConfigError(str(exc), key=key) from None
 
 
 Progress = Callable[[CaseResult], None]
@@ -227,11 +234,22 @@ class EvalRun:
             judge=lambda args, _model=client.spec: self._judges.build(args, fallback_model=_model),
             pydantic_evals=pydantic_evals_evaluator,
         )
+        needs = scenario_needs(
+            document,
+            index,
+            variables=self.prompt.variables,
+            prompt=f"{self.prompt.name}@{self.prompt.version}",
+            root=self.options.root,
+        )
+        dataset = document.dataset_path(scenario)
         return ScenarioPlan(
             document=document,
             spec=scenario,
             index=index,
             file=_relative(document.path, self.options.root),
+            dataset_file=_relative(dataset, self.options.root) if dataset is not None else None,
+            needs=needs.columns,
+            text_names=needs.text,
             client=client,
             settings=settings,
             parameters=parameters,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -28,18 +28,23 @@ from pydantic import (
 from .._validation import spec_error_from_validation
 from .._yaml import YamlDocument, load_yaml
 from ..errors import SpecError
-from ..spec import NAME_PATTERN, discover_yaml_files
+from ..spec import NAME_PATTERN, check_model, discover_yaml_files
+from ..templates import analyze_template
+from .datasets import all_columns, first_columns
 
 __all__ = [
     "EXPECTATION_KINDS",
     "Expectation",
     "HistoryMessage",
     "ScenarioFile",
+    "ScenarioNeeds",
     "ScenarioSpec",
     "ScenariosDocument",
     "ToolMockSpec",
     "discover_scenario_files",
+    "expectation_templates",
     "load_scenario_file",
+    "scenario_needs",
 ]
 
 
@@ -143,10 +148,16 @@ class _ToolSequenceArgs(_Model):
     order: Literal["exact", "in_order", "any"] = "in_order"
 
 
+def _model_string(value: str | None) -> str | None:
+    return None if value is None else check_model(value)
+
+
 class _JudgeArgs(_Model):
     rubric: str
     model: str | None = None
     threshold: float = Field(default=0.5, ge=0, le=1)
+
+    _model = field_validator("model")(_model_string)
 
 
 class _PythonArgs(_Model):
@@ -286,6 +297,39 @@ _EXPECTATIONS: tuple[type[_Model], ...] = (
 EXPECTATION_KINDS: dict[str, type[_Model]] = {next(iter(model.model_fields)): model for model in _EXPECTATIONS}
 
 
+def expectation_templates(expectation: Any) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
+    """The strings of an expectation that are rendered per case (those with ``{{`` or ``{%``), as
+    (key path under the expectation, source, data): ``data`` is True where a lone ``{{ name }}`` gives the value
+    itself (``equals``, a tool call's ``args``), False where the result is text (``contains``, ``regex``...)."""
+    if isinstance(expectation, Equals):
+        yield from _templates(("equals",), expectation.equals, data=True)
+    elif isinstance(expectation, (Contains, NotContains)):
+        kind = "contains" if isinstance(expectation, Contains) else "not_contains"
+        args = getattr(expectation, kind)
+        loc: tuple[str | int, ...] = (kind,) if isinstance(args, str) else (kind, "value")
+        yield from _templates(loc, args if isinstance(args, str) else args.value, data=False)
+    elif isinstance(expectation, Regex):
+        yield from _templates(("regex",), expectation.regex, data=False)
+    elif isinstance(expectation, StartsWith):
+        yield from _templates(("starts_with",), expectation.starts_with, data=False)
+    elif isinstance(expectation, ToolCalled) and isinstance(expectation.tool_called, _ToolCalledArgs):
+        yield from _templates(("tool_called", "args"), expectation.tool_called.args, data=True)
+
+
+def _templates(
+    loc: tuple[str | int, ...], value: Any, *, data: bool
+) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            yield loc, value, data
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _templates((*loc, key), item, data=data)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _templates((*loc, index), item, data=data)
+
+
 def _expectation_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return f"[{next(iter(type(value).model_fields))}]"
@@ -330,6 +374,8 @@ class ScenarioSpec(_Model):
     model: str | None = None
     """Model for this scenario (over the file's)."""
 
+    _model = field_validator("model")(_model_string)
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -355,6 +401,8 @@ class ScenarioFile(_Model):
     """Default model for the file (else the version's)."""
     scenarios: list[ScenarioSpec]
     """The scenarios."""
+
+    _model = field_validator("model")(_model_string)
 
     @field_validator("prompt")
     @classmethod
@@ -440,6 +488,127 @@ def load_scenario_file(path: Path | str) -> ScenariosDocument:
         if dataset is not None and dataset.suffix.lower() not in (".jsonl", ".csv", ".yaml", ".yml"):
             raise document.error("a dataset is a .jsonl, .csv or .yaml file", where)
     return ScenariosDocument(spec=spec, document=document, sha256=hashlib.sha256(raw).hexdigest())
+
+
+# --- what a scenario's cases need -----------------------------------------------------------------------------
+
+# A lone `{{ name }}` gives the value itself where data is compared (as the evaluators resolve it).
+_SINGLE_NAME = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
+@dataclass(frozen=True)
+class ScenarioNeeds:
+    """What every case of a scenario needs from its dataset row."""
+
+    columns: dict[str, str]
+    """Columns every row must have (the scenario does not set them), each with why: the prompt requires the
+    variable, or the expectations use it."""
+    text: frozenset[str]
+    """Names the expectations render as text, where a null is an error (a lone ``{{ name }}`` in ``equals`` or
+    a tool call's ``args`` compares the value as data)."""
+
+
+def _hint(name: str, known: Iterable[str], what: str) -> str:
+    """`` (did you mean 'x'?)`` against ``known``, else `` (what: a, b)``, listing them."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" ({what}: {', '.join(names)})" if names else ""
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    """``path`` as runs record it: relative to the project root when under it."""
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def scenario_needs(
+    document: ScenariosDocument,
+    index: int,
+    *,
+    variables: Mapping[str, Mapping[str, Any]],
+    prompt: str,
+    root: Path | None = None,
+) -> ScenarioNeeds:
+    """What every case of scenario number ``index`` needs, checked now against what it can have, before a run.
+
+    A case needs the prompt's required variables (no ``default``) that the scenario does not set, and the names
+    its expectation templates use (``{{ expected }}``) that the scenario does not set: from a dataset, those
+    are columns. A CSV file's header (or a YAML file's rows) names every column; a JSONL file's first row names
+    its own, and only when it lacks a needed one is the whole file read, for the keys of every row.
+
+    Args:
+        document: The scenario file.
+        index: The scenario's position in it.
+        variables: The prompt version's variables schema.
+        prompt: The version, for messages (``support/reply@3``).
+        root: The project root: paths in messages are relative to it.
+
+    Raises:
+        SpecError: a name no case can have: for a dataset, a column no row has, naming the dataset file and the
+            column (with the closest column there is); without a dataset, an expectation name that is not one
+            of the scenario's variables, naming the scenario file, line and key.
+    """
+    scenario = document.spec.scenarios[index]
+    given = set(scenario.variables)
+    dataset = document.dataset_path(scenario)
+    columns: dict[str, str] = {}
+    if dataset is not None:
+        # Without a dataset a missing variable is the render's error, naming it, case by case.
+        for name, schema in variables.items():
+            if name not in given and "default" not in schema:
+                columns[name] = f"{prompt} requires the variable"
+    text: set[str] = set()
+    for number, expectation in enumerate(scenario.expect):
+        for loc, source, data in expectation_templates(expectation):
+            names = analyze_template(source, template=f"{scenario.name} expectation").variables
+            if not (data and _SINGLE_NAME.match(source)):
+                text.update(names)
+            for name in sorted(names - given):
+                if dataset is None:
+                    raise document.document.error(
+                        f"{name!r} is not a variable of this scenario, and without a dataset there are no columns"
+                        f"{_hint(name, given, 'its variables')}",
+                        ("scenarios", index, "expect", number, *loc),
+                    )
+                columns.setdefault(name, "the expectations use it")
+    if dataset is not None and columns:
+        _check_columns(document, index, dataset, columns, root)
+    return ScenarioNeeds(columns=columns, text=frozenset(text))
+
+
+def _check_columns(
+    document: ScenariosDocument, index: int, dataset: Path, needs: dict[str, str], root: Path | None
+) -> None:
+    first = first_columns(dataset)
+    if first is None:
+        return  # no rows, no cases
+    columns = first.columns
+    missing = [name for name in needs if name not in columns]
+    if missing and not first.complete:
+        # The first JSONL row lacks a column: some other row may have it (a sparse column), which only a pass
+        # over the file can tell. Rows without it are then errors of their own cases.
+        columns = all_columns(dataset)
+        missing = [name for name in missing if name not in columns]
+    if not missing:
+        return
+    name = missing[0]
+    scenario = document.spec.scenarios[index]
+    where = f"{_shown(document.path, root)}:{document.line_of(index)}"
+    if needs[name] == "the expectations use it":
+        why = f"the expectations of scenario {scenario.name!r} ({where}) use it"
+    else:
+        why = f"{needs[name]} and scenario {scenario.name!r} ({where}) does not set it"
+    raise SpecError(
+        f"no row has a column {name!r}{_hint(name, columns, 'its columns')}: {why}",
+        path=_shown(dataset, root),
+        line=first.line if first.complete else None,
+    )
 
 
 _SCENARIOS_KEY = re.compile(r"^scenarios\s*:", re.MULTILINE)
