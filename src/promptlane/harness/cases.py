@@ -287,7 +287,7 @@ async def _converse(
         result.add_cost(_cost(plan, response, answer.cached))
         messages.append(response)
         if key is not None:
-            key.add(response.parts)
+            key.add(list(response.parts))
         calls = [part for part in response.parts if isinstance(part, ToolCallPart)]
         done, output = _final_output(plan, response, calls)
         if done:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError, TemplateError
@@ -221,7 +222,7 @@ class EvalRun:
             for t in tools.values()
         ]
         parameters, output_tool = output_parameters(client.model, definitions, schema)
-        settings = dict(self.prompt.model_settings) or None
+        settings = cast("ModelSettings", dict(self.prompt.model_settings)) or None  # checked keys (spec.py)
         history, history_dicts = history_items(scenario.history)
 
         def compile_template(text: str) -> Callable[[Any], str]:

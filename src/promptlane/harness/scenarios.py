@@ -361,7 +361,8 @@ class ScenarioSpec(_Model):
     """Earlier messages of the conversation."""
     tools: dict[str, ToolMocks] = Field(default_factory=dict)
     """Mocks by tool name (for the version's tools, or declared here)."""
-    expect: list[Expectation] = Field(default_factory=list)
+    # A union built from EXPECTATION_KINDS at import: pydantic reads it, a static checker cannot.
+    expect: list[Expectation] = Field(default_factory=list)  # pyright: ignore[reportInvalidTypeForm]
     """What every case must satisfy; string values may use the variables and dataset row (``{{ expected }}``)."""
     dataset: str | None = None
     """A JSONL, CSV or YAML file of rows, relative to this file: one case per row."""
