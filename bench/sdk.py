@@ -5,7 +5,9 @@ Prints, from one run on this machine:
 - p50 of rendering the same message templates with a bare ``ImmutableSandboxedEnvironment`` (the floor);
 - their ratio (target <= 1.3);
 - the import time of ``promptlane`` in a fresh interpreter (target <= 0.3 s), and whether pydantic_ai,
-  sqlalchemy or httpx were imported by it (target: none).
+  sqlalchemy or httpx were imported by it (target: none);
+- the time the sandbox takes to refuse templates that double a container in a loop (median of 5 each, with a
+  render timeout too long to fire, so the figure is the size guard's own cost; target: milliseconds).
 
 The two loops are interleaved sample by sample so machine noise hits both alike.
 
@@ -26,7 +28,9 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from promptlane.config import Settings
+from promptlane.errors import TemplateSecurityError
 from promptlane.registry import Registry
+from promptlane.templates import RenderLimits, compile_prompt
 
 MESSAGES = [
     {
@@ -85,6 +89,35 @@ def measure_hot_path(samples: int) -> tuple[list[int], list[int]]:
     return ours_ns, floor_ns
 
 
+DOUBLING = {
+    "list +": "{% set ns = namespace(s=[1]) %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "list *": "{% set ns = namespace(s=[1]) %}{% for i in range(64) %}{% set ns.s = ns.s * 2 %}{% endfor %}",
+    "tuple +": "{% set ns = namespace(s=(1,)) %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+}
+
+
+def measure_refusals(runs: int = 5) -> dict[str, float]:
+    """Median seconds to refuse each doubling template; raises if one is not refused by the size guard."""
+    medians = {}
+    for name, template in DOUBLING.items():
+        spec = {"template": template, "variables": {}}
+        compiled = compile_prompt(
+            name=f"bench/{name}", version=1, content_hash=name, spec=spec, limits=RenderLimits(timeout=600)
+        )
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            try:
+                compiled.render({})
+            except TemplateSecurityError as exc:
+                assert "would build a value of about" in exc.reason, exc.reason
+            else:
+                raise AssertionError(f"{name} doubling was not refused")
+            times.append(time.perf_counter() - start)
+        medians[name] = statistics.median(times)
+    return medians
+
+
 IMPORT_PROBE = """
 import sys, time
 start = time.perf_counter()
@@ -114,6 +147,7 @@ def main() -> None:
     p50_ours, p50_floor = percentile(ours, 0.5), percentile(floor, 0.5)
     ratio = p50_ours / p50_floor
     import_time, heavy = measure_import()
+    refusals = measure_refusals()
 
     print(f"cached get + render      p50 {p50_ours:7.2f} us   p90 {percentile(ours, 0.9):7.2f} us")
     print(f"bare sandboxed render    p50 {p50_floor:7.2f} us   p90 {percentile(floor, 0.9):7.2f} us")
@@ -123,6 +157,12 @@ def main() -> None:
         f"{'ok' if import_time <= 0.3 else 'OVER'}"
     )
     print(f"heavy modules imported   {', '.join(heavy) or 'none'}   target: none   {'ok' if not heavy else 'FAIL'}")
+    slowest = max(refusals.values())
+    print(
+        "refuse doubling          "
+        + "   ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in refusals.items())
+        + f"   (median of 5)   target <= 50 ms   {'ok' if slowest <= 0.05 else 'OVER'}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,17 @@ from promptlane.templates import (
 
 WritePrompt = Callable[[str, str], Path]
 
+UNHURRIED = RenderLimits(timeout=600)
+"""The default limits with a render timeout no test reaches: no render here comes near a limit, and a machine
+that stalls for a while must not turn a legitimate render into a refusal."""
 
-def _compile(spec: Mapping[str, Any], limits: RenderLimits | None = None, name: str = "t/prompt") -> CompiledPrompt:
+
+def _compile(spec: Mapping[str, Any], limits: RenderLimits = UNHURRIED, name: str = "t/prompt") -> CompiledPrompt:
     digest = hashlib.sha256(repr(sorted(spec.items())).encode()).hexdigest()
-    return compile_prompt(name=name, version=4, content_hash=digest, spec=spec, limits=limits or RenderLimits())
+    return compile_prompt(name=name, version=4, content_hash=digest, spec=spec, limits=limits)
 
 
-def _render(template: str, limits: RenderLimits | None = None, **variables: Any) -> str:
+def _render(template: str, limits: RenderLimits = UNHURRIED, **variables: Any) -> str:
     compiled = _compile({"template": template, "variables": {name: {} for name in variables}}, limits)
     [message] = compiled.render(variables)
     return message["content"]
@@ -452,7 +456,7 @@ REPEAT_PROMPT = _compile(
         "template": "{{ unit * n }}|{{ unit|center(width) }}",
         "variables": {"unit": {"type": "string"}, "n": {"type": "integer"}, "width": {"type": "integer"}},
     },
-    RenderLimits(max_chars=1000),
+    RenderLimits(max_chars=1000, timeout=600),
 )
 
 
@@ -485,7 +489,7 @@ MIXED_PROMPT = _compile(
             "flag": {"type": "boolean"},
         },
     },
-    RenderLimits(max_chars=5000),
+    RenderLimits(max_chars=5000, timeout=600),
 )
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

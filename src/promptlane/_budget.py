@@ -7,9 +7,10 @@ the default limits.
 
 from __future__ import annotations
 
-import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from time import monotonic
+from typing import Any
 
 __all__ = ["BUDGET", "RenderBudget", "RenderLimits", "ResourceLimitError", "current_limits", "take_steps"]
 
@@ -40,7 +41,7 @@ class RenderLimits:
 class RenderBudget:
     """What is left of a render's limits; one per render."""
 
-    __slots__ = ("chars", "deadline", "limits", "steps")
+    __slots__ = ("chars", "deadline", "limits", "steps", "weights")
 
     def __init__(self, limits: RenderLimits) -> None:
         self.limits = limits
@@ -49,6 +50,9 @@ class RenderBudget:
         # The clock starts at the first step: every costly operation (a loop iteration, a call, a filter over
         # many items) takes one, and renders that take none, most of them, skip reading the clock.
         self.deadline = 0.0
+        # id -> (container, its length, weight, depth) of the last containers the render built (see
+        # _guards.remember_weight), made at the first: what spares the size checks walking them again.
+        self.weights: dict[int, tuple[Any, int, int, int]] | None = None
 
     def step(self, count: int = 1) -> None:
         """Charge ``count`` steps (loop iterations, calls, items a filter processes) and check the clock."""
@@ -57,7 +61,7 @@ class RenderBudget:
             raise ResourceLimitError(
                 f"template took more than {self.limits.max_steps} loop iterations and calls (render_max_steps)"
             )
-        now = time.monotonic()
+        now = monotonic()  # a module global: tests stand a fake clock in for it
         if not self.deadline:
             self.deadline = now + self.limits.timeout
         elif now > self.deadline:

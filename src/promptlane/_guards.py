@@ -7,6 +7,11 @@ Two measures keep a render bounded:
   roughly its printed size. Structure sharing makes huge printed sizes cheap to build (``[[x] * 1000] * 1000``
   holds a thousand references), and ``str()`` of such a value is where the process would stall, so containers
   are weighed when they are built: by ``*`` and ``+``, by list and dict literals, and by calls that return them.
+
+Weighing walks a value, so a render remembers the weight of the last containers ``+``, ``*`` and the ``sum`` filter
+built (see :func:`remember_weight`), and a walk that meets one of them takes its weight instead of walking it
+again. Without that, doubling a list in a loop walks the whole list at every step (a million items, a second of
+CPU) before the size check refuses it; with it, every step costs about the same, and the refusal milliseconds.
 """
 
 from __future__ import annotations
@@ -16,21 +21,26 @@ import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import filters as jinja_filters
 from jinja2 import pass_environment, pass_eval_context
 from jinja2.utils import Namespace
 
-from ._budget import ResourceLimitError, current_limits, take_steps
+from ._budget import BUDGET, ResourceLimitError, current_limits, take_steps
 
 __all__ = [
     "GUARDED_FILTERS",
+    "REMEMBERED_WEIGHTS",
+    "SEQUENCE_TYPES",
     "check_brace_format",
     "check_percent_format",
     "check_weight",
+    "combine_sequences",
     "guard_binop",
     "guard_str_method",
+    "measure",
+    "remember_weight",
     "safe_range",
     "weigh",
 ]
@@ -48,13 +58,41 @@ def refuse_size(what: str, size: float) -> None:
         raise ResourceLimitError(f"{what} would produce {int(size)} characters, over the limit of {limit}")
 
 
+REMEMBERED_WEIGHTS = 8
+"""How many of the containers it built last a render remembers the weight of: the operands of the next
+operation are almost always among them (``ns.s + ns.s``), and each one remembered is kept alive until the end
+of the render or until it is pushed out."""
+
+
+def remember_weight(built: list[Any] | tuple[Any, ...], weight: int, depth: int) -> None:
+    """Remember the (weight, depth) of a container just built, for the rest of the render (outside a render,
+    while Jinja2 folds constants, there is nothing to remember it in).
+
+    The entry holds the container itself, so its id cannot be reused while the entry exists; and its length,
+    so a list that Python code given to the template changed (a template cannot) is walked again.
+    """
+    budget = BUDGET.get()
+    if budget is None:
+        return
+    weights = budget.weights
+    if weights is None:
+        weights = budget.weights = {}
+    weights[id(built)] = (built, len(built), weight, depth)
+    if len(weights) > REMEMBERED_WEIGHTS:
+        del weights[next(iter(weights))]
+
+
 def measure(value: Any, limit: float) -> tuple[int, int]:
     """(weight, depth) of ``value``: roughly its printed size, and how deeply it nests.
 
     Shared references are weighed once (memo by id), so measuring ``[x] * 1000`` costs a thousand lookups, not
-    a thousand walks. Stops early once the weight is over ``limit``.
+    a thousand walks, and containers the render built are not walked at all (:func:`remember_weight`). A shared
+    reference still counts wherever it appears, as it prints, so the weight of ``a + b`` follows from those of
+    ``a`` and ``b``. Stops early once the weight is over ``limit``: a weight not over ``limit`` is exact.
     """
     memo: dict[int, tuple[int, int]] = {}
+    budget = BUDGET.get()
+    remembered = budget.weights if budget is not None else None
 
     def walk(item: Any, level: int) -> tuple[int, int]:
         if isinstance(item, str):
@@ -66,6 +104,14 @@ def measure(value: Any, limit: float) -> tuple[int, int]:
         known = memo.get(id(item))
         if known is not None:
             return known
+        if remembered:
+            entry = remembered.get(id(item))
+            if entry is not None and entry[0] is item and entry[1] == len(item):
+                _, _, weight, depth = entry
+                # Its deepest non-empty container is depth - 1 levels below it.
+                if level + depth - 1 > MAX_DEPTH:
+                    raise ResourceLimitError(f"a value nested more than {MAX_DEPTH} levels deep")
+                return weight, depth
         if level > MAX_DEPTH:
             raise ResourceLimitError(f"a value nested more than {MAX_DEPTH} levels deep")
         total, depth = 2, 0
@@ -97,12 +143,50 @@ def weigh(value: Any, limit: float | None = None) -> int:
     return measure(value, current_limits().max_work_chars if limit is None else limit)[0]
 
 
-def check_weight(what: str, value: Any, times: int = 1) -> None:
-    """Refuse a container whose weight (times ``times``) is over the limit for containers."""
+def check_weight(what: str, value: Any, times: int = 1) -> tuple[int, int]:
+    """Refuse a container whose weight (times ``times``) is over the limit for containers.
+
+    Returns:
+        The (weight, depth) of ``value`` (once, not ``times`` times), exact since it is not over the limit.
+    """
     limit = current_limits().max_work_chars
-    weight = weigh(value, limit / max(times, 1) + 1) * max(times, 1)
-    if weight > limit:
-        raise ResourceLimitError(f"{what} would build a value of about {weight} characters, over the limit of {limit}")
+    times = max(times, 1)
+    weight, depth = measure(value, limit / times + 1)
+    if weight * times > limit:
+        raise ResourceLimitError(
+            f"{what} would build a value of about {weight * times} characters, over the limit of {limit}"
+        )
+    return weight, depth
+
+
+SEQUENCE_TYPES = (list, tuple)
+"""Operands :func:`combine_sequences` builds from (exactly these types: subclasses keep their own operators)."""
+
+
+def combine_sequences(operator: str, left: Any, right: Any) -> Any:
+    """``left + right`` or ``left * right`` on lists or tuples, refused if too big, else built and its weight
+    remembered; None for any other operands (and for a repetition less than twice, which cannot grow anything).
+
+    The weights are the ones the size check computes anyway: ``[a, b]`` weighs ``a + b`` plus 6 characters (its
+    brackets and two separators), so ``a + b`` weighs 8 less; ``[x] * n`` weighs 2 (its brackets) plus n times
+    what ``x`` weighs without its own.
+    """
+    if operator == "+":
+        if type(left) not in SEQUENCE_TYPES or type(right) is not type(left):
+            return None
+        weight, depth = check_weight("concatenation", (left, right))
+        built = left + right
+        remember_weight(built, weight - 8, depth - 1)
+        return built
+    if operator == "*":
+        seq, times = (left, right) if type(right) is int else (right, left)
+        if type(seq) not in SEQUENCE_TYPES or type(times) is not int or times < 2:
+            return None
+        weight, depth = check_weight("repetition", seq, times)
+        built = seq * times
+        remember_weight(built, 2 + times * (weight - 2), depth)
+        return built
+    return None
 
 
 def _check_int_bits(what: str, bits: float) -> None:
@@ -311,8 +395,12 @@ def _sum(environment: Any, iterable: Iterable[Any], attribute: str | int | None 
     # Sequences are concatenated in linear time (the builtin sum is quadratic on lists) after a size check.
     for kind in (list, tuple):
         if isinstance(start, kind) and all(isinstance(value, kind) for value in values):
-            check_weight("sum", [start, *values])
-            return kind(chain(start, *values))
+            parts = [start, *values]
+            weight, depth = check_weight("sum", parts)
+            total = kind(chain(*parts))
+            # Each part loses its brackets, and its separator in ``parts``.
+            remember_weight(total, weight - 4 * len(parts), depth - 1)
+            return total
     if isinstance(start, str):
         raise TypeError("sum() can't sum strings [use |join instead]")
     return sum(values, start)
@@ -325,7 +413,8 @@ def _tojson(eval_ctx: Any, value: Any, indent: int | str | None = None) -> Any:
     weight, depth = measure(value, limit + 1)
     # Every value may sit on its own line, indented once per level.
     refuse_size("tojson", weight * (1 + width * depth) if width else weight)
-    return jinja_filters.do_tojson(eval_ctx, value, indent)
+    # Jinja2 types the indent as an int, but passes it on to json.dumps, which takes a string too.
+    return jinja_filters.do_tojson(eval_ctx, value, cast(Any, indent))
 
 
 GUARDED_FILTERS: dict[str, Callable[..., Any]] = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
@@ -26,7 +26,15 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from ._budget import BUDGET, RenderBudget, ResourceLimitError, current_limits
-from ._guards import GUARDED_FILTERS, check_weight, guard_binop, guard_str_method, safe_range
+from ._guards import (
+    GUARDED_FILTERS,
+    SEQUENCE_TYPES,
+    check_weight,
+    combine_sequences,
+    guard_binop,
+    guard_str_method,
+    safe_range,
+)
 
 __all__ = ["SandboxEnvironment"]
 
@@ -45,11 +53,12 @@ class _Guard(NodeTransformer):
     @staticmethod
     def _through(method: str, node: nodes.Expr) -> nodes.Expr:
         call = nodes.Call(nodes.EnvironmentAttribute(method), [node], [], None, None)
-        return call.set_lineno(node.lineno)
+        call.set_lineno(node.lineno)
+        return call
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
-        node.iter = self._through("promptlane_iter", node.iter)
+        node.iter = self._through("promptlane_iter", cast(nodes.Expr, node.iter))  # typed as a Node by Jinja2
         return node
 
     def visit_Call(self, node: nodes.Call) -> nodes.Node:
@@ -196,8 +205,14 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         return {**self.globals, **(d or {})}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if type(left) in SEQUENCE_TYPES or type(right) in SEQUENCE_TYPES:
+            # Lists and tuples are built by the guards, which remember their weight: the next check that meets
+            # them does not walk them again.
+            built = combine_sequences(operator, left, right)
+            if built is not None:
+                return built
         guard_binop(operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        return self.binop_table[operator](left, right)  # all that Jinja2's call_binop does
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = BUDGET.get()
