@@ -56,3 +56,21 @@ def test_relative_sqlite_urls_resolve_against_the_root(tmp_path: Path) -> None:
     assert resolve_registry_url("sqlite:///db/r.db", tmp_path) == f"sqlite:///{tmp_path / 'db' / 'r.db'}"
     assert resolve_registry_url("sqlite:////abs/r.db", tmp_path) == "sqlite:////abs/r.db"
     assert resolve_registry_url("postgresql://h/db", tmp_path) == "postgresql://h/db"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            'gate_model = "gpt-4o-mini"',
+            "gate_model: model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?",
+        ),
+        ('gate_model = {"support/reply" = "opnai:gpt-4o"}', "gate_model: support/reply: unknown provider 'opnai'"),
+        ('judge_model = "python:nope"', "judge_model: 'python:nope' is not python:module:function"),
+    ],
+)
+def test_model_settings_are_checked_when_the_config_loads(tmp_path: Path, line: str, message: str) -> None:
+    (tmp_path / "promptlane.toml").write_text(line + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path)
+    assert message in str(info.value)

@@ -30,8 +30,8 @@ def test_every_error_is_exported() -> None:
 
 
 def test_import_and_the_sdk_path_stay_light(tmp_path) -> None:
-    """`import promptlane` loads nothing heavy; get + render loads SQLAlchemy (the local store) but never
-    pydantic-ai, pydantic or an HTTP client."""
+    """`import promptlane` loads nothing heavy; get + render from a local SQLite registry reads it with the
+    standard library: no SQLAlchemy, pydantic-ai, pydantic or HTTP client."""
     script = """
 import sys
 import promptlane
@@ -50,4 +50,4 @@ print(Registry().get("hello", label="latest").render(name="Ana").text)
 print(sorted(m for m in ("pydantic_ai", "httpx", "pydantic", "sqlalchemy") if m in sys.modules))
 """
     second = subprocess.run([sys.executable, "-c", app], capture_output=True, text=True, cwd=tmp_path, check=True)
-    assert second.stdout.splitlines() == ["Hi Ana", "['sqlalchemy']"]
+    assert second.stdout.splitlines() == ["Hi Ana", "[]"]

@@ -558,8 +558,12 @@ def test_collect_only_runs_no_cases(evals_project: pytest.Pytester) -> None:
             ["--prompt-evals-concurrency", "0"],
             "ERROR: --prompt-evals-concurrency must be a positive integer, got '0'",
         ),
+        (
+            ["--prompt-evals-model", "gpt-4o-mini"],
+            "ERROR: --prompt-evals-model: model 'gpt-4o-mini' has no provider: did you mean 'openai:gpt-4o-mini'?",
+        ),
     ],
-    ids=["cache", "version-and-label", "concurrency"],
+    ids=["cache", "version-and-label", "concurrency", "model"],
 )
 def test_bad_options_are_usage_errors(evals_project: pytest.Pytester, args: list[str], message: str) -> None:
     write(evals_project.path, {"evals/support.yaml": GREET_SCENARIOS})

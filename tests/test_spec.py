@@ -13,8 +13,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from promptlane._model_strings import MODEL_PROVIDERS
 from promptlane.errors import SpecError
-from promptlane.spec import MODEL_PROVIDERS, PromptSpec, check_model, content_hash, load_prompt_file
+from promptlane.spec import PromptSpec, check_model, content_hash, load_prompt_file
 
 WritePrompt = Callable[[str, str], Path]
 

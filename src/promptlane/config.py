@@ -147,12 +147,23 @@ def _as_url(value: Any) -> str:
     return text
 
 
+def _as_model(value: Any) -> str:
+    from ._model_strings import check_model
+
+    return check_model(_as_str(value))
+
+
 def _as_model_or_table(value: Any) -> str | dict[str, str]:
     if isinstance(value, dict):
         if not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()):
             raise ValueError("a table of prompt name = model string")
+        for prompt, model in value.items():
+            try:
+                _as_model(model)
+            except ValueError as exc:
+                raise ValueError(f"{prompt}: {exc}") from None
         return dict(value)
-    return _as_str(value)
+    return _as_model(value)
 
 
 def _as_labels(value: Any) -> tuple[str, ...]:
@@ -175,7 +186,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "render_timeout": _as_float,
     "author": _as_str,
     "recordings": _as_str,
-    "judge_model": _as_str,
+    "judge_model": _as_model,
     "gate_model": _as_model_or_table,
     "token": _as_str,
     "fetch_timeout": _as_float,

@@ -98,6 +98,14 @@ class _Options:
         version, label = integer("version"), value("label")
         if version is not None and label is not None:
             raise pytest.UsageError("give --prompt-evals-version or --prompt-evals-label, not both")
+        model = value("model")
+        if model is not None:
+            from ._model_strings import check_model
+
+            try:
+                check_model(model)
+            except ValueError as exc:
+                raise pytest.UsageError(f"--prompt-evals-model: {exc}") from None
         paths = tuple(Path(p) for p in config.getini("prompt_evals_paths"))
         if not paths:
             from .config import load_settings
@@ -106,7 +114,7 @@ class _Options:
         return cls(
             version=version,
             label=label,
-            model=value("model"),
+            model=model,
             cache=cache,
             concurrency=integer("concurrency") or 16,
             promote=value("promote"),

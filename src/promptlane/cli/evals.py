@@ -112,6 +112,20 @@ def eval_(
 
     config = settings(ctx)
     try:
+        # Options first: a bad --model or judge model is refused before anything is pushed.
+        options = EvalOptions(
+            model=model,
+            concurrency=concurrency,
+            repeat=repeat,
+            cache=cache.value,
+            recordings=config.recordings_dir,
+            max_cost=max_cost,
+            policy=RequestPolicy(timeout=timeout, rpm=rpm, retries=retries),
+            trace_content=not no_trace_content,
+            judge_model=config.judge_model,
+            root=config.root,
+            created_by=config.author,
+        )
         reg = registry(ctx)
         files = discover_scenario_files(paths or [config.evals_dir])
         if not files:
@@ -130,19 +144,6 @@ def eval_(
                 param_hint="--version/--label",
             )
         versions = resolve_versions(reg, sorted(groups), version=version, label=label)
-        options = EvalOptions(
-            model=model,
-            concurrency=concurrency,
-            repeat=repeat,
-            cache=cache.value,
-            recordings=config.recordings_dir,
-            max_cost=max_cost,
-            policy=RequestPolicy(timeout=timeout, rpm=rpm, retries=retries),
-            trace_content=not no_trace_content,
-            judge_model=config.judge_model,
-            root=config.root,
-            created_by=config.author,
-        )
     except PromptlaneError as exc:
         raise fail(exc) from None
     tracer_provider, logger_provider, shutdown = otlp_providers(otlp_endpoint)

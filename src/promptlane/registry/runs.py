@@ -83,9 +83,9 @@ class CaseResult:
     case: str
     """The case id: ``refund``, ``tickets[row-3]``, ``tickets[row-3][repeat-2]``."""
     file: str
-    """The scenario file."""
+    """The scenario file, or the dataset, for dataset cases."""
     line: int | None = None
-    """The scenario's line in it (or the dataset row's line, for dataset cases)."""
+    """The scenario's line in the scenario file, or the row's line in the dataset, for dataset cases."""
     row: int | None = None
     """The dataset row (1-based), for dataset cases."""
     repeat: int = 1
@@ -117,10 +117,8 @@ class CaseResult:
 
     @property
     def location(self) -> str:
-        """Where the case comes from, for people: ``evals/support.yaml:12``, or for a dataset case
-        ``evals/support.yaml, row 3`` (its ``line`` is then the row's line in the dataset, not in this file)."""
-        if self.row is not None:
-            return f"{self.file}, row {self.row}"
+        """Where the case comes from, for people: ``evals/support.yaml:12``, or for a dataset case its row,
+        ``evals/datasets/tickets.jsonl:7``."""
         return f"{self.file}:{self.line}" if self.line else self.file
 
     @property
