@@ -1041,3 +1041,22 @@ def test_help_imports_no_registry_store_or_harness() -> None:
     heavy, ours = done.stdout.strip().splitlines()[-2:]
     assert heavy == "[]"
     assert ours == "['promptlane.errors', 'promptlane.registry', 'promptlane.registry.tokens']"
+
+
+def test_check_finds_a_dataset_column_no_row_has(project: Path, support_prompts: None) -> None:
+    (project / "evals").mkdir()
+    (project / "evals" / "rows.jsonl").write_text('{"ticket": "hi", "expected": "x"}\n{"ticket": "ho"}\n')
+    scenarios = (
+        "prompt: support/reply\nscenarios:\n  - name: rows\n    dataset: rows.jsonl\n"
+        "    variables: {customer: Eve}\n    expect:\n      - contains: '{{ expcted }}'\n"
+    )
+    (project / "evals" / "rows.yaml").write_text(scenarios)
+    result = run("check", "-q")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {Path('evals/rows.jsonl')}: no row has a column 'expcted' (did you mean 'expected'?): the "
+        f"expectations of scenario 'rows' ({Path('evals/rows.yaml')}:3) use it",
+        "1 of 3 files have errors",
+    ]
+    (project / "evals" / "rows.yaml").write_text(scenarios.replace("expcted", "expected"))
+    assert ok("check", "-q") == ""
