@@ -20,7 +20,7 @@ from .errors import ConfigError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 __all__ = ["DEFAULT_REGISTRY", "Settings", "find_root", "load_settings"]
 

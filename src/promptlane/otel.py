@@ -18,11 +18,13 @@ from opentelemetry import baggage, context, trace
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
 
+    PromptSpanProcessor: type[SpanProcessor]
+
 __all__ = [
     "PROMPT_LABEL",
     "PROMPT_NAME",
     "PROMPT_VERSION",
-    "PromptSpanProcessor",  # noqa: F822 - built on first access by __getattr__
+    "PromptSpanProcessor",  # built on first access by __getattr__
     "prompt_attributes",
     "prompt_baggage",
     "set_prompt_attributes",

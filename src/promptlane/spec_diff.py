@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
@@ -79,7 +80,7 @@ class FieldDiff:
     before: str
     """The old value as text (empty when the field is new)."""
     after: str
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = dataclasses.field(default_factory=list)
 
     def unified(self, old: str, new: str, context: int = 3) -> list[str]:
         """The change as unified diff lines (without the file header)."""

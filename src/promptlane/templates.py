@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import BaseLoader
 
@@ -81,11 +81,9 @@ def analyze_template(source: str, *, prompt: str | None = None, template: str | 
         raise TemplateSyntaxError(message, prompt=prompt, template=template, line=exc.lineno) from None
     includes: list[str] = []
     dynamic_line = None
-    for node in ast.find_all(
-        (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport, jinja2.nodes.Extends)
-    ):
+    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         target = node.template
-        if isinstance(target, jinja2.nodes.Const) and isinstance(target.value, str):
+        if isinstance(target, nodes.Const) and isinstance(target.value, str):
             if target.value not in includes:
                 includes.append(target.value)
         elif dynamic_line is None:
@@ -115,7 +113,7 @@ class _StaticText:
 
 def first_use_line(source: str, variable: str) -> int | None:
     """The line inside ``source`` where ``variable`` is first read, if it is."""
-    for name in _PARSER.parse(source).find_all(jinja2.nodes.Name):
+    for name in _PARSER.parse(source).find_all(nodes.Name):
         if name.name == variable and name.ctx == "load":
             return name.lineno
     return None

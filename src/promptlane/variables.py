@@ -68,7 +68,7 @@ def _compile_fill(schema: Mapping[str, Any]) -> Fill | None:
     item_fill = _compile_fill(schema["items"]) if schema.get("items") is not None else None
     properties = schema.get("properties") or {}
     defaults = {name: sub["default"] for name, sub in properties.items() if "default" in sub}
-    fills = {name: fill for name, sub in properties.items() if (fill := _compile_fill(sub)) is not None}
+    fills = {name: nested for name, sub in properties.items() if (nested := _compile_fill(sub)) is not None}
     if item_fill is None and not defaults and not fills:
         return None
 

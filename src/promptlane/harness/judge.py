@@ -7,11 +7,18 @@ recorded and replayed with ``--cache``, so a CI run with ``--cache replay`` judg
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_ai.messages import ModelRequest, SystemPromptPart, TextPart, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    SystemPromptPart,
+    TextPart,
+    ToolCallPart,
+    UserPromptPart,
+)
 
 from ..registry.runs import EvaluationResult
 from .evaluators import CaseContext, Evaluator
@@ -67,7 +74,7 @@ class _Judge(Evaluator):
             f"RUBRIC:\n{self.rubric}\n\nCONVERSATION:\n{_conversation_text(ctx)}\n\nOUTPUT:\n{ctx.text}\n\n"
             "Give your verdict as JSON with `score` and `reason`."
         )
-        messages = [ModelRequest(parts=[SystemPromptPart(INSTRUCTIONS), UserPromptPart(prompt)])]
+        messages: list[ModelMessage] = [ModelRequest(parts=[SystemPromptPart(INSTRUCTIONS), UserPromptPart(prompt)])]
         parameters, output_tool = output_parameters(self.client.model, [], VERDICT_SCHEMA)
         key = None
         if self.client.recordings is not None:
@@ -86,7 +93,7 @@ class _Judge(Evaluator):
         )
 
 
-def _verdict(parts: list[Any], output_tool: str | None) -> dict[str, Any]:
+def _verdict(parts: Sequence[Any], output_tool: str | None) -> dict[str, Any]:
     for part in parts:
         if isinstance(part, ToolCallPart) and (output_tool is None or part.tool_name == output_tool):
             data = part.args_as_dict()

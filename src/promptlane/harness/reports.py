@@ -140,7 +140,7 @@ class Comparison:
 
 
 def _summary(case: CaseResult) -> tuple[str, dict[str, float | None], str | None]:
-    scores = {e.name: e.score for e in case.evaluations if e.score is not None}
+    scores: dict[str, float | None] = {e.name: e.score for e in case.evaluations if e.score is not None}
     reason = None
     if case.status != "passed":
         first = case.failures[0] if case.failures else None

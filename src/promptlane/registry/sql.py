@@ -395,7 +395,9 @@ class SQLStore(SQLRuns, SQLTokens):
             "at": moved_at,
             "evidence": evidence,
         }
-        event_id = conn.execute(label_events.insert().values(**event_row)).inserted_primary_key[0]
+        inserted = conn.execute(label_events.insert().values(**event_row)).inserted_primary_key
+        assert inserted is not None
+        event_id = inserted[0]
         return LabelEvent(
             id=event_id,
             prompt=name,

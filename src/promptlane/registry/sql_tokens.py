@@ -88,7 +88,9 @@ class SQLTokens:
                 taken = self._name_taken(conn, name)
                 if taken is not None:
                     raise taken
-                token_id = conn.execute(tokens.insert().values(**row)).inserted_primary_key[0]
+                inserted = conn.execute(tokens.insert().values(**row)).inserted_primary_key
+                assert inserted is not None
+                token_id = inserted[0]
         except sa_exc.IntegrityError:
             # Another process took the name between the check and the insert (PostgreSQL; SQLite's write lock
             # rules that out), or the secret is not new.

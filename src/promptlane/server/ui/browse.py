@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -46,7 +47,7 @@ async def prompt(view: Page) -> Response:
     name = view.request.path_params["name"]
     registry = view.registry
 
-    def gather() -> dict[str, object]:
+    def gather() -> dict[str, Any]:
         versions = registry.versions(name)[::-1]  # newest first (NotFoundError for a prompt that is not there)
         labels = {state.label: state for state in registry.labels(name)}
         protected = set(registry.settings.protected_labels)
@@ -73,7 +74,7 @@ async def diff(view: Page) -> Response:
     name = view.request.path_params["name"]
     query = view.request.query_params
 
-    def gather() -> dict[str, object]:
+    def gather() -> dict[str, Any]:
         numbers = [v.number for v in view.registry.versions(name)]
         a = _number(query.get("a"), numbers[-2] if len(numbers) > 1 else numbers[-1])
         b = _number(query.get("b"), numbers[-1])
