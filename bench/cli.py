@@ -56,6 +56,8 @@ def main() -> None:
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     print(f"promptlane CLI, whole process, median of {ROUNDS} (round-robin), SQLite registry")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("(PYTHONDONTWRITEBYTECODE is set: an editable install recompiles promptlane's modules at every start)")
     print(f"{'command':<10} {'wall':>8} {'cpu':>8} {'target':>8}")
     for name in COMMANDS:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
