@@ -27,9 +27,20 @@ ui: $(STAMP)
 	test -d $(DEMO_DIR) || $(MAKE) demo
 	cd $(DEMO_DIR) && $(abspath $(VENV))/bin/promptlane serve --no-auth
 
+# The unit tests in parallel (pytest-xdist, PYTEST_WORKERS=0 for one process), then the tests marked `serial`
+# on their own, then the repository's evals. All three always run; `make test` fails if any of them failed.
+PYTEST_WORKERS ?= auto
+# Bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE=1, as on some CI images):
+# without the cache every pytest process (each xdist worker, each pytester or CLI subprocess) compiles and
+# assertion-rewrites some 500 plugin and project modules again, a second or more each.
+test evals: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
-	$(PY) -m pytest -q
-	$(MAKE) evals
+	@failed=""; \
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" || failed="$$failed unit-tests"; \
+	$(PY) -m pytest -q -m serial || { [ $$? -eq 5 ] || failed="$$failed serial-tests"; }; \
+	$(MAKE) --no-print-directory evals || failed="$$failed evals"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "make test: unit tests, serial tests and evals passed"
 
 # The repository's scenarios for the example prompts, as tests, with the model answers replayed from
 # evals/recordings (offline, deterministic). After changing a prompt or a scenario: `make recordings`.

@@ -9,11 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from promptlane.config import Settings
 from promptlane.registry import Registry
 
 pytest_plugins = ["pytester"]
+
+# No test depends on the machine's speed, hypothesis's included: no deadline on an example, and no health check
+# on how fast examples are generated (a busy CI machine is slow at both; bench/ is where speed is measured).
+settings.register_profile("promptlane", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("promptlane")
 
 POSTGRES_URL = os.environ.get("PROMPTLANE_TEST_POSTGRES_URL")
 

@@ -1,23 +1,22 @@
 """The registry server under load and faults: many clients at once, a server that goes away and comes back,
 a SQLite file another writer keeps locked.
 
-Bounds on time are generous (a loaded two-core CI machine runs these); bounds on correctness are strict: no
-error, no lost version, no ``get`` that waits on the network for a prompt it has.
+Nothing here measures time (throughput and latency figures are bench/server.py's): the bounds on correctness
+are strict (no error, no lost version, no gap, no ``get`` that asks the network for a prompt it has), and every
+wait is for an event, bounded only against a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import socket
 import sqlite3
-import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import h11
 import httpx
 import pytest
 
-from _live import LiveServer, served_registry
+from _live import PATIENCE, LiveServer, SilentServer, finishes, served_registry
 from promptlane.config import Settings
 from promptlane.registry import Registry
 from promptlane.registry.sql import SQLStore
@@ -49,15 +48,6 @@ def _served(root: Path, versions: int) -> tuple[Registry, dict[str, str]]:
     return registry, secrets
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 # --- load -------------------------------------------------------------------------------------------------
 
 
@@ -67,12 +57,10 @@ class LoadResult:
 
     statuses: Counter[int] = field(default_factory=Counter)
     """Responses by status."""
-    latencies: list[float] = field(default_factory=list)
-    """Seconds per request, as the client measured them."""
+    answered: list[int] = field(default_factory=list)
+    """Requests answered, per client."""
     errors: list[str] = field(default_factory=list)
     """Exceptions and unexpected answers."""
-    elapsed: float = 0.0
-    """Seconds from the first request to the last answer."""
 
 
 class _Connection:
@@ -117,28 +105,33 @@ class _Connection:
         self.writer.close()
 
 
-async def _drive(port: int, token: str, *, clients: int, duration: float) -> LoadResult:
-    """``clients`` concurrent clients, each on its own connection, resolving for ``duration`` seconds. Odd
-    clients revalidate with the ETag they were given (304), even ones fetch the body every time (200)."""
+async def _drive(port: int, token: str, *, clients: int, requests: int) -> LoadResult:
+    """``clients`` concurrent clients, each on its own connection, resolving ``requests`` times. Odd clients
+    revalidate with the ETag they were given (304), even ones fetch the body every time (200)."""
     result = LoadResult()
     bodies: set[bytes] = set()
     etags: set[str] = set()
     target = f"{RESOLVE}?label=production"
-    start = time.monotonic()
-    deadline = start + duration
+    connected = asyncio.Event()
+    opened: list[int] = []
 
     async def client(revalidates: bool) -> None:
         etag: str | None = None
         connection = None
+        answered = 0
         try:
             connection = await _Connection.open(port)
-            while time.monotonic() < deadline:
+            # Every connection is open before the first request: all the clients are on the server at once.
+            opened.append(1)
+            if len(opened) == clients:
+                connected.set()
+            await connected.wait()
+            for _ in range(requests):
                 headers = {"Authorization": f"Bearer {token}"}
                 if revalidates and etag:
                     headers["If-None-Match"] = etag
-                sent = time.perf_counter()
                 status, answer, body = await connection.get(target, headers)
-                result.latencies.append(time.perf_counter() - sent)
+                answered += 1
                 result.statuses[status] += 1
                 if status == 200:
                     bodies.add(body)
@@ -151,41 +144,33 @@ async def _drive(port: int, token: str, *, clients: int, duration: float) -> Loa
                     return
         except (OSError, h11.ProtocolError, KeyError) as exc:
             result.errors.append(f"{type(exc).__name__}: {exc}")
+            connected.set()  # the others go on without this one
         finally:
+            result.answered.append(answered)
             if connection is not None:
                 connection.close()
 
-    # A bound on the whole run: a client stuck on an answer that never comes fails the test, not the suite.
-    await asyncio.wait_for(asyncio.gather(*(client(i % 2 == 1) for i in range(clients))), duration + 60)
-    result.elapsed = time.monotonic() - start
+    # A bound against a hang: a client stuck on an answer that never comes fails the test, not the suite.
+    await asyncio.wait_for(asyncio.gather(*(client(i % 2 == 1) for i in range(clients))), 2 * PATIENCE)
     if len(bodies) > 1 or len(etags) > 1:
         result.errors.append(f"{len(bodies)} different bodies and {len(etags)} ETags for one unmoved label")
     return result
 
 
 @pytest.mark.slow
-def test_two_hundred_clients_resolve_for_ten_seconds_without_an_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.serial  # a load test: two hundred connections on one worker, given the machine to itself
+def test_two_hundred_clients_resolve_at_once_without_an_error(tmp_path: Path) -> None:
     registry, secrets = _served(tmp_path, versions=1)
-    clients, duration = 200, 10.0
+    clients, requests = 200, 20
     with LiveServer(registry) as server:
-        result = asyncio.run(_drive(server.port, secrets["read"], clients=clients, duration=duration))
+        result = asyncio.run(_drive(server.port, secrets["read"], clients=clients, requests=requests))
     registry.close()
 
-    total = sum(result.statuses.values())
-    with capsys.disabled():
-        print(
-            f"\nresolve, {clients} clients for {result.elapsed:.1f} s: {total} requests "
-            f"({result.statuses[200]} x 200, {result.statuses[304]} x 304, {total / result.elapsed:.0f}/s), "
-            f"latency p50 {_ms(_percentile(result.latencies, 0.5))}, p99 {_ms(_percentile(result.latencies, 0.99))}"
-        )
     assert result.errors == []
-    assert set(result.statuses) == {200, 304}
-    # Every client was answered more than once (so both paths were taken by every kind of client).
-    assert total >= 2 * clients
-    # A stall (the event loop blocked, a lock convoy) shows here; ordinary machine load does not come close.
-    assert _percentile(result.latencies, 0.99) < 5.0
+    # Every request of every client answered, each kind of client on its own path (odd ones revalidate: 304
+    # after their first answer).
+    assert result.answered == [requests] * clients
+    assert result.statuses == {200: clients // 2 * requests + clients // 2, 304: clients // 2 * (requests - 1)}
 
 
 # --- a server that goes away and comes back ---------------------------------------------------------------
@@ -196,7 +181,6 @@ class Call:
     """One ``get`` as an application thread saw it."""
 
     phase: str
-    seconds: float
     source: str | None = None
     version: int | None = None
     error: str | None = None
@@ -215,50 +199,34 @@ class Application(threading.Thread):
     def run(self) -> None:
         while not self.halt.is_set():
             phase = self.phase[0]
-            start = time.perf_counter()
             try:
                 prompt = self.registry.get(NAME, label="production")
             except Exception as exc:
-                self.calls.append(Call(phase=phase, seconds=time.perf_counter() - start, error=repr(exc)))
+                self.calls.append(Call(phase=phase, error=repr(exc)))
             else:
-                self.calls.append(
-                    Call(
-                        phase=phase,
-                        seconds=time.perf_counter() - start,
-                        source=prompt.source,
-                        version=prompt.version,
-                    )
-                )
+                self.calls.append(Call(phase=phase, source=prompt.source, version=prompt.version))
             time.sleep(0.002)
 
     def last(self) -> Call | None:
         return self.calls[-1] if self.calls else None
 
 
-def _client(root: Path, url: str, token: str) -> Registry:
+def _client(root: Path, url: str, token: str, *, fetch_timeout: float = 1.0) -> Registry:
     # A short ttl keeps the test quick: the refresh runs every ttl / 2, a label older than ttl is stale.
-    settings = Settings(root=root, registry=url, token=token, cache_ttl=0.5, fetch_timeout=1.0, snapshots="snapshots")
+    settings = Settings(
+        root=root, registry=url, token=token, cache_ttl=0.5, fetch_timeout=fetch_timeout, snapshots="snapshots"
+    )
     return Registry(settings=settings)
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds until ``condition()`` held (AssertionError naming ``what`` after ``timeout``)."""
-    start = time.monotonic()
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = PATIENCE) -> None:
+    """Return once ``condition()`` holds (AssertionError naming ``what`` after ``timeout``, a bound against a
+    hang: everything waited for here takes well under a second on an idle machine)."""
+    deadline = time.monotonic() + timeout
     while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
         time.sleep(0.01)
-    return time.monotonic() - start
-
-
-@contextmanager
-def _silent_listener(port: int) -> Iterator[None]:
-    """A server that hangs: connections to ``port`` are accepted (by the kernel) and never answered."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        sock.listen(128)
-        yield
 
 
 def _outage_calls(apps: list[Application]) -> list[Call]:
@@ -270,55 +238,66 @@ def _serving(app: Application, version: int) -> bool:
     return last is not None and (last.version, last.source) == (version, "cache")
 
 
-def test_applications_keep_serving_through_an_outage_and_see_the_moves_made_meanwhile(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _said_stale(app: Application, phase: str) -> bool:
+    return any((call.phase, call.source) == (phase, "stale") for call in list(app.calls))
+
+
+def test_applications_keep_serving_through_an_outage_and_see_the_moves_made_meanwhile(tmp_path: Path) -> None:
     """Four application threads call ``get`` throughout: the server is stopped (connections refused), then
     hangs (connections accepted, never answered) while the label moves, then starts again on the same port,
     and the label moves once more."""
     registry, secrets = _served(tmp_path / "server", versions=3)
     server = LiveServer(registry, cache_ttl=0.2).start()
     phase = ["up"]
-    clients = [_client(tmp_path / f"app{i}", server.url, secrets["read"]) for i in range(4)]
+    # The applications' fetch timeout outlasts the test: once their background revalidation reaches the hung
+    # server it stays stuck there until the server goes away, so a get that waited on it would stop the thread.
+    clients = [
+        _client(tmp_path / f"app{i}", server.url, secrets["read"], fetch_timeout=10 * PATIENCE) for i in range(4)
+    ]
     apps = [Application(client, phase) for client in clients]
     late: Registry | None = None
     try:
         for app in apps:
             app.start()
-        _wait_until(lambda: all(_serving(app, 1) for app in apps), 10, "every application serves version 1")
-        _wait_until(lambda: any((tmp_path / "app0" / "snapshots").glob("*.json")), 10, "a snapshot on disk")
+        _wait_until(lambda: all(_serving(app, 1) for app in apps), "every application serves version 1")
+        _wait_until(lambda: any((tmp_path / "app0" / "snapshots").glob("*.json")), "a snapshot on disk")
 
         phase[0] = "killed"  # connections refused
         server.stop()
-        time.sleep(1.0)
+        # The outage outlasts the ttl, and the applications say so.
+        _wait_until(lambda: all(_said_stale(app, "killed") for app in apps), "every application serving stale")
         phase[0] = "hung"  # connections accepted, never answered: a get that asked the server would wait
-        with _silent_listener(server.port):
+        with SilentServer(server.port) as silent:
             registry.set_label(NAME, "production", 2, force=True, reason="moved during the outage", actor="tests")
-            # An application (re)started during the outage: its first get waits once, then serves from disk.
+            # One revalidation per application, each stuck (only the four applications revalidate so far).
+            _wait_until(lambda: silent.count("/snapshot?") >= len(apps), "every revalidation hanging on the server")
+            answered = [len(app.calls) for app in apps]
+            _wait_until(
+                lambda: all(len(app.calls) >= n + 50 for app, n in zip(apps, answered, strict=True)),
+                "every application answering gets while its revalidation hangs",
+            )
+            # An application (re)started during the outage: its first get asks the server once, gives up after
+            # its 1 s fetch timeout, then serves from disk.
             late = _client(tmp_path / "app0", server.url, secrets["read"])
-            start = time.perf_counter()
-            first = late.get(NAME, label="production")
-            first_wait = time.perf_counter() - start
-            time.sleep(1.5)
+            first = finishes(lambda: late.get(NAME, label="production"), "the first get of a late application")
+            asked = [line for line in silent.requests if "/snapshot?" not in line]
         assert (first.version, first.source) == (1, "disk")
-        assert first_wait < 1.0 + 2.0  # the fetch timeout, once, plus slack for a loaded machine
+        assert len(asked) == 1 and f"/prompts/{NAME}/-/resolve?label=production" in asked[0], asked
 
         phase[0] = "restarted"
         server.start()
-        recovered = _wait_until(
-            lambda: all(_serving(app, 2) for app in apps), 15, "every application serves the move made while down"
-        )
+        _wait_until(lambda: all(_serving(app, 2) for app in apps), "every application serves the move made while down")
         assert late is not None
-        _wait_until(lambda: late.get(NAME, label="production").version == 2, 15, "the late application catches up")
+        _wait_until(lambda: late.get(NAME, label="production").version == 2, "the late application catches up")
         assert late.get(NAME, label="production").source == "cache"
 
         phase[0] = "moved"
         registry.set_label(NAME, "production", 3, force=True, reason="moved after the restart", actor="tests")
-        _wait_until(lambda: all(_serving(app, 3) for app in apps), 15, "every application serves a later move")
+        _wait_until(lambda: all(_serving(app, 3) for app in apps), "every application serves a later move")
     finally:
         for app in apps:
             app.halt.set()
-            app.join(timeout=5)
+            app.join(timeout=PATIENCE)
         for client in [*clients, late]:
             if client is not None:
                 client.close()
@@ -327,20 +306,9 @@ def test_applications_keep_serving_through_an_outage_and_see_the_moves_made_mean
 
     calls = [call for app in apps for call in app.calls]
     assert [call.error for call in calls if call.error] == []
-    outage = _outage_calls(apps)
-    durations = [call.seconds for call in outage]
-    with capsys.disabled():
-        print(
-            f"\n{len(outage)} gets during the outage: p50 {_ms(statistics.median(durations))}, "
-            f"p99 {_ms(_percentile(durations, 0.99))}, max {_ms(max(durations))}; recovered in {recovered:.2f} s"
-        )
-    seen = {(call.version, call.source) for call in outage}
+    seen = {(call.version, call.source) for call in _outage_calls(apps)}
     assert seen <= {(1, "cache"), (1, "stale")}
-    assert (1, "stale") in seen  # the outage outlasted the ttl, and the applications said so
-    # Nothing waited on the hung server (that takes the 1 s fetch timeout); a cached get is a dict lookup,
-    # and 50 ms leaves room for a loaded machine's scheduling.
-    assert max(durations) < 0.5
-    assert _percentile(durations, 0.99) < 0.05
+    assert (1, "stale") in seen
 
 
 def _resolved_version(data: dict[str, Any]) -> int:
@@ -369,7 +337,7 @@ def test_an_answer_in_flight_during_a_move_does_not_keep_the_old_target(
         state = read(*args)
         if not read_before_move.is_set():
             read_before_move.set()
-            moved.wait(10)
+            moved.wait(PATIENCE)
         return state
 
     monkeypatch.setattr(registry.store, read_method, read_then_wait)
@@ -379,10 +347,10 @@ def test_an_answer_in_flight_during_a_move_does_not_keep_the_old_target(
         url = f"{server.url}{path}"
         admin = Registry(server.url, token=secrets["admin"], settings=Settings(root=tmp_path / "admin"))
         in_flight = pool.submit(httpx.get, url, params={"label": "production"}, headers=headers)
-        assert read_before_move.wait(10)
+        assert read_before_move.wait(PATIENCE)
         admin.set_label(NAME, "production", 2, force=True, reason="moved while a request was in flight")
         moved.set()
-        assert version_of(in_flight.result(timeout=10).json()) == 1  # it began before the move
+        assert version_of(in_flight.result(timeout=PATIENCE).json()) == 1  # it began before the move
         after = httpx.get(url, params={"label": "production"}, headers=headers)
         admin.close()
     registry.close()
@@ -399,7 +367,8 @@ class Pushed:
     number: int
     created: bool
     text: str
-    seconds: float
+    finished: float
+    """When the push returned (``time.monotonic()``, one clock for every process of the machine)."""
 
 
 SHARED_TEXT = "every writer pushes this"
@@ -413,11 +382,10 @@ def _push_through(url: str, token: str | None, worker: int, count: int, barrier:
         store = SQLStore(url)
     else:
         registry = Registry(url, token=token, settings=Settings(root=Path.cwd()))
-    barrier.wait()
+    barrier.wait(timeout=PATIENCE)
     pushed = []
     for text in [SHARED_TEXT, *(f"worker {worker} push {i}" for i in range(count))]:
         spec = _spec(text)
-        start = time.monotonic()
         if store is not None:
             version, created = store.push_version(NAME, spec, content_hash(spec), message=None, author="tests")
         else:
@@ -425,27 +393,35 @@ def _push_through(url: str, token: str | None, worker: int, count: int, barrier:
             result = registry.push_spec(NAME, spec, author="tests")
             version, created = result.version, result.created
         assert version.number is not None
-        pushed.append(Pushed(number=version.number, created=created, text=text, seconds=time.monotonic() - start))
+        pushed.append(Pushed(number=version.number, created=created, text=text, finished=time.monotonic()))
     (store or registry).close()  # type: ignore[union-attr]
     return pushed
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pushers", ["processes", "threads", "server"])
+@pytest.mark.parametrize(
+    "pushers",
+    # Four writer processes (and a manager) at once: a load of their own, run apart from the parallel tests.
+    [pytest.param("processes", marks=pytest.mark.serial), "threads", "server"],
+)
 def test_pushes_wait_out_a_held_write_lock_and_lose_nothing(tmp_path: Path, pushers: str) -> None:
     """Writers push at once while another connection holds the SQLite write lock for a second."""
     database = tmp_path / "registry.db"
     url = f"sqlite:///{database}"
     registry, secrets = served_registry(tmp_path, url)  # creates the schema (and tokens for the server case)
+    # The lock is held a second after the writers start: long enough for them to meet it. Nothing depends on
+    # it: a writer that came later would still only finish after the release.
     workers, per_worker, hold = 4, 5, 1.0
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
+    released: list[float] = []
 
     def release_when_all_wait(barrier: Any) -> None:
         try:
-            barrier.wait(timeout=60)
+            barrier.wait(timeout=PATIENCE)
             time.sleep(hold)
         finally:
+            released.append(time.monotonic())  # before the release: no push can finish before this
             holder.execute("ROLLBACK")
             holder.close()
 
@@ -455,7 +431,7 @@ def test_pushes_wait_out_a_held_write_lock_and_lose_nothing(tmp_path: Path, push
             barrier = manager.Barrier(workers + 1)
             pending = pool.starmap_async(_push_through, [(url, None, w, per_worker, barrier) for w in range(workers)])
             release_when_all_wait(barrier)
-            results = pending.get(timeout=120)
+            results = pending.get(timeout=2 * PATIENCE)
     else:
         with (
             LiveServer(registry) if pushers == "server" else nullcontext() as server,
@@ -465,7 +441,7 @@ def test_pushes_wait_out_a_held_write_lock_and_lose_nothing(tmp_path: Path, push
             barrier = threading.Barrier(workers + 1)
             futures = [pool.submit(_push_through, target, token, w, per_worker, barrier) for w in range(workers)]
             release_when_all_wait(barrier)
-            results = [future.result(timeout=120) for future in futures]
+            results = [future.result(timeout=2 * PATIENCE) for future in futures]
 
     pushed = [push for worker in results for push in worker]
     created = sorted((push.number, push.text) for push in pushed if push.created)
@@ -477,5 +453,6 @@ def test_pushes_wait_out_a_held_write_lock_and_lose_nothing(tmp_path: Path, push
     stored = {v.number: v.spec["template"] for v in registry.versions(NAME)}
     registry.close()
     assert stored == dict(created)
-    # The writers met the lock and waited it out (the first push of each was held), rather than failing.
-    assert max(worker[0].seconds for worker in results) > hold / 2
+    # Every writer's first push began while the lock was held and returned after the release: it waited the
+    # lock out rather than failing (a failure raises above) or returning without writing.
+    assert all(worker[0].finished > released[0] for worker in results)

@@ -116,13 +116,14 @@ def test_latest_is_reserved(store: SQLStore) -> None:
 
 def _pusher(url: str, worker: int, barrier: Any, count: int) -> list[int]:
     store = SQLStore(url)
-    barrier.wait()
+    barrier.wait(timeout=60)
     numbers = [_push(store, "shared/prompt", f"worker {worker} spec {i}")[0].number for i in range(count)]
     store.close()
     return numbers
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # eight processes at once: a load of their own, run apart from the parallel tests
 def test_eight_processes_pushing_at_once_get_unique_gap_free_numbers(store_url: str) -> None:
     """Eight processes open a new (unmigrated) registry and push different specs of one prompt at once."""
     ctx = multiprocessing.get_context("spawn")
@@ -130,7 +131,8 @@ def test_eight_processes_pushing_at_once_get_unique_gap_free_numbers(store_url: 
     with ctx.Manager() as manager:
         barrier = manager.Barrier(workers)
         with ctx.Pool(workers) as pool:
-            results = pool.starmap(_pusher, [(store_url, w, barrier, per_worker) for w in range(workers)])
+            pending = pool.starmap_async(_pusher, [(store_url, w, barrier, per_worker) for w in range(workers)])
+            results = pending.get(timeout=120)  # a bound against a hang (a few seconds on a busy machine)
     numbers = sorted(n for numbers in results for n in numbers)
     assert numbers == list(range(1, workers * per_worker + 1))
     store = SQLStore(store_url)
