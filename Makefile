@@ -54,12 +54,14 @@ recordings: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/pyright
 
 bench: $(STAMP)
 	$(PY) bench/sdk.py
 	$(PY) bench/harness.py
 	$(PY) bench/plugin.py
 	$(PY) bench/server.py
+	$(PY) bench/cli.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .promptlane
