@@ -129,7 +129,6 @@ def test_init_in_a_named_folder_twice(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     ok("init", "proj")
     (tmp_path / "proj/promptlane.toml").write_text('prompts = "prompts"\n')
-    (tmp_path / "proj/evals/models.py").write_text("# mine\n")
 
     assert ok("init", "proj").splitlines()[:6] == [
         f"exists   {Path('proj/promptlane.toml')}",
@@ -140,7 +139,6 @@ def test_init_in_a_named_folder_twice(tmp_path: Path, monkeypatch: pytest.Monkey
         f"exists   {Path('proj/evals/models.py')}",
     ]
     assert (tmp_path / "proj/promptlane.toml").read_text() == 'prompts = "prompts"\n'
-    assert (tmp_path / "proj/evals/models.py").read_text() == "# mine\n"
 
 
 def test_init_with_a_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -943,29 +941,81 @@ def test_an_unreachable_registry_exits_3(project: Path) -> None:
     assert f"127.0.0.1:{port}" in message
 
 
-OUTAGE_MODELS = """from pydantic_ai.exceptions import ModelHTTPError
+OUTAGE_MODELS = """\
+from pydantic_ai.exceptions import (
+    ModelAuthenticationError,
+    ModelHTTPError,
+    ModelRateLimitError,
+    ModelServerError,
+)
+from pydantic_ai.messages import ModelResponse, TextPart
+
+
+def _raise(category, status):
+    # What pydantic-ai's providers raise for an HTTP error (a class named after its category).
+    raise ModelHTTPError.for_category(category, status_code=status, model_name="m", body={"error": "x"})
 
 
 def down(messages, info):
     raise ModelHTTPError(503, "provider", {"error": "overloaded"})
 
 
+def server_error(messages, info):
+    _raise(ModelServerError, 502)
+
+
+def rate_limited(messages, info):
+    _raise(ModelRateLimitError, 429)
+
+
+def bad_key(messages, info):
+    _raise(ModelAuthenticationError, 401)
+
+
 def wrong(messages, info):
     raise ModelHTTPError(400, "provider", {"error": "bad request"})
+
+
+def polite(messages, info):
+    return ModelResponse(parts=[TextPart("Sorry about that: a refund is on its way.")])
+"""
+
+JUDGED = """\
+      - judge: {rubric: Polite, model: "python:outage_models:down"}
 """
 
 
-@pytest.mark.parametrize(("model", "status"), [("down", 3), ("wrong", 1)])
-def test_eval_tells_an_outage_from_a_regression(project: Path, support_prompts: None, model: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("model", "judge", "status"),
+    [
+        ("down", False, 3),
+        ("server_error", False, 3),
+        ("rate_limited", False, 3),
+        ("bad_key", False, 2),
+        ("wrong", False, 1),
+        ("polite", True, 3),  # the answer is fine; the judge's provider is down
+    ],
+)
+def test_eval_tells_an_outage_from_a_regression(
+    project: Path, support_prompts: None, model: str, judge: bool, status: int
+) -> None:
     (project / "outage_models.py").write_text(OUTAGE_MODELS)
     (project / "evals").mkdir()
-    (project / "evals" / "reply.yaml").write_text(
-        SCENARIOS.replace("examples.support.model:respond", f"outage_models:{model}")
-    )
+    scenarios = SCENARIOS.replace("examples.support.model:respond", f"outage_models:{model}")
+    (project / "evals" / "reply.yaml").write_text(scenarios + (JUDGED if judge else ""))
     # In a new process: the model module is imported from the project root, as users' are.
     result = console(["eval", "--retries", "0"], project)
     assert result.returncode == status, result.stderr + result.stdout
     assert "1 errors" in result.stdout
+
+
+def test_an_expectation_not_met_beside_an_outage_is_a_regression(project: Path, support_prompts: None) -> None:
+    (project / "outage_models.py").write_text(OUTAGE_MODELS)
+    (project / "evals").mkdir()
+    scenarios = SCENARIOS.replace("examples.support.model:respond", "outage_models:polite")
+    both = scenarios + JUDGED + "      - contains: never said\n"
+    (project / "evals" / "reply.yaml").write_text(both)
+    assert console(["eval", "--retries", "0"], project).returncode == 1
 
 
 def test_check_reports_every_bad_file_and_exits_2(
@@ -1000,9 +1050,10 @@ def test_check_reports_every_bad_file_and_exits_2(
 
 def test_check_given_files_checks_those(project: Path, support_prompts: None, write_prompt: WritePrompt) -> None:
     write_prompt("broken", "template: '{{'\n")
-    assert ok(
-        "check", "prompts/support/reply.yaml", "README.md" if Path("README.md").exists() else "promptlane.toml"
-    ) == (f"ok     {Path('prompts/support/reply.yaml')}\n1 files checked: no errors\n")
+    # The broken file is not among those given.
+    assert ok("check", "prompts/support/reply.yaml") == (
+        f"ok     {Path('prompts/support/reply.yaml')}\n1 files checked: no errors\n"
+    )
     assert "no such file or folder" in fails("check", "prompts/nope.yaml")
 
 
@@ -1060,3 +1111,123 @@ def test_check_finds_a_dataset_column_no_row_has(project: Path, support_prompts:
     ]
     (project / "evals" / "rows.yaml").write_text(scenarios.replace("expcted", "expected"))
     assert ok("check", "-q") == ""
+
+
+def test_init_leaves_the_example_out_when_one_of_its_files_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "prompts" / "support" / "reply.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("template: mine\n")
+    assert ok("init").splitlines() == [
+        "created  promptlane.toml",
+        f"skipped  the example: {Path('prompts/support/reply.yaml')} is already there, with other content",
+        "",
+        "next: promptlane push, then promptlane eval (the README's tour goes on from here)",
+    ]
+    assert mine.read_text() == "template: mine\n"
+    assert not (tmp_path / "evals" / "models.py").exists()
+    assert "gate_model" not in tomllib.loads((tmp_path / "promptlane.toml").read_text())
+    assert ok("init", "elsewhere").splitlines()[-1] == (
+        "next: cd elsewhere, then promptlane push, then promptlane eval (the README's tour goes on from here)"
+    )
+
+
+def test_check_reports_a_misspelt_scenario_file_and_a_file_that_is_not_ours(
+    project: Path, support_prompts: None
+) -> None:
+    (project / "evals").mkdir()
+    (project / "evals" / "typo.yaml").write_text(SCENARIOS.replace("scenarios:", "scenario:"))
+    result = run("check", "-q")
+    assert result.exit_code == 2
+    assert "typo.yaml:3: scenario: unknown key 'scenario' (did you mean 'scenarios'?)" in result.stderr
+    (project / "notes.yaml").write_text("a: 1\n")
+    assert fails("check", "notes.yaml") == (
+        "notes.yaml: not a prompt file (those are in prompts) nor a scenario file (no top-level `scenarios:`)"
+    )
+
+
+def test_check_sees_a_linked_prompt_file_as_push_does(project: Path, support_prompts: None, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("template: '{{ oops'\n")
+    (project / "prompts" / "linked.yaml").symlink_to(outside)
+    result = run("check", "-q")
+    assert result.exit_code == 2 and "linked.yaml" in result.stderr
+    assert run("push").exit_code == 2
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit"])
+def test_eval_refuses_a_report_path_it_cannot_write_before_running(project: Path, option: str) -> None:
+    result = run("eval", option, "no/such/folder/report.out")
+    assert result.exit_code == 2
+    assert "the folder no/such/folder does not exist" in result.output
+    assert not (project / ".promptlane").exists()  # nothing was pushed or run
+    assert run("eval", option, str(project)).exit_code == 2  # a folder, not a file
+
+
+def test_serve_on_an_address_in_use_is_a_configuration_error(project: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = console(["serve", "--no-auth", "--port", str(port)], project)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == f"error: could not listen on http://127.0.0.1:{port} (see the line above)"
+
+
+class _Garbage:
+    """A server on loopback that answers every request with one fixed status, content type and body."""
+
+    def __init__(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "exit_status", "says"),
+    [
+        (200, b"<html>hello</html>", "text/html", 3, "answered something that is not promptlane's API"),
+        (200, b"[1, 2]", "application/json", 3, "answered something that is not promptlane's API"),
+        (200, b'{"name": 1}', "application/json", 3, "answered something that is not promptlane's API"),
+        (200, b"\xff\xfe not utf-8", "application/json", 3, "answered something that is not promptlane's API"),
+        (429, b"slow down", "text/plain", 3, "429 Too Many Requests (is this a promptlane server?)"),
+        (404, b"<html>nope</html>", "text/html", 2, "404 Not Found (is this a promptlane server?)"),
+    ],
+    ids=["html", "list-of-numbers", "wrong-shape", "not-utf8", "429", "404-html"],
+)
+@pytest.mark.parametrize("command", [["list"], ["show", "support/reply", "--json"], ["runs", "list", "--json"]])
+def test_a_server_answering_garbage_is_one_line_and_an_outage(
+    project: Path, status: int, body: bytes, content_type: str, exit_status: int, says: str, command: list[str]
+) -> None:
+    server = _Garbage(status, body, content_type)
+    try:
+        result = runner.invoke(app, ["--registry", server.url, *command], env={"PROMPTLANE_TOKEN": "plt_x"})
+    finally:
+        server.close()
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == exit_status, result.output
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: registry server {server.url}") or line.startswith("error: ")
+    assert says in line

@@ -429,3 +429,46 @@ def test_a_row_without_a_column_is_a_case_error_located_at_its_row(example: Path
         3,
     )
     assert cases["refund"]["file"] == "evals/reply.yaml"  # a case without a dataset stays in its scenario file
+
+
+STOPPER = """\
+from pydantic_ai.messages import ModelResponse, TextPart
+
+SERVER = None  # the test's live registry server
+
+
+def answer(messages, info):
+    # The registry goes away while the run is under way: its cases cannot be saved.
+    if SERVER is not None:
+        SERVER.stop()
+    return ModelResponse(parts=[TextPart("ok")])
+"""
+
+
+def test_the_registry_going_away_during_a_run_exits_3(
+    project: Path, support_prompts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from _live import LiveServer, served_registry
+
+    registry, secrets = served_registry(project / "server", f"sqlite:///{project / 'server.db'}")
+    server = LiveServer(registry).start()
+    (project / "stopper_model.py").write_text(STOPPER)
+    monkeypatch.syspath_prepend(str(project))
+    stopper = importlib.import_module("stopper_model")
+    (project / "evals").mkdir()
+    scenarios = "prompt: support/reply\nmodel: python:stopper_model:answer\nscenarios:\n"
+    scenarios += "".join(f"  - name: s{n}\n    variables: {{customer: A, ticket: B}}\n" for n in range(3))
+    (project / "evals" / "reply.yaml").write_text(scenarios)
+    env = {"PROMPTLANE_TOKEN": secrets["admin"], "PROMPTLANE_REGISTRY": server.url}
+    try:
+        assert runner.invoke(app, ["push"], env=env).exit_code == 0
+        stopper.SERVER = server
+        result = runner.invoke(app, ["eval", "--retries", "0", "-c", "1"], env=env)
+    finally:
+        server.stop()
+        registry.close()
+    assert result.exit_code == 3, result.output
+    assert f"registry server {server.url}" in result.stderr
+    assert "Traceback" not in result.output

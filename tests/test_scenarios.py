@@ -917,12 +917,15 @@ def test_discover_scenario_files(tmp_path: Path) -> None:
     nested = write(evals, "# billing\nprompt: billing/refund\n\nscenarios:\n  - name: a\n", "billing/refund.yml")
     # A YAML dataset beside them: a list of rows, some with a `scenarios` column, none at the top level.
     rows = write(evals, "- ticket: hi\n  scenarios: 3\n- {ticket: bye, scenarios: 4}\n", "datasets/rows.yaml")
-    write(evals, "prompt: support/reply\ndescription: not a scenario file\n", "notes.yaml")
+    write(evals, "title: notes\ndescription: not a scenario file\n", "notes.yaml")
+    # A top-level `prompt:` without `scenarios:` is a scenario file with a misspelt key: found, so that loading it
+    # says so (skipped, its cases would silently never run).
+    typo = write(evals, "prompt: support/reply\nscenario:\n  - name: x\n", "typo.yaml")
     write(evals, "prompt: support/reply\nscenarios:\n  - name: x\n", "readme.txt")
 
-    assert discover_scenario_files([evals]) == sorted([reply, nested])
+    assert discover_scenario_files([evals]) == sorted([reply, nested, typo])
     # A file given explicitly is kept, whatever it holds; duplicates collapse.
-    assert discover_scenario_files([evals, rows, reply]) == sorted([reply, nested, rows])
+    assert discover_scenario_files([evals, rows, reply]) == sorted([reply, nested, rows, typo])
     assert discover_scenario_files([rows]) == [rows]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +180,97 @@ def test_the_registry_reads_a_local_file_without_sqlalchemy(tmp_path: Path) -> N
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["Hi Ana", "['greet'] False"]
+
+
+def test_many_threads_share_a_few_connections(stores: tuple[SQLStore, SQLiteReads]) -> None:
+    import threading
+
+    _, reads = stores
+    database = str(Path(reads.url.removeprefix("sqlite:///")).resolve())
+    failures: list[BaseException] = []
+
+    def read(barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait(timeout=60)
+            for _ in range(20):
+                reads.get_version("support/reply", 1)
+                reads.list_prompts()
+        except BaseException as exc:
+            failures.append(exc)
+
+    def open_files() -> int:
+        """Files of the registry this process holds open (Linux), whatever holds them."""
+        return sum(_target(fd).startswith(database) for fd in Path("/proc/self/fd").iterdir())
+
+    # Threads come and go (as a server's worker threads do): connections must not pile up with them.
+    held = []
+    for _ in range(3):
+        barrier = threading.Barrier(20)
+        threads = [threading.Thread(target=read, args=(barrier,)) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        if Path("/proc/self/fd").is_dir():
+            held.append(open_files())
+    assert failures == []
+    if held:
+        # A connection per thread held 40 more files each round (the database, its WAL and shared memory).
+        assert held[-1] - held[0] <= 3, held
+
+
+def _target(fd: Path) -> str:
+    try:
+        return str(fd.readlink())
+    except OSError:
+        return ""
+
+
+def test_a_listing_is_one_snapshot_while_another_process_writes(tmp_path: Path) -> None:
+    # A writer pushes a version and then points a label at it, over and over; every listing must show a label
+    # pointing at a version that its `latest` includes (two reads outside one transaction would not).
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    store = SQLStore(url)
+    store.push_version("p/q", _spec("v1"), f"{1:064x}", message=None, author=None)
+    store.close()
+    writer = textwrap.dedent(
+        f"""
+        from promptlane.registry.sql import SQLStore
+        store = SQLStore({url!r})
+        for number in range(2, 150):
+            spec = {{"template": str(number), "variables": {{}}}}
+            store.push_version("p/q", spec, f"{{number:064x}}", message=None, author=None)
+            store.move_label("p/q", "staging", {{number: 100}}, actor=None, reason=None, kind="move", gate=None)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", writer])
+    reads = open_sqlite_reads(url)
+    assert reads is not None
+    listings = 0
+    try:
+        while process.poll() is None or listings < 10:
+            [summary] = reads.list_prompts()
+            assert all(number <= summary.latest for number in summary.labels.get("staging", {})), summary
+            listings += 1
+    finally:
+        process.wait(timeout=300)
+        reads.close()
+    assert process.returncode == 0
+
+
+def test_a_locked_registry_is_an_outage_not_a_new_registry(tmp_path: Path) -> None:
+    import sqlite3
+
+    from promptlane.errors import RegistryUnavailableError
+
+    path = tmp_path / "registry.db"
+    SQLStore(f"sqlite:///{path}").close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(RegistryUnavailableError, match="is unavailable: database is locked"):
+            open_sqlite_reads(f"sqlite:///{path}", busy_timeout=0.1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -10,4 +10,10 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        # `promptlane runs show X --json | head` ends as any Unix tool does when its reader goes away (killed by
+        # SIGPIPE, status 141), not with a Python error and a status that reads as a failed scenario.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app()

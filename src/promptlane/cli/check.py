@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-_SCENARIOS_KEY = re.compile(rb"^scenarios\s*:", re.M)
+_SCENARIO_KEYS = re.compile(rb"^(scenarios|prompt)\s*:", re.M)
 
 Problems = list[tuple[Path, "PromptlaneError | None"]]
 
@@ -58,18 +58,42 @@ def check(
 
 
 def _classify(paths: list[Path], config: Settings) -> tuple[list[Path], list[Path]]:
-    """(prompt files, scenario files) under ``paths``: YAML under the prompts folder is a prompt file; other
-    YAML with a top-level ``scenarios:`` is a scenario file; anything else (datasets, CI files) is not ours."""
+    """(prompt files, scenario files) under ``paths``: YAML in the prompts folder is a prompt file (by where it
+    is, as push sees it, even when it links elsewhere); other YAML with a top-level ``scenarios:`` or
+    ``prompt:`` key is a scenario file (a misspelt ``scenarios:`` is then reported, not skipped). In folders
+    anything else (YAML datasets, CI files) is not ours; a file named explicitly that is neither is an error."""
+    from ..errors import SpecError
     from ..spec import discover_yaml_files
 
-    prompts_dir = config.prompts_dir.resolve()
+    prompts_dir = config.prompts_dir.absolute()
     prompt_files, scenario_files = [], []
     for path in discover_yaml_files(paths):
-        if path.resolve().is_relative_to(prompts_dir):
+        if path.absolute().is_relative_to(prompts_dir):
             prompt_files.append(path)
-        elif _SCENARIOS_KEY.search(path.read_bytes()):
+        elif _SCENARIO_KEYS.search(_head(path)):
             scenario_files.append(path)
+        elif path in paths or path.absolute() in {given.absolute() for given in paths}:
+            raise SpecError(
+                f"not a prompt file (those are in {_shown(config.prompts_dir)}) nor a scenario file (no top-level "
+                "`scenarios:`)",
+                path=path,
+            )
     return prompt_files, scenario_files
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it, as error messages show paths."""
+    try:
+        return path.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _head(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b"scenarios:"  # unreadable: let the loader say why
 
 
 def _check_prompts(paths: list[Path], config: Settings) -> tuple[Problems, dict[str, FrozenSpec]]:
@@ -91,7 +115,7 @@ def _check_prompts(paths: list[Path], config: Settings) -> tuple[Problems, dict[
                 results.append((path, exc))
 
     def outside(name: str) -> NoReturn:
-        raise NotFoundError(f"{name} is not among the prompt files in {config.prompts_dir}")
+        raise NotFoundError(f"{name} is not among the prompt files in {_shown(config.prompts_dir)}")
 
     try:
         checks = check_files(files, outside)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import PromptlaneError
-from ._app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app, err, fail, out, registry, settings
+from ..errors import PromptlaneError, SpecError
+from ._app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app, err, exit_status, fail, out, registry, settings
 
 if TYPE_CHECKING:
     from ..harness import ScenariosDocument
@@ -110,6 +110,8 @@ def eval_(
     from ..harness.session import resolve_versions
     from ..harness.telemetry import otlp_providers
 
+    for option, target in (("--json", json_file), ("--junit", junit_file)):
+        _check_writable(option, target)
     config = settings(ctx)
     try:
         # Options first: a bad --model or judge model is refused before anything is pushed.
@@ -148,40 +150,63 @@ def eval_(
         raise fail(exc) from None
     tracer_provider, logger_provider, shutdown = otlp_providers(otlp_endpoint)
     records: list[RunRecord] = []
-    bad_data = False
+    stopped_status = 0
     try:
         for name, documents in groups.items():
             try:
                 records.append(
                     _run_one(reg, versions[name], documents, options, tracer_provider, logger_provider, failures)
                 )
-            except _StoppedByData as stopped:
+            except _Stopped as stopped:
                 records.append(stopped.record)
-                bad_data = True
+                stopped_status = max(stopped_status, stopped.status)
     finally:
         shutdown()
     _write_reports(reg, records, json_file, junit_file)
-    if bad_data:
-        raise typer.Exit(EXIT_USAGE)
+    if stopped_status:
+        raise typer.Exit(stopped_status)
     failing = [record for record in records if record.status != "passed"]
     if failing:
-        raise typer.Exit(EXIT_UNREACHABLE if _only_outages(reg, failing) else EXIT_FAILED)
+        raise typer.Exit(_failure_status(reg, failing))
 
 
-def _only_outages(reg: Registry, records: list[RunRecord]) -> bool:
-    """True when the failing runs failed only because the model provider could not be reached: no case failed
-    an expectation, and every case error is a connection error, a timeout, or a 5xx/429 after the retries."""
-    from ..harness.models import is_outage
+def _check_writable(option: str, path: Path | None) -> None:
+    """Refuse a report path that cannot be written before the run, not after it."""
+    import os
 
+    if path is None:
+        return
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder: give a file name", param_hint=option)
+    if not folder.is_dir():
+        raise typer.BadParameter(f"the folder {folder} does not exist", param_hint=option)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise typer.BadParameter(f"{path} cannot be written", param_hint=option)
+
+
+def _failure_status(reg: Registry, records: list[RunRecord]) -> int:
+    """1 when a case failed on its merits (or a run was stopped); else 3 when a provider (of the model or a
+    judge) could not be reached, or 2 when every failure is a provider refusing the configuration (a bad key,
+    an unknown model): CI can tell a regression from an outage."""
+    from ..harness.models import error_kind
+
+    kinds: set[str | None] = set()
     for record in records:
-        if record.failed or not record.errored:
-            return False
-        if not all(
-            case.error is not None and is_outage(case.error)
-            for case in reg.store.run_cases(record.id, statuses=["error"])
-        ):
-            return False
-    return True
+        if record.status in ("stopped", "interrupted"):
+            return EXIT_FAILED  # stopped by the cost ceiling, or interrupted: not every case ran
+        for case in reg.store.run_cases(record.id, statuses=["failed", "error"]):
+            if case.error is not None:
+                kinds.add(error_kind(case.error.type, case.error.message))
+            for evaluation in case.failures:
+                if evaluation.error is None:
+                    kinds.add(None)  # an expectation not met
+                else:
+                    type_name, _, message = evaluation.error.partition(": ")
+                    kinds.add(error_kind(type_name, message))
+            if None in kinds:
+                return EXIT_FAILED
+    return EXIT_UNREACHABLE if "outage" in kinds else EXIT_USAGE if kinds else EXIT_FAILED
 
 
 def _run_one(
@@ -220,7 +245,8 @@ def _run_one(
     except PromptlaneError as exc:  # a dataset row that does not parse, half way: the finished cases are saved
         print_run(run.record)
         err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise _StoppedByData(run.record) from None
+        # Bad data (a dataset row that does not parse) is a usage error; the registry going away is an outage.
+        raise _Stopped(run.record, EXIT_USAGE if isinstance(exc, SpecError) else exit_status(exc)) from None
     print_run(record)
     hidden = print_cases(reg.store.run_cases(record.id, statuses=["failed", "error"]), limit=failures)
     if hidden:
@@ -229,11 +255,12 @@ def _run_one(
     return record
 
 
-class _StoppedByData(Exception):
-    """A run ended by bad data (exit 2, once the reports are written)."""
+class _Stopped(Exception):
+    """A run ended half way by an error (its exit status applies once the reports are written)."""
 
-    def __init__(self, record: RunRecord) -> None:
+    def __init__(self, record: RunRecord, status: int) -> None:
         self.record = record
+        self.status = status
 
 
 def _with_progress(run: Any) -> Any:

@@ -106,13 +106,19 @@ def support_agent(messages, info):
     return ModelResponse(parts=[TextPart(answer)])
 '''
 
-CONFIG = """\
-prompts = "prompts"
-evals = "evals"
+GATE_MODEL = """\
 # The scenarios in evals/ run on a model function (evals/models.py): offline, free and deterministic. Its passing
 # runs are the evidence that moves a protected label. Once your scenarios run on the model your prompts declare,
 # delete this line: the gate then asks for a run on each version's own model.
 gate_model = "python:evals.models:support_agent"
+"""
+
+FOLDERS = """\
+prompts = "prompts"
+evals = "evals"
+"""
+
+SETTINGS = """\
 # registry = "sqlite:///.promptlane/registry.db"   # or postgresql://..., or http://server ; PROMPTLANE_REGISTRY
 # default_label = "production"                     # what Registry.get resolves; PROMPTLANE_LABEL overrides
 # protected_labels = ["production"]                # labels that move only to a version with a passing run
@@ -133,11 +139,15 @@ def init(
     folder: Annotated[Path, typer.Argument(help="The project folder.", file_okay=False)] = Path("."),
 ) -> None:
     """Scaffold a working example: prompts/, evals/ with scenarios and a model function, and the config
-    (in pyproject.toml when there is one, else promptlane.toml). Existing files are left alone."""
+    (in pyproject.toml when there is one, else promptlane.toml). Existing files are left alone; the example is
+    left out when one of its files is already there with other content (its files only work together)."""
     folder.mkdir(parents=True, exist_ok=True)
 
     def say(line: str) -> None:
         out.print(line, markup=False)
+
+    taken = [name for name, text in FILES.items() if _differs(folder / name, text)]
+    config = FOLDERS + ("" if taken else GATE_MODEL) + SETTINGS
 
     pyproject = folder / "pyproject.toml"
     if pyproject.exists():
@@ -145,13 +155,29 @@ def init(
         if "[tool.promptlane]" in text:
             say(f"exists   {pyproject} [tool.promptlane]")
         else:
-            pyproject.write_text(text.rstrip("\n") + "\n\n[tool.promptlane]\n" + CONFIG, encoding="utf-8")
+            pyproject.write_text(text.rstrip("\n") + "\n\n[tool.promptlane]\n" + config, encoding="utf-8")
             say(f"updated  {pyproject} [tool.promptlane]")
     else:
-        _write(folder / "promptlane.toml", CONFIG, say)
-    for relative, text in FILES.items():
-        _write(folder / relative, text, say)
-    say("\nnext: promptlane push, then promptlane eval (the README's tour goes on from here)")
+        _write(folder / "promptlane.toml", config, say)
+    if taken:
+        (folder / "prompts").mkdir(exist_ok=True)
+        (folder / "evals").mkdir(exist_ok=True)
+        say(f"skipped  the example: {folder / taken[0]} is already there, with other content")
+    else:
+        for relative, text in FILES.items():
+            _write(folder / relative, text, say)
+    where = "" if folder.resolve() == Path.cwd().resolve() else f"cd {folder}, then "
+    say(f"\nnext: {where}promptlane push, then promptlane eval (the README's tour goes on from here)")
+
+
+def _differs(path: Path, text: str) -> bool:
+    """True when ``path`` exists with other content than ``text``."""
+    try:
+        return path.read_text(encoding="utf-8") != text
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError):
+        return True
 
 
 def _write(path: Path, text: str, say: Callable[[str], None]) -> None:

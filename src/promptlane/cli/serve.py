@@ -70,4 +70,11 @@ def serve(
     mode = "no auth" if no_auth else "tokens"
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     err.print(f"promptlane: serving {_without_password(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
-    uvicorn.run(web, host=host, port=port, log_level=log_level, server_header=False)
+    try:
+        uvicorn.run(web, host=host, port=port, log_level=log_level, server_header=False)
+    except SystemExit as exc:
+        # uvicorn exits 3 when it cannot start (the address in use, or not this machine's): a configuration
+        # error here, not an unreachable registry; its own log line above says why.
+        if exc.code == 3:
+            raise ConfigError(f"could not listen on {where} (see the line above)") from None
+        raise

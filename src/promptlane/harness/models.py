@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_ai.exceptions import (
     ModelAPIError,
@@ -38,26 +38,43 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError
-from ..registry.runs import CaseError
 from ._imports import load_callable
 from .recordings import Recordings, ReplayMissError
 
-__all__ = ["ModelClient", "RequestPolicy", "is_outage", "output_parameters", "resolve_model"]
+__all__ = ["ErrorKind", "ModelClient", "RequestPolicy", "error_kind", "output_parameters", "resolve_model"]
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
-_OUTAGE_TYPES = {"ModelConnectionError", "ModelTimeoutError", "ModelRequestTimeout", "TimeoutError"}
+# pydantic-ai's error classes, by name as runs record them: a categorised HTTP error is a private subclass named
+# `_HTTP<Category>` (`_HTTPModelServerError`), so the prefix is dropped before looking a name up.
+_OUTAGE_TYPES = {
+    "ModelConnectionError", "ModelTimeoutError", "ModelRequestTimeout", "TimeoutError", "ModelRateLimitError",
+    "ModelQuotaExceededError", "ModelUnavailableError", "ModelOverloadedError", "ModelServerError",
+}  # fmt: skip
+_CONFIG_TYPES = {"ModelAuthenticationError", "ModelNotFoundError"}
+_CONFIG_STATUS = {401, 403, 404}
 _STATUS = re.compile(r"\bstatus_code: (\d{3})\b")
 
+ErrorKind = Literal["outage", "config"]
 
-def is_outage(error: CaseError) -> bool:
-    """Whether a recorded case error is the provider being unreachable, not the prompt's doing: a refused or
-    dropped connection, a timeout, or a status worth retrying (429, 5xx) that outlasted the retries."""
-    if error.type in _OUTAGE_TYPES:
-        return True
-    if error.type == "ModelHTTPError":
-        status = _STATUS.search(error.message)
-        return status is not None and int(status.group(1)) in _RETRYABLE_STATUS
-    return False
+
+def error_kind(type_name: str, message: str) -> ErrorKind | None:
+    """What a recorded error says about the run, from its type and message (runs keep both as text):
+
+    - ``outage``: the provider could not be reached: a refused or dropped connection, a timeout, a rate limit or a
+      5xx that outlasted the retries;
+    - ``config``: the provider refused who or what was asked for: a bad key (401/403), an unknown model (404);
+    - None: anything else, the prompt's or the case's own failure.
+    """
+    name = type_name.removeprefix("_HTTP")
+    if name in _OUTAGE_TYPES:
+        return "outage"
+    if name in _CONFIG_TYPES:
+        return "config"
+    status = _STATUS.search(message) if name == "ModelHTTPError" else None
+    if status is not None:
+        code = int(status.group(1))
+        return "outage" if code in _RETRYABLE_STATUS or code >= 500 else "config" if code in _CONFIG_STATUS else None
+    return None
 
 
 def _function_model(reference: str, root: Path | None) -> Model:

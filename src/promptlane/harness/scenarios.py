@@ -612,12 +612,14 @@ def _check_columns(
     )
 
 
-_SCENARIOS_KEY = re.compile(r"^scenarios\s*:", re.MULTILINE)
+# A scenario file has a top-level `scenarios:` (and `prompt:`, which also finds a file whose `scenarios:` is misspelt,
+# so that its error is reported instead of its cases silently not running); YAML datasets are lists.
+_SCENARIOS_KEY = re.compile(r"^(scenarios|prompt)\s*:", re.MULTILINE)
 
 
 def discover_scenario_files(paths: Iterable[Path]) -> list[Path]:
     """Scenario files under ``paths``: files as given; in folders, the ``*.yaml``/``*.yml`` files with a
-    top-level ``scenarios:`` key (YAML datasets may sit beside them)."""
+    top-level ``scenarios:`` or ``prompt:`` key (YAML datasets may sit beside them)."""
     found: set[Path] = set()
     for path in paths:
         if path.is_dir():

@@ -11,8 +11,10 @@ Imported only for ``http(s)://`` registries.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
@@ -134,12 +136,15 @@ class HttpStore:
         except ValueError:
             data = {}
         message = data.get("error") if isinstance(data, dict) else None
-        message = message or f"{response.status_code} {response.reason_phrase}"
         status = response.status_code
+        if not isinstance(message, str) or not message:
+            # Not the API's error shape: a proxy, another server, a wrong URL. Say where it came from.
+            message = f"registry server {self.url}: {status} {response.reason_phrase} (is this a promptlane server?)"
+            data = {}
         if status in (401, 403):
             hint = " (no token given: set PROMPTLANE_TOKEN, or pass token=)" if not self._has_token else ""
             return AuthError(f"registry server {self.url}: {message}{hint}", status=status)
-        if status >= 500:
+        if status >= 500 or status == 429:  # down, overloaded or rate limiting: an outage, not a usage error
             return RegistryUnavailableError(f"registry server {self.url}: {message}")
         if status == 404:
             return NotFoundError(message)
@@ -326,6 +331,44 @@ class HttpStore:
 
     def token_by_hash(self, secret_hash: str) -> TokenRecord | None:
         raise RegistryError("tokens are checked by the server, not looked up over HTTP")
+
+
+def _unreadable(store: HttpStore, exc: Exception) -> RegistryUnavailableError:
+    return RegistryUnavailableError(
+        f"registry server {store.url} answered something that is not promptlane's API "
+        f"({type(exc).__name__}: {str(exc)[:200]}): is this a promptlane server?"
+    )
+
+
+def _read_answers(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with an answer that does not parse (not JSON, not UTF-8, missing fields, wrong types) turned
+    into RegistryUnavailableError naming the server, as the server being unusable: never a raw traceback."""
+    garbage = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(self: HttpStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except garbage as exc:
+                raise _unreadable(self, exc) from exc
+
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self: HttpStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except garbage as exc:
+            raise _unreadable(self, exc) from exc
+
+    return wrapper
+
+
+for _name, _method in list(vars(HttpStore).items()):
+    if callable(_method) and not _name.startswith("_") and _name not in ("close", "token_by_hash"):
+        setattr(HttpStore, _name, _read_answers(_method))
 
 
 def _requirements(requirements: GateRequirements) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ __all__ = ["SQLiteReads", "open_sqlite_reads"]
 HEAD_REVISION = "0004"
 """The schema these queries are written for; ``tests/test_store.py`` checks it is ``tables.HEAD_REVISION``."""
 
+_IDLE = 4
+"""Connections kept open between reads (more threads reading at once open more, closed when returned)."""
 _VERSION = "v.number, v.content_hash, v.spec, v.message, v.author, v.created_at"
 
 
@@ -35,54 +38,87 @@ def _time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def open_sqlite_reads(url: str) -> SQLiteReads | None:
+def open_sqlite_reads(url: str, *, busy_timeout: float = 30.0) -> SQLiteReads | None:
     """Reads for the SQLite file of ``url``, or None when the SQL store must open it (a new file, an older
-    schema, ``:memory:``, or a file that is not a registry)."""
+    schema, ``:memory:``, or a file that is not a registry).
+
+    Raises:
+        RegistryUnavailableError: the file is locked by another connection for longer than ``busy_timeout``.
+    """
     path = url.removeprefix("sqlite:///")
     if not url.startswith("sqlite:///") or not path or path.startswith(":memory:") or "?" in path:
         return None
     if not Path(path).is_file():
         return None
+    reads = SQLiteReads(url, path, busy_timeout=busy_timeout)
     try:
-        reads = SQLiteReads(url, path)
-        row = reads._conn().execute("SELECT version_num FROM pl_alembic_version").fetchone()
-    except sqlite3.Error:
-        return None
-    if row is None or row[0] != HEAD_REVISION:
+        [revision] = reads._rows("SELECT version_num FROM pl_alembic_version") or [(None,)]
+    except RegistryUnavailableError as exc:
+        reads.close()
+        if isinstance(exc.__cause__, sqlite3.DatabaseError) and not _busy(exc.__cause__):
+            return None  # not a registry yet (no table), or not a database: the SQL store says which
+        raise  # locked or unreadable: an outage, not a reason to wait again through the SQL store
+    if revision[0] != HEAD_REVISION:
         reads.close()
         return None
     return reads
 
 
+def _busy(exc: BaseException) -> bool:
+    """The database is there but another connection holds it (``database is locked``)."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
 class SQLiteReads:
     """A Store for a local SQLite registry: reads through ``sqlite3``, the rest through the SQL store."""
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, busy_timeout: float = 30.0) -> None:
         self.url = url
         self.display_url = url
         self._path = path
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._busy_timeout = busy_timeout
+        self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._full: Any = None
 
     # --- plumbing -----------------------------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection (sqlite3 connections are not shared between threads)."""
-        conn = getattr(self._local, "conn", None)
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one read, from a small pool: threads come and go (a server's worker threads), and
+        a connection each would hold two file descriptors for as long as the registry is open."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
-            # Autocommit: each read sees every committed write; a writer holding the lock never blocks a reader
-            # (WAL), and a busy database is waited on as the SQL store does.
-            conn = sqlite3.connect(self._path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._local.conn = conn
+            # Autocommit between reads, so each read sees every committed write; a writer holding the lock never
+            # blocks a reader (WAL), and a busy database is waited on as the SQL store does.
+            conn = sqlite3.connect(
+                self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        try:
+            yield conn
+        finally:
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                keep = len(self._idle) < _IDLE and not conn.in_transaction
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
 
     def _rows(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        return self._read([(query, args)])[0]
+
+    def _read(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """The rows of each query, all read in one transaction (one snapshot of the database)."""
         try:
-            return self._conn().execute(query, args).fetchall()
+            with self._connection() as conn:
+                if len(queries) == 1:
+                    return [conn.execute(*queries[0]).fetchall()]
+                conn.execute("BEGIN")
+                try:
+                    return [conn.execute(query, args).fetchall() for query, args in queries]
+                finally:
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RegistryUnavailableError(f"registry {self.display_url} is unavailable: {reason}") from exc
@@ -104,7 +140,7 @@ class SQLiteReads:
     def close(self) -> None:
         """Release connections (and the SQL store's, if it was opened)."""
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections, self._idle = self._idle, []
             full, self._full = self._full, None
         for conn in connections:
             conn.close()
@@ -120,14 +156,20 @@ class SQLiteReads:
     # --- prompts and versions -----------------------------------------------------------------------------
 
     def list_prompts(self) -> list[PromptSummary]:
-        rows = self._rows(
-            "SELECT p.id, p.name, v.number, v.created_at, v.spec FROM pl_prompts p "
-            "JOIN (SELECT prompt_id, max(number) AS latest FROM pl_versions GROUP BY prompt_id) n "
-            "ON n.prompt_id = p.id "
-            "JOIN pl_versions v ON v.prompt_id = p.id AND v.number = n.latest ORDER BY p.name"
+        rows, label_rows = self._read(
+            [
+                (
+                    "SELECT p.id, p.name, v.number, v.created_at, v.spec FROM pl_prompts p "
+                    "JOIN (SELECT prompt_id, max(number) AS latest FROM pl_versions GROUP BY prompt_id) n "
+                    "ON n.prompt_id = p.id "
+                    "JOIN pl_versions v ON v.prompt_id = p.id AND v.number = n.latest ORDER BY p.name",
+                    (),
+                ),
+                ("SELECT prompt_id, name, target FROM pl_labels", ()),
+            ]
         )
         by_prompt: dict[int, dict[str, dict[int, int]]] = {}
-        for prompt_id, label, target in self._rows("SELECT prompt_id, name, target FROM pl_labels"):
+        for prompt_id, label, target in label_rows:
             by_prompt.setdefault(prompt_id, {})[label] = target_from_json(target) or {}
         return [
             PromptSummary(
