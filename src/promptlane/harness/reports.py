@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from xml.sax.saxutils import escape, quoteattr
 
 from ..registry.runs import CaseResult, RunRecord
+from ..registry.wire import time_out
 
 __all__ = [
     "CaseChange",
@@ -32,8 +33,8 @@ def run_json(record: RunRecord) -> dict[str, Any]:
     data.update(
         counts={"cases": record.cases, "passed": record.passed, "failed": record.failed, "errored": record.errored},
         pass_rate=record.pass_rate,
-        started_at=record.started_at.isoformat(),
-        finished_at=record.finished_at.isoformat() if record.finished_at else None,
+        started_at=time_out(record.started_at),
+        finished_at=time_out(record.finished_at),
     )
     data["scenarios"] = [
         {**asdict(stats), "pass_rate": stats.pass_rate, "met": stats.met} for stats in record.scenarios
