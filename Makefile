@@ -36,16 +36,20 @@ PYTEST_WORKERS ?= auto
 test evals: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
 	@failed=""; \
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" || failed="$$failed unit-tests"; \
+	echo "--- unit tests, in parallel: pytest -n $(PYTEST_WORKERS) -m 'not serial'"; \
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" --durations=10 || failed="$$failed unit-tests"; \
+	echo "--- the serial tests, one at a time: pytest -m serial"; \
 	$(PY) -m pytest -q -m serial || { [ $$? -eq 5 ] || failed="$$failed serial-tests"; }; \
-	$(MAKE) --no-print-directory evals || failed="$$failed evals"; \
+	echo "--- the repository's evals: make evals"; \
+	$(EVALS) || failed="$$failed evals"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: unit tests, serial tests and evals passed"
 
 # The repository's scenarios for the example prompts, as tests, with the model answers replayed from
 # evals/recordings (offline, deterministic). After changing a prompt or a scenario: `make recordings`.
+EVALS = $(PY) -m pytest -q -p no:cacheprovider --prompt-evals --prompt-evals-cache replay evals
 evals: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider --prompt-evals --prompt-evals-cache replay evals
+	$(EVALS)
 
 recordings: $(STAMP)
 	rm -rf evals/recordings
