@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import types
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def test_versions_are_cached_and_labels_cached_for_the_ttl(registry: Registry, m
     _versions(registry, "one {{ name }}", "two {{ name }}")
     registry.set_label("greet", "production", 1)
     clock = [1000.0]
-    monkeypatch.setattr(registry_module.time, "monotonic", lambda: clock[0])
+    # The registry's clock only (patching time.monotonic itself would stop it for every thread of the process).
+    monkeypatch.setattr(registry_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     assert registry.get("greet").source == "registry"
     assert registry.get("greet").source == "cache"
     # Another process moves the label: this registry keeps serving v1 until the TTL runs out.
