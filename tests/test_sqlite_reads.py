@@ -215,8 +215,9 @@ def test_many_threads_share_a_few_connections(stores: tuple[SQLStore, SQLiteRead
             held.append(open_files())
     assert failures == []
     if held:
-        # A connection per thread held 40 more files each round (the database, its WAL and shared memory).
-        assert held[-1] - held[0] <= 3, held
+        # At most 4 idle pooled connections (3 files each: the database, its WAL and shared memory) and the SQL
+        # store's few; a connection per thread held 20 x 3 more files each round (45, 85, 125).
+        assert max(held) < 40, held
 
 
 def _target(fd: Path) -> str:
