@@ -136,35 +136,30 @@ def environment() -> dict[str, str]:
 
 def run_command(command: Command, folder: Path, env: dict[str, str]) -> tuple[str, str | None]:
     """Run one command; (its output, None) when it succeeded and printed what the README shows, else the reason."""
-    result = subprocess.run(
-        command.command,
-        shell=True,
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    if result.returncode != 0:
-        return result.stdout, f"exited with status {result.returncode}:\n{_indent(result.stdout)}"
-    return result.stdout, mismatch(command.expected, result.stdout)
+    return _run(command.command, folder, env, expected=command.expected, shell=True)
 
 
 def run_python(block: Block, folder: Path, env: dict[str, str]) -> tuple[str, str | None]:
     """Run a python block as a script in ``folder``; (its output, None or the reason it differs)."""
+    return _run([sys.executable, "-c", block.text], folder, env, expected=printed(block.text), shell=False)
+
+
+def _run(
+    args: str | list[str], folder: Path, env: dict[str, str], *, expected: str, shell: bool
+) -> tuple[str, str | None]:
     result = subprocess.run(
-        [sys.executable, "-c", block.text],
+        args,
+        shell=shell,
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.STDOUT,  # interleaved as a terminal shows them
         text=True,
         timeout=TIMEOUT,
     )
     if result.returncode != 0:
         return result.stdout, f"exited with status {result.returncode}:\n{_indent(result.stdout)}"
-    return result.stdout, mismatch(printed(block.text), result.stdout)
+    return result.stdout, mismatch(expected, result.stdout)
 
 
 def check_file(block: Block, folder: Path) -> str | None:

@@ -22,6 +22,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError, TemplateError
+from ..registry.gate import relative_path
 from ..registry.prompt import Prompt
 from ..registry.runs import CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
@@ -95,15 +96,6 @@ Progress = Callable[[CaseResult], None]
 """Called with every finished case (a progress bar, the pytest plugin)."""
 
 
-def _relative(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
-
-
 class EvalRun:
     """One run of one prompt version against a set of scenario files."""
 
@@ -137,7 +129,7 @@ class EvalRun:
             model="",
             started_at=datetime.now(timezone.utc),
             scenario_files=[
-                ScenarioFileRef(path=_relative(d.path, options.root), sha256=d.sha256) for d in self.documents
+                ScenarioFileRef(path=relative_path(d.path, options.root), sha256=d.sha256) for d in self.documents
             ],
             settings={
                 "concurrency": options.concurrency,
@@ -247,8 +239,8 @@ class EvalRun:
             document=document,
             spec=scenario,
             index=index,
-            file=_relative(document.path, self.options.root),
-            dataset_file=_relative(dataset, self.options.root) if dataset is not None else None,
+            file=relative_path(document.path, self.options.root),
+            dataset_file=relative_path(dataset, self.options.root) if dataset is not None else None,
             needs=needs.columns,
             text_names=needs.text,
             client=client,

@@ -28,6 +28,7 @@ from pydantic import (
 from .._validation import spec_error_from_validation
 from .._yaml import YamlDocument, load_yaml
 from ..errors import SpecError
+from ..registry.gate import relative_path
 from ..spec import NAME_PATTERN, check_model, discover_yaml_files
 from ..templates import analyze_template
 from .datasets import all_columns, first_columns
@@ -518,16 +519,6 @@ def _hint(name: str, known: Iterable[str], what: str) -> str:
     return f" ({what}: {', '.join(names)})" if names else ""
 
 
-def _shown(path: Path, root: Path | None) -> str:
-    """``path`` as runs record it: relative to the project root when under it."""
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
-
-
 def scenario_needs(
     document: ScenariosDocument,
     index: int,
@@ -600,14 +591,14 @@ def _check_columns(
         return
     name = missing[0]
     scenario = document.spec.scenarios[index]
-    where = f"{_shown(document.path, root)}:{document.line_of(index)}"
+    where = f"{relative_path(document.path, root)}:{document.line_of(index)}"
     if needs[name] == "the expectations use it":
         why = f"the expectations of scenario {scenario.name!r} ({where}) use it"
     else:
         why = f"{needs[name]} and scenario {scenario.name!r} ({where}) does not set it"
     raise SpecError(
         f"no row has a column {name!r}{_hint(name, columns, 'its columns')}: {why}",
-        path=_shown(dataset, root),
+        path=relative_path(dataset, root),
         line=first.line if first.complete else None,
     )
 

@@ -69,12 +69,15 @@ class GateVerdict:
     """What is missing, when it does not pass."""
 
 
-def relative_path(path: Path, root: Path) -> str:
-    """A path as runs record it: relative to the project root when under it, with forward slashes."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+def relative_path(path: Path, root: Path | None) -> str:
+    """A path as runs record it: relative to the project root when under it (and a root is known), with forward
+    slashes."""
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
 
 
 def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[ScenarioFileRef]:
