@@ -1052,7 +1052,7 @@ def test_check_given_files_checks_those(project: Path, support_prompts: None, wr
     write_prompt("broken", "template: '{{'\n")
     # The broken file is not among those given.
     assert ok("check", "prompts/support/reply.yaml") == (
-        f"ok     {Path('prompts/support/reply.yaml')}\n1 files checked: no errors\n"
+        f"ok     {Path('prompts/support/reply.yaml')}\n1 file checked: no errors\n"
     )
     assert "no such file or folder" in fails("check", "prompts/nope.yaml")
 

@@ -50,11 +50,12 @@ def check(
         else:
             errors += 1
             err.print(f"[red]error:[/red] {escape(str(problem))}")
+    files = f"{len(results)} file{'' if len(results) == 1 else 's'}"
     if errors:
-        err.print(f"{errors} of {len(results)} files have errors")
+        err.print(f"{errors} of {files} {'has' if len(results) == 1 else 'have'} errors")
         raise typer.Exit(EXIT_USAGE)
     if not quiet:
-        out.print(f"{len(results)} files checked: no errors" if results else "no prompt or scenario files found")
+        out.print(f"{files} checked: no errors" if results else "no prompt or scenario files found")
 
 
 def _classify(paths: list[Path], config: Settings) -> tuple[list[Path], list[Path]]:
