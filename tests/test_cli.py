@@ -1091,7 +1091,7 @@ def test_help_imports_no_registry_store_or_harness() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     heavy, ours = done.stdout.strip().splitlines()[-2:]
     assert heavy == "[]"
-    assert ours == "['promptlane.errors', 'promptlane.registry', 'promptlane.registry.tokens']"
+    assert ours == "['promptlane._lazy', 'promptlane.errors', 'promptlane.registry', 'promptlane.registry.tokens']"
 
 
 def test_check_finds_a_dataset_column_no_row_has(project: Path, support_prompts: None) -> None:

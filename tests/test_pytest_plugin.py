@@ -210,7 +210,8 @@ def test_importing_the_plugin_imports_only_pytest_and_the_standard_library(pytes
     )
     result = pytester.run(sys.executable, "-c", code)
     assert result.ret == 0, output(result)
-    assert result.stdout.lines == ["['promptlane', 'promptlane.errors', 'promptlane.pytest_plugin']"]
+    modules = ["promptlane", "promptlane._lazy", "promptlane.errors", "promptlane.pytest_plugin"]
+    assert result.stdout.lines == [str(modules)]
 
 
 def test_without_the_flag_scenarios_are_not_collected_and_nothing_heavy_is_imported(
