@@ -78,7 +78,8 @@ class SQLiteReads:
         self._path = path
         self._busy_timeout = busy_timeout
         self._idle: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pool
+        self._store_lock = threading.Lock()  # opening the SQL store, which may migrate: reads go on meanwhile
         self._full: Any = None
 
     # --- plumbing -----------------------------------------------------------------------------------------
@@ -86,7 +87,8 @@ class SQLiteReads:
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         """A connection for one read, from a small pool: threads come and go (a server's worker threads), and
-        a connection each would hold two file descriptors for as long as the registry is open."""
+        a connection each would hold three files (the database, its WAL, its shared memory) for as long as the
+        registry is open."""
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
@@ -125,7 +127,7 @@ class SQLiteReads:
 
     def _store(self) -> Any:
         """The SQL store, for everything these reads do not cover."""
-        with self._lock:
+        with self._store_lock:
             if self._full is None:
                 from .sql import SQLStore
 
@@ -141,6 +143,7 @@ class SQLiteReads:
         """Release connections (and the SQL store's, if it was opened)."""
         with self._lock:
             connections, self._idle = self._idle, []
+        with self._store_lock:
             full, self._full = self._full, None
         for conn in connections:
             conn.close()
