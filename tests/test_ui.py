@@ -448,3 +448,14 @@ def test_runs_started_from_the_browser_are_bounded(
     refused = post(login("write"), f"{PAGE}/-/scenarios", version="1")
     assert refused.status_code == 429
     assert "still running: wait for one to end" in refused.text
+
+
+def test_the_preview_refuses_an_alias_bomb_in_a_yaml_field(login: Login) -> None:
+    client = login("read")
+    headers = {"X-CSRF-Token": csrf(client)}
+    levels = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 10) + "]" for n in range(1, 7)]  # 10 ** 6 values
+    variables = "customer:\n  type: string\n  default:\n" + "".join(f"    {line}\n" for line in levels)
+    answer = client.post(f"{PAGE}/-/preview", data=editor_form(variables=variables), headers=headers).json()
+    assert (answer["field"], answer["line"]) == ("variables", 9)
+    assert "expands to more than 200000 values" in answer["error"]

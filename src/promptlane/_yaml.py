@@ -3,6 +3,11 @@
 For string values it also remembers where each line of the *string* sits in the file, which differs from
 "start line + n" for folded (``>``), quoted and plain multi-line scalars; template errors use it to report
 the file line of a template line.
+
+Every YAML promptlane reads (prompt, scenario and dataset files, editor fields, ``--vars-file``) is untrusted: a
+few hundred bytes of aliases can expand to billions of values ("billion laughs"), and deep nesting exhausts the
+parser's recursion. Documents are therefore composed first and measured as they would expand, without expanding
+them, and refused past :data:`MAX_VALUES` values or :data:`MAX_DEPTH` levels, with the file and line.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ import yaml
 
 from .errors import SpecError
 
-__all__ = ["Position", "YamlDocument", "format_key", "load_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_VALUES", "Position", "YamlDocument", "format_key", "load_data", "load_yaml"]
+
+MAX_VALUES = 200_000
+"""Values (scalars and containers) a document may hold once its aliases are expanded, each use counted."""
+MAX_DEPTH = 100
+"""Containers a document may nest in one another."""
 
 
 @dataclass(frozen=True)
@@ -97,18 +107,10 @@ def load_yaml(text: str, path: Path) -> YamlDocument:
     """Parse one YAML document, recording positions.
 
     Raises:
-        SpecError: invalid YAML or a key written twice in one mapping, naming the line.
+        SpecError: invalid YAML, a key written twice in one mapping, or a document too big once its aliases are
+            expanded or nested too deeply, naming the line.
     """
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, path, text) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", path=path) from None
-    finally:
-        loader.dispose()
+    node, data = _load(text, path)
     positions: dict[tuple[str, ...], Position] = {}
     indexer = _Indexer(text, path, positions)
     if node is not None:
@@ -116,7 +118,77 @@ def load_yaml(text: str, path: Path) -> YamlDocument:
     return YamlDocument(path=path, data=data, positions=positions, source=tuple(indexer.source))
 
 
-def _yaml_error(exc: yaml.MarkedYAMLError, path: Path, text: str) -> SpecError:
+def load_data(text: str | bytes, path: Path | str | None = None) -> Any:
+    """The data of one YAML document (no positions), under the same limits as :func:`load_yaml`.
+
+    Raises:
+        SpecError: invalid YAML, too big once expanded, or nested too deeply (naming ``path`` and the line).
+    """
+    return _load(text, path)[1]
+
+
+def _load(text: str | bytes, path: Path | str | None) -> tuple[yaml.Node | None, Any]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, path)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, path, text if isinstance(text, str) else text.decode("utf-8", "replace")) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise SpecError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep", path=path) from None
+    finally:
+        loader.dispose()
+    return node, data
+
+
+def _check_expansion(root: yaml.Node, path: Path | str | None) -> None:
+    """Refuse a document that expands past MAX_VALUES values or nests past MAX_DEPTH containers, measured on
+    the composed graph (where an alias is a shared node) in time linear in its size: never expanded."""
+    sizes: dict[int, int] = {}  # id(node) -> values once expanded
+    open_nodes: set[int] = set()  # the nodes on the path from the root to the one at hand
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children = _children(node)
+        if not children_done:
+            if key in open_nodes:
+                raise SpecError("invalid YAML: an alias refers to itself", path=path, line=node.start_mark.line + 1)
+            if len(open_nodes) >= MAX_DEPTH:
+                raise SpecError(
+                    f"invalid YAML: nested more than {MAX_DEPTH} levels deep", path=path, line=node.start_mark.line + 1
+                )
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        open_nodes.discard(key)
+        values = 1 + sum(sizes[id(child)] for child in children)
+        if values > MAX_VALUES:
+            raise SpecError(
+                f"invalid YAML: this value expands to more than {MAX_VALUES} values (aliases count each time they "
+                "are used)",
+                path=path,
+                line=node.start_mark.line + 1,
+            )
+        sizes[key] = values
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, path: Path | str | None, text: str) -> SpecError:
     reason = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
     mark = exc.problem_mark or exc.context_mark
     last_line = max(len(text.splitlines()), 1)

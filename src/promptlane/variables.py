@@ -23,15 +23,16 @@ def parse_typed(raw: str, declared: str | None) -> Any:
         return raw
     import json
 
-    import yaml
+    from ._yaml import load_data
+    from .errors import SpecError
 
     try:
         return json.loads(raw)  # first: 1e3 is a number, and yes is not a boolean
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+        return load_data(raw)
+    except SpecError:
         return raw
 
 

@@ -224,17 +224,15 @@ def _parse_var(item: str, schema: dict[str, Any]) -> tuple[str, Any]:
 
 
 def _vars_file(path: Path) -> dict[str, Any]:
-    import yaml
-
+    from .._yaml import load_data
     from ..errors import SpecError
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_data(path.read_text(encoding="utf-8"), path)  # YAML, or JSON (which is YAML)
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", path=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError("invalid YAML/JSON", path=path, line=mark.line + 1 if mark else None) from None
+    except UnicodeDecodeError:
+        raise SpecError("not UTF-8 text", path=path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

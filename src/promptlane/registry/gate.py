@@ -82,7 +82,8 @@ def relative_path(path: Path, root: Path | None) -> str:
 
 def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[ScenarioFileRef]:
     """The scenario files under ``evals_dir`` whose ``prompt:`` is ``prompt``, with their content hashes."""
-    import yaml
+    from .._yaml import load_data
+    from ..errors import SpecError
 
     found: list[ScenarioFileRef] = []
     if not evals_dir.is_dir():
@@ -92,9 +93,9 @@ def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[Scenari
             continue
         raw = path.read_bytes()
         try:
-            data = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            continue  # not a scenario file anyone could have run
+            data = load_data(raw, path)
+        except SpecError:
+            continue  # not a scenario file anyone could have run (eval refuses it, naming the line)
         if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
             found.append(ScenarioFileRef(path=relative_path(path, root), sha256=hashlib.sha256(raw).hexdigest()))
     return found

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
 
+from ..._yaml import load_data
 from ...errors import PromptlaneError, SpecError, TemplateError, VariableError
 from ...spec_diff import authoring_order
 from ...variables import parse_typed
@@ -55,11 +56,9 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
         if not text.strip():
             continue
         try:
-            spec[key] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            raise FormError(key, f"not valid YAML: {getattr(exc, 'problem', exc)}", line) from None
+            spec[key] = load_data(text)  # bounded: an alias bomb in a form field is refused, not expanded
+        except SpecError as exc:
+            raise FormError(key, f"not valid YAML: {exc.reason.removeprefix('invalid YAML: ')}", exc.line) from None
     return spec
 
 
