@@ -719,3 +719,41 @@ def test_judge_asks_for_native_json_output_where_the_model_supports_it() -> None
 
     (info,) = model.infos
     assert info.model_request_parameters.output_mode == "native"
+
+
+def test_json_schema_resolves_only_references_inside_the_schema(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            body = b'{"type": "string"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"type": "integer"}')
+    inside = {"$defs": {"status": {"type": "string"}}, "properties": {"status": {"$ref": "#/$defs/status"}}}
+    try:
+        assert evaluate(one(f"- json_schema: {json.dumps(inside)}"), case(output='{"status": "ok"}')) == passed(
+            "json_schema"
+        )
+        for ref in (f"http://127.0.0.1:{server.server_address[1]}/schema.json", secret.as_uri()):
+            schema = {"properties": {"status": {"$ref": ref}}}
+            with pytest.raises(ValueError, match=r"^json_schema: \$ref .* points outside the schema; only #/"):
+                evaluate(one(f"- json_schema: {json.dumps(schema)}"), case(output='{"status": "ok"}'))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []  # nothing was fetched on the author's behalf

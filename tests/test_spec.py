@@ -861,3 +861,28 @@ def test_content_hash_is_stable_for_any_key_order_and_style(data: st.DataObject)
     assert content_hash(PromptSpec.model_validate(yaml.safe_load(text)).canonical()) == content_hash(
         PromptSpec.model_validate(reference).canonical()
     )
+
+
+@pytest.mark.parametrize(
+    ("schema_yaml", "key"),
+    [
+        ("output_schema: {properties: {a: {$ref: 'https://example.com/s.json'}}}", "output_schema"),
+        ("output_schema: {$ref: 'file:///etc/passwd'}", "output_schema"),
+        (
+            "tools:\n  - name: t\n    parameters: {type: object, properties: {a: {$ref: 'other.json#/x'}}}",
+            "tools.0.parameters",
+        ),
+    ],
+)
+def test_schemas_may_only_refer_inside_themselves(write_prompt: WritePrompt, schema_yaml: str, key: str) -> None:
+    path = write_prompt("refs", "template: hi\n" + schema_yaml + "\n")
+    with pytest.raises(SpecError) as info:
+        load_prompt_file(path, path.parent)
+    assert info.value.key == key
+    assert "points outside the schema: only references inside it (#/...) resolve" in info.value.reason
+
+
+def test_a_reference_inside_the_schema_is_fine(write_prompt: WritePrompt) -> None:
+    text = "template: hi\noutput_schema:\n  $defs: {s: {type: string}}\n  properties: {a: {$ref: '#/$defs/s'}}\n"
+    path = write_prompt("refs", text)
+    assert load_prompt_file(path, path.parent).spec.output_schema["properties"]["a"] == {"$ref": "#/$defs/s"}

@@ -133,7 +133,24 @@ class ToolSpec(_Model):
     def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
         if value.get("type", "object") != "object":
             raise ValueError("a tool's parameters must be a JSON Schema of type object")
-        return value
+        return local_refs_only(value)
+
+
+def local_refs_only(schema: Any) -> Any:
+    """``schema`` if every ``$ref`` in it points inside it (``#/$defs/...``); ValueError naming the first that
+    does not. A reference to a URL or a file would have whoever validates against the schema (the harness, a
+    registry server) fetch what the author chose."""
+    stack = [schema]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            ref = value.get("$ref")
+            if ref is not None and not (isinstance(ref, str) and ref.startswith("#")):
+                raise ValueError(f"$ref {ref!r} points outside the schema: only references inside it (#/...) resolve")
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return schema
 
 
 def _setting_key(key: str) -> str:
@@ -176,6 +193,11 @@ class PromptSpec(_Model):
     """Tools offered to the model."""
     output_schema: dict[str, Any] | None = None
     """JSON Schema of structured output."""
+
+    @field_validator("output_schema")
+    @classmethod
+    def _output_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return local_refs_only(value)
 
     @field_validator("name")
     @classmethod

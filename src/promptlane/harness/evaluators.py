@@ -234,6 +234,8 @@ class _JsonSchema(Evaluator):
 
     def evaluate(self, ctx: CaseContext) -> EvaluationResult:
         import jsonschema
+        from referencing import Registry
+        from referencing.exceptions import NoSuchResource, Unresolvable
 
         schema = self.schema if self.schema is not None else ctx.output_schema
         if schema is None:
@@ -241,7 +243,16 @@ class _JsonSchema(Evaluator):
         data, problem = _parsed(ctx)
         if problem is not None:
             return self.verdict(False, problem)
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+
+        def nothing_outside(uri: str) -> Any:
+            # Only references inside the schema resolve: never a URL fetched or a file read for an author.
+            raise NoSuchResource(ref=uri)
+
+        validator = jsonschema.Draft202012Validator(schema, registry=Registry(retrieve=nothing_outside))
+        try:
+            errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+        except Unresolvable as exc:
+            raise ValueError(f"json_schema: $ref {exc.ref!r} points outside the schema; only #/... resolves") from None
         if not errors:
             return self.verdict(True)
         first = errors[0]
