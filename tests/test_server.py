@@ -7,6 +7,7 @@ the ``serve`` command's refusals, and a schemathesis run of every operation agai
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -94,7 +95,9 @@ def serve(served: tuple[Registry, dict[str, str]]) -> Callable[..., Api]:
 
     def make(**options: Any) -> Api:
         registry, secrets = served
-        return Api(client=TestClient(create_app(registry, **options)), registry=registry, secrets=secrets)
+        # As `promptlane serve` on loopback is reached (a server without tokens answers nothing else).
+        client = TestClient(create_app(registry, **options), base_url="http://127.0.0.1:8750")
+        return Api(client=client, registry=registry, secrets=secrets)
 
     return make
 
@@ -428,7 +431,15 @@ def invalid(method: str, path: str, kind: str, message: str, *, id: str, **reque
 @pytest.mark.parametrize(
     ("method", "path", "request_kw", "kind", "message"),
     [
-        invalid("POST", _VERSIONS, "ValidationError", r"the body is not JSON: .*", content=b"{spec", id="not-json"),
+        invalid(
+            "POST",
+            _VERSIONS,
+            "ValidationError",
+            r"the body is not JSON: .*",
+            content=b"{spec",
+            headers={"Content-Type": "application/json"},
+            id="not-json",
+        ),
         invalid("POST", _VERSIONS, "ValidationError", r"body: Input should be a valid dict.*", json=[], id="list"),
         invalid("POST", _VERSIONS, "ValidationError", r"spec: Field required", json={}, id="missing-field"),
         invalid(
@@ -1208,3 +1219,37 @@ def test_every_operation_answers_as_documented(reply: Api, method: str, path: st
 def test_a_run_prefix_is_literal_not_a_like_pattern(reply: Api, wildcard: str) -> None:
     record_run(reply, 1)
     assert reply.call("GET", f"/runs/{wildcard}").status_code == 404
+
+
+def test_a_server_without_tokens_refuses_what_a_web_page_could_send(serve: Callable[..., Api]) -> None:
+    api = serve(auth=False)
+    body = {"spec": SPEC_V1}
+    # DNS rebinding: a page on another site whose name now resolves to 127.0.0.1 names that site as the host.
+    rebound = api.client.get("/api/v1/prompts", headers={"Host": "attacker.example:8750"})
+    assert (rebound.status_code, rebound.json()["type"]) == (403, "AuthError")
+    assert "only requests to a loopback address, not to 'attacker.example:8750'" in rebound.json()["error"]
+    # A cross-site write from a page (browsers always send Origin with one); reads and the CLI (no Origin) pass.
+    path = "/api/v1/prompts/support/reply/-/versions"
+    forged = api.client.post(path, json=body, headers={"Origin": "http://attacker.example"})
+    assert forged.status_code == 403 and "a write from the page 'http://attacker.example'" in forged.json()["error"]
+    other_port = api.client.post(path, json=body, headers={"Origin": "http://127.0.0.1:3000"})
+    assert other_port.status_code == 403
+    assert api.registry.list_prompts() == []
+    assert api.client.get("/api/v1/prompts", headers={"Origin": "http://attacker.example"}).status_code == 200
+    assert api.client.post(path, json=body, headers={"Origin": "http://127.0.0.1:8750"}).status_code == 201
+    assert api.client.post(path, json=body).status_code == 200  # the CLI: no Origin; the same spec again
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_json_sent_as_text_or_a_form_is_refused(serve: Callable[..., Api], auth: bool) -> None:
+    api = serve(auth=auth)
+    headers = {"Authorization": f"Bearer {api.secrets['write']}"} if auth else {}
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+        answer = api.client.post(
+            "/api/v1/prompts/support/reply/-/versions",
+            content=json.dumps({"spec": SPEC_V1}),
+            headers={**headers, "Content-Type": content_type},
+        )
+        assert answer.status_code == 415, (content_type, answer.text)
+        assert answer.json()["error"] == "send the body as JSON, with Content-Type: application/json"
+    assert api.registry.list_prompts() == []

@@ -46,7 +46,7 @@ def login(registry: Registry) -> Login:
     """A client logged in with a new token of the given scopes."""
 
     def make(*scopes: str, auth: bool = True) -> TestClient:
-        client = TestClient(create_app(registry, auth=auth), follow_redirects=False)
+        client = TestClient(create_app(registry, auth=auth), follow_redirects=False, base_url="http://127.0.0.1:8750")
         if auth:
             name = f"ui-{'-'.join(scopes)}-{time.monotonic_ns()}"
             _, secret = create_token(registry.store, name, list(scopes), created_by="t")

@@ -104,6 +104,10 @@ def not_modified(request: Request, etag: str) -> bool:
 async def read_body(request: Request, model: type[BaseModel]) -> Any:
     """The request's JSON body validated against ``model`` (422 naming each bad field)."""
     raw = await request.body()
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if raw and media != "application/json" and not media.endswith("+json"):
+        # A page in a browser can send `text/plain` (or a form) anywhere without asking first; JSON it cannot.
+        raise HttpError(415, "send the body as JSON, with Content-Type: application/json", kind="ValidationError")
     try:
         data = json.loads(raw) if raw else None
     except ValueError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -22,7 +23,7 @@ from ..errors import PromptlaneError
 from ..registry import Registry
 from . import prompts, runs, tokens
 from ._http import Endpoint, HttpError, error_response, json_response
-from .auth import Auth
+from .auth import Auth, LoopbackOnly
 from .cache import ServerCache
 from .openapi import openapi_document
 from .state import ServerState, state
@@ -104,6 +105,7 @@ def create_app(
             return HTMLResponse(page, status_code=status, headers=headers)
         return json_response({"error": message, "type": "HttpError"}, status=status, headers=headers)
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    middleware = [] if auth else [Middleware(LoopbackOnly)]
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, middleware=middleware)
     app.state.promptlane = server
     return app

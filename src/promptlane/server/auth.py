@@ -7,12 +7,14 @@ hash and a dict lookup. A revoked token stops working at once on the process tha
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import AuthError
 from ..registry.tokens import allows, hash_secret
@@ -20,7 +22,7 @@ from ..registry.tokens import allows, hash_secret
 if TYPE_CHECKING:
     from ..registry.store import Store, TokenRecord
 
-__all__ = ["Auth"]
+__all__ = ["Auth", "LoopbackOnly"]
 
 _SCHEME = "bearer "
 _CACHE_LIMIT = 10_000
@@ -85,3 +87,58 @@ class Auth:
         """Drop cached lookups (after a revocation on this process)."""
         with self._lock:
             self._known.clear()
+
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _hostname(netloc: str) -> str:
+    """``127.0.0.1:8750`` -> ``127.0.0.1``; ``[::1]:8750`` -> ``[::1]``."""
+    if netloc.startswith("["):
+        return netloc.split("]", 1)[0] + "]"
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+class LoopbackOnly:
+    """For a server without tokens (``--no-auth``, loopback only): refuse what a web page in the developer's
+    browser could send it. A request must name a loopback host (a page on another site that resolves its own
+    name to 127.0.0.1, DNS rebinding, names that site), and a write from a page must come from this server's own
+    origin (browsers send ``Origin`` with every cross-site write; the CLI and the SDK send none)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+            host = headers.get("host", "")
+            origin = headers.get("origin")
+            problem = None
+            if _hostname(host.lower()) not in _LOOPBACK_NAMES:
+                problem = f"this server (no tokens) answers only requests to a loopback address, not to {host!r}"
+            elif (
+                scope["method"] not in _SAFE_METHODS
+                and origin is not None
+                and origin.lower()
+                not in (
+                    f"http://{host.lower()}",
+                    f"https://{host.lower()}",
+                )
+            ):
+                problem = f"a write from the page {origin!r} to this server (no tokens) is refused"
+            if problem is not None:
+                body = json.dumps({"error": problem, "type": "AuthError"}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
