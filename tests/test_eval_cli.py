@@ -472,3 +472,39 @@ def test_the_registry_going_away_during_a_run_exits_3(
     assert result.exit_code == 3, result.output
     assert f"registry server {server.url}" in result.stderr
     assert "Traceback" not in result.output
+
+
+MARKER_MODEL = """\
+from pathlib import Path
+
+Path(__file__).with_name("ran.txt").write_text("imported")
+
+
+def answer(messages, info):
+    return "ok"
+"""
+
+
+def test_a_python_model_named_only_by_a_stored_version_does_not_run(
+    project: Path, support_prompts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone with a write token pushed a version whose model is code; this project's scenarios name no model.
+    (project / "planted.py").write_text(MARKER_MODEL)
+    registry = Registry(settings=load_settings(project))
+    registry.push_spec("greet", {"template": "Hi {{ name }}", "model": "python:planted:answer"})
+    registry.close()
+    (project / "evals").mkdir()
+    (project / "evals" / "greet.yaml").write_text(
+        "prompt: greet\nscenarios:\n  - name: s\n    variables: {name: Ana}\n    expect:\n      - contains: ok\n"
+    )
+    refused = run("eval", "--prompt", "greet", "--version", "1")
+    assert refused.exit_code == 2, refused.output
+    assert "greet@1 names the model 'python:planted:answer', Python code that comes from the registry" in (
+        refused.stderr
+    )
+    assert "--allow-version-code" in refused.stderr
+    assert not (project / "ran.txt").exists()  # never imported
+    # Asked for explicitly, it runs.
+    allowed = run("eval", "--prompt", "greet", "--version", "1", "--allow-version-code")
+    assert allowed.exit_code == 0, allowed.output
+    assert (project / "ran.txt").read_text() == "imported"

@@ -790,3 +790,16 @@ def test_nothing_is_promoted_when_another_test_of_the_session_fails(gated_projec
     result.assert_outcomes(passed=7, xfailed=1, failed=1)
     with opened_registry(gated_project.path) as registry:
         assert registry.history("greet") == []
+
+
+def test_a_stored_versions_python_model_runs_only_when_allowed(evals_project: pytest.Pytester) -> None:
+    write(evals_project.path, {"evals/support.yaml": GREET_SCENARIOS})
+    run(evals_project).assert_outcomes(passed=2)  # the project's own files, pushed: its code
+
+    # A version picked from the registry names its model only there: code a write token chose.
+    refused = run(evals_project, "--prompt-evals-version", "1")
+    refused.assert_outcomes(errors=2)
+    assert "greet@1 names the model 'python:models_for_tests:polite', Python code that comes from the registry" in (
+        output(refused)
+    )
+    run(evals_project, "--prompt-evals-version", "1", "--prompt-evals-allow-version-code").assert_outcomes(passed=2)

@@ -427,15 +427,26 @@ def test_saving_over_a_version_saved_meanwhile_asks_first(login: Login, registry
     assert "saved+as+v3" in again.headers["location"]
 
 
-def test_a_version_cannot_make_the_server_run_its_own_python_model(login: Login, registry: Registry) -> None:
+@pytest.mark.parametrize(
+    ("model_line", "status", "reason"),
+    [
+        ("", 400, "names the model &#39;python:os:getcwd&#39;, which is Python code"),
+        ("model: ''\n", 422, "plain.yaml:5: model: must not be empty"),
+        ("    model: ''\n", 422, "plain.yaml:5: scenarios.0.model: must not be empty"),
+    ],
+    ids=["no model", "empty document model", "empty scenario model"],
+)
+def test_a_version_cannot_make_the_server_run_its_own_python_model(
+    login: Login, registry: Registry, model_line: str, status: int, reason: str
+) -> None:
     registry.push_spec(REPLY, {**_spec_without_includes(registry), "model": "python:os:getcwd"})
     (registry.settings.evals_dir / "plain.yaml").write_text(
-        "prompt: support/reply\nscenarios:\n  - name: plain\n    variables: {customer: A, ticket: B}\n"
+        "prompt: support/reply\nscenarios:\n  - name: plain\n    variables: {customer: A, ticket: B}\n" + model_line
     )
     client = login("write")
     refused = post(client, f"{PAGE}/-/scenarios", version="2")
-    assert refused.status_code == 400
-    assert "names the model &#39;python:os:getcwd&#39;, which is Python code" in refused.text
+    assert refused.status_code == status
+    assert reason in refused.text
     assert registry.store.list_runs(REPLY) == []
 
 

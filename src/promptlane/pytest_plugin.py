@@ -53,8 +53,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--prompt-evals-cache", metavar="MODE", help="Recorded responses: off, on or replay.")
     group.addoption("--prompt-evals-concurrency", metavar="N", help="Cases in flight at once (default 16).")
     group.addoption("--prompt-evals-promote", metavar="LABEL", help="After a passing session, promote to LABEL.")
+    group.addoption(
+        "--prompt-evals-allow-version-code",
+        action="store_true",
+        default=None,
+        help="With a version or label: run a python: model that only the stored version names.",
+    )
     parser.addini("prompt_evals", "Collect and run scenario files (like --prompt-evals).", type="bool", default=False)
     parser.addini("prompt_evals_paths", "Folders of scenario files (default: promptlane's evals).", type="paths")
+    parser.addini(
+        "prompt_evals_allow_version_code",
+        "Run a python: model that only a stored version names.",
+        type="bool",
+        default=False,
+    )
     for name, help_text in (
         ("version", "Version to evaluate."),
         ("label", "Label to evaluate."),
@@ -75,6 +87,7 @@ class _Options:
     concurrency: int
     promote: str | None
     paths: tuple[Path, ...]
+    allow_version_code: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> _Options:
@@ -119,6 +132,9 @@ class _Options:
             concurrency=integer("concurrency") or 16,
             promote=value("promote"),
             paths=tuple(p.resolve() for p in paths),
+            allow_version_code=bool(
+                config.getoption("prompt_evals_allow_version_code") or config.getini("prompt_evals_allow_version_code")
+            ),
         )
 
 
@@ -457,6 +473,9 @@ class _PromptEvals:
             root=settings.root,
             created_by=settings.author,
             select=lambda document, scenario, case: (str(document.path.resolve()), case) in selected,
+            # A version or label picks content from the registry, whose python: model is anyone's code.
+            version_code=(self.options.version is None and self.options.label is None)
+            or self.options.allow_version_code,
         )
         try:
             for name, group in documents.items():

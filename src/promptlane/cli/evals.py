@@ -99,6 +99,14 @@ def eval_(
         bool, typer.Option("--no-trace-content", help="Keep prompts and outputs off spans.")
     ] = False,
     failures: Annotated[int, typer.Option("--failures", help="Failing cases to print per run.", min=0)] = 10,
+    allow_version_code: Annotated[
+        bool,
+        typer.Option(
+            "--allow-version-code",
+            help="With --version/--label: run a python: model that only the stored version names (code from the "
+            "registry).",
+        ),
+    ] = False,
 ) -> None:
     """Run scenarios against prompt versions, record the runs, and say which scenarios pass."""
     if version is not None and label is not None:
@@ -127,6 +135,8 @@ def eval_(
             judge_model=config.judge_model,
             root=config.root,
             created_by=config.author,
+            # The prompt files of this project are pushed and run by default; a stored version is anyone's.
+            version_code=(version is None and label is None) or allow_version_code,
         )
         reg = registry(ctx)
         files = discover_scenario_files(paths or [config.evals_dir])

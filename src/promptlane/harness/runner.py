@@ -74,6 +74,10 @@ class EvalOptions:
     """Keeps only the cases for which it is true (document, scenario, case id)."""
     created_by: str | None = None
     """Recorded as who started the run."""
+    version_code: bool = True
+    """Run a ``python:`` model that only the version names (no scenario file, config or option does). A version
+    comes from a registry, where a write token chose its content: `promptlane eval --version/--label`, the pytest
+    plugin with a version or label, and runs started from the web UI set this False unless told otherwise."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -172,11 +176,22 @@ class EvalRun:
         return client
 
     def _model_for(self, document: ScenariosDocument, scenario: ScenarioSpec) -> str:
-        spec = self.options.model or scenario.model or document.spec.model or self.prompt.model
+        spec = self.options.model or scenario.model or document.spec.model
+        if spec:
+            return spec
+        spec = self.prompt.model
         if not spec:
             raise ConfigError(
                 f"no model for scenario {scenario.name!r}: set `model:` in the prompt or the scenario file, "
                 "or pass --model",
+                source=str(document.path),
+            )
+        if spec.startswith("python:") and not self.options.version_code:
+            # Code named by content a registry holds (any write token chose it) runs only when the user says so.
+            raise ConfigError(
+                f"{self.prompt.name}@{self.prompt.version} names the model {spec!r}, Python code that comes from the "
+                "registry, not from this project: name the model in the scenario file or with --model, or pass "
+                "--allow-version-code to run it",
                 source=str(document.path),
             )
         return spec

@@ -59,7 +59,7 @@ def _refuse_code_from_the_version(prompt: Any, documents: list[Any]) -> None:
     if not model.startswith("python:"):
         return
     for document in documents:
-        if document.spec.model is None and any(scenario.model is None for scenario in document.spec.scenarios):
+        if not document.spec.model and any(not scenario.model for scenario in document.spec.scenarios):
             raise ConfigError(
                 f"{prompt.name}@{prompt.version} names the model {model!r}, which is Python code: from the browser, "
                 f"the server runs code only when a scenario file names it (set `model:` in {document.path})"
@@ -112,6 +112,7 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
         prompt = registry.get(name, version=int(version_text))
         _refuse_code_from_the_version(prompt, documents)
         options = EvalOptions(
+            version_code=False,  # the server runs only code its own scenario files name
             cache="replay" if mode == "replay" else "off",
             recordings=settings.recordings_dir,
             root=settings.root,
