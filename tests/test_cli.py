@@ -588,7 +588,20 @@ def test_rollout(project: Path, support_prompts: None, write_prompt: WritePrompt
         (["1=90", "3=10"], "prompt 'support/reply' has no version 3"),
         (["1=50", "1=50"], "v1 appears twice in the rollout"),
         (["1=110", "2=-10"], "invalid weight -10 for v2: weights are positive integers"),
-        (["0=100"], "invalid version 0: versions are numbered from 1 to 2147483647"),
+        (["0=100"], "invalid version '0' in the rollout target: versions are numbered from 1 to 2147483647"),
+        *(
+            (
+                [f"{key}=100"],
+                f"invalid version {key!r} in the rollout target: write a version number in plain decimal "
+                "digits, like 3 (no sign, spaces, leading zeros or other characters)",
+            )
+            for key in ("01", "+1", " 1", "1_000", "\u0661", "1e0")
+        ),
+        (
+            ["1=50", "01=50"],
+            "invalid version '01' in the rollout target: write a version number in plain decimal "
+            "digits, like 3 (no sign, spaces, leading zeros or other characters)",
+        ),
     ],
 )
 def test_rollout_bad_weights(

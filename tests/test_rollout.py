@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from promptlane.errors import LabelError
 from promptlane.registry.labels import check_target, parse_weights, rollback_point
-from promptlane.registry.rollout import bucket, choose_version
+from promptlane.registry.rollout import bucket, choose_version, target_from_keys, version_from_key
 
 
 @st.composite
@@ -110,6 +111,76 @@ def test_parse_weights() -> None:
         parse_weights(["3:90"])
     with pytest.raises(LabelError, match="twice"):
         parse_weights(["3=50", "3=50"])
+
+
+# Spellings Python's int() (or a JSON reader) takes for a number, that are not a plain decimal version number.
+OTHER_SPELLINGS = ["01", "+1", "-1", " 1", "1 ", "1\n", "1_000", "\u0661", "\uff11", "1e0", "1.0", "0x1", "v1", ""]
+
+
+@pytest.mark.parametrize("key", OTHER_SPELLINGS)
+def test_a_version_key_is_plain_decimal_digits(key: str) -> None:
+    with pytest.raises(LabelError) as refused:
+        version_from_key(key)
+    assert str(refused.value) == (
+        f"invalid version {key!r} in the rollout target: write a version number in plain decimal digits, like 3 "
+        "(no sign, spaces, leading zeros or other characters)"
+    )
+    with pytest.raises(LabelError, match="plain decimal digits"):
+        target_from_keys({key: 100})
+
+
+def test_plain_decimal_version_keys_are_read() -> None:
+    assert [version_from_key(key) for key in ("1", "3", "10", "2147483647")] == [1, 3, 10, 2147483647]
+    assert target_from_keys({"3": 90, "4": 10}) == {3: 90, 4: 10}
+
+
+@pytest.mark.parametrize("key", ["0", "2147483648", "9" * 11, "9" * 5000])
+def test_a_version_key_out_of_range_is_refused_by_range(key: str) -> None:
+    with pytest.raises(LabelError, match=r"in the rollout target: versions are numbered from 1 to 2147483647$"):
+        version_from_key(key)
+
+
+@pytest.mark.parametrize("weight", ["90", 90.0, True, None])
+def test_a_target_weight_is_an_integer(weight: object) -> None:
+    with pytest.raises(LabelError, match=r"invalid weight .* for v1: weights are positive integers"):
+        target_from_keys({"1": weight})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the server reads a target with registry.wire.target_in (int()), not registry.rollout.target_from_keys",
+)
+@pytest.mark.parametrize("key", ["01", "+1", " 1", "1_000", "\u0661", "1e0"])
+def test_the_api_refuses_other_spellings_of_a_version(tmp_path: Path, key: str) -> None:
+    """PUT a label's target through the HTTP API: 422 naming the key, and the label does not move."""
+    from starlette.testclient import TestClient
+
+    from _live import served_registry
+    from promptlane.server import create_app
+
+    registry, secrets = served_registry(tmp_path, f"sqlite:///{tmp_path / 'registry.db'}")
+    try:
+        registry.push_spec("p", {"template": "Hi", "model": "test"}, author="tests")
+        registry.set_label("p", "staging", 1)
+        client = TestClient(create_app(registry), base_url="http://127.0.0.1:8750")
+        response = client.put(
+            "/api/v1/prompts/p/-/labels/staging",
+            json={"target": {key: 100}},
+            headers={"Authorization": f"Bearer {secrets['promote']}"},
+        )
+        assert response.status_code == 422, response.text
+        assert f"invalid version {key!r} in the rollout target" in response.json()["error"]
+        assert len(registry.history("p", "staging")) == 1  # only the move above
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize("key", ["01", "+1", " 1", "1_000", "\u0661", "1e0"])
+def test_parse_weights_reads_versions_as_the_domain_does(key: str) -> None:
+    with pytest.raises(LabelError, match="plain decimal digits"):
+        parse_weights([f"{key}=100"])
+    with pytest.raises(LabelError, match="plain decimal digits"):
+        parse_weights([f"v{key}=100"])
 
 
 def test_rollback_point_walks_back_and_skips_undone_moves() -> None:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import LabelError
+from .rollout import version_from_key
 from .store import MAX_VERSION, LabelEvent
 
 __all__ = ["LATEST", "check_label_name", "check_target", "parse_weights", "rollback_point"]
@@ -41,20 +42,25 @@ def check_target(target: Mapping[int, int]) -> dict[int, int]:
     return dict(sorted(checked.items()))
 
 
+_WEIGHT = re.compile(r"(-?[0-9]{1,6})%?")
+"""A weight on the command line: digits, a minus for check_target to refuse by name, an optional ``%``."""
+
+
 def parse_weights(items: Iterable[str]) -> dict[int, int]:
-    """``["3=90", "4=10"]`` -> ``{3: 90, 4: 10}``; LabelError naming the bad item."""
+    """``["3=90", "4=10"]`` -> ``{3: 90, 4: 10}`` (``v3=90%`` reads the same); LabelError naming the bad item.
+
+    The version is read by :func:`~promptlane.registry.rollout.version_from_key`: plain decimal digits only.
+    """
     target: dict[int, int] = {}
     for item in items:
         version, sep, weight = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            number, share = int(version.strip().lstrip("v")), int(weight.strip().rstrip("%"))
-        except ValueError:
-            raise LabelError(f"invalid rollout entry {item!r}: write VERSION=WEIGHT, like 3=90") from None
+        share = _WEIGHT.fullmatch(weight)
+        if not sep or share is None:
+            raise LabelError(f"invalid rollout entry {item!r}: write VERSION=WEIGHT, like 3=90")
+        number = version_from_key(version.removeprefix("v"))
         if number in target:
             raise LabelError(f"v{number} appears twice in the rollout")
-        target[number] = share
+        target[number] = int(share.group(1))
     return check_target(target)
 
 
