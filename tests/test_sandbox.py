@@ -189,7 +189,7 @@ HOSTILE = {
     "format filter width": ("{{ '%999999999s'|format(1) }}", "string formatting would produce 10000000"),
     "format filter precision": ("{{ '%.999999999f'|format(1.5) }}", "string formatting would produce 10000000"),
     "format filter star width": ("{{ '%*d'|format(999999999, 1) }}", "'*' width"),
-    "join filter": ("{{ (['ab'] * 600000)|join(',') }}", "join would produce 1799999 characters"),
+    "join filter": ("{{ (['ab'] * 90000)|join(',' * 20) }}", "join would produce 1979980 characters"),
     "join filter separator": ("{{ ['a', 'b', 'c']|join('-' * 900000) }}", "join would produce"),
     "replace filter": ("{{ ('a' * 1000)|replace('a', 'b' * 10000) }}", "replace would produce 10000000"),
     "replace filter on empty": ("{{ ('a' * 1000)|replace('', 'b' * 10000) }}", "replace would produce"),
@@ -511,3 +511,72 @@ def test_remembered_weights_are_the_weights_a_walk_finds(
             assert measure(built, math.inf) == measure(copy.deepcopy(built), math.inf)
     finally:
         BUDGET.reset(token)
+
+
+# --- filters, tests and methods run under the budget too ---------------------------------------------------
+
+TWENTY_SORTS = "{{ (xs" + "|sort(reverse=true)" * 20 + ")|length }}"
+
+
+def test_filters_take_steps_for_the_items_they_go_through() -> None:
+    # Jinja2 calls filters directly, not through the sandbox: twenty sorts of a long list ran for a minute and
+    # a half of server CPU under a two-second timeout.
+    xs = list(range(20_000))
+    assert _render(TWENTY_SORTS, RenderLimits(max_steps=10**6, timeout=600), xs=xs) == "20000"
+    error = _refused_by_a_guard(TWENTY_SORTS, xs=xs)
+    assert error.reason == "template took more than 100000 loop iterations and calls (render_max_steps)"
+
+
+def test_the_clock_stops_a_chain_of_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With steps to spare, every filter call reads the clock: the render ends at the first reading past the
+    # deadline (the 18th, as for loops), not after all twenty sorts.
+    clock = _FakeClock()
+    monkeypatch.setattr(_budget, "monotonic", clock)
+    error = _refused(TWENTY_SORTS, RenderLimits(max_steps=10**9, timeout=0.25), xs=list(range(1000)))
+    assert error.reason == "template took longer than 0.25s to render (render_timeout)"
+    assert clock.readings == 18
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ xs|map('string')|map('upper')|map('lower')|list|length }}", "render_max_steps"),
+        ("{{ xs|select('odd')|select('odd')|list|length }}", "render_max_steps"),
+        ("{% for i in range(20) %}{{ 3 is in xs }}{% endfor %}", "render_max_steps"),
+        ("{% for i in range(20) %}{{ xs.count(3) }}{% endfor %}", "render_max_steps"),
+        ("{% for i in range(20) %}{{ xs|unique|list|length }}{% endfor %}", "render_max_steps"),
+        ("{{ (big * 8)|string|length }}", "the string filter would produce"),
+        ("{{ (big * 8)|pprint|length }}", "the pprint filter would produce"),
+    ],
+    ids=["lazy map", "lazy select", "in test", "list method", "unique", "string of a container", "pprint"],
+)
+def test_every_filter_test_and_method_is_charged(template: str, reason: str) -> None:
+    variables = {"xs": list(range(40_000)), "big": [["x" * 1000] * 100] * 5}
+    assert reason in _refused_by_a_guard(template, **variables).reason
+
+
+def test_filters_that_look_at_once_cost_one_step_whatever_the_size() -> None:
+    # An application may hand a template a long list: taking its length or an item is not working through it.
+    template = "{% for i in range(1000) %}{{ xs|length }}{{ xs|first }}{{ xs|last }}{{ xs is defined }}{% endfor %}"
+    assert _render(template, RenderLimits(max_steps=6000, timeout=600), xs=list(range(1_000_000))).startswith(
+        "10000000999999True"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ (data * 1000000000)|length }}", "repetition would produce 4000000000 characters"),
+        ("{{ (data * 200000 + data * 200000)|length }}", "concatenation would produce 1600000 characters"),
+        ("{{ data.center(999999999)|length }}", "str.center would produce 999999999 characters"),
+        ("{{ data.replace(data[:1], data * 100000)|length }}", "str.replace would produce"),
+        ("{{ ([data * 200000] * 100)|length }}", "repetition would build a value of about 80000"),
+        ("{{ 'abc'.encode()|length }}", "str.encode is not available in templates"),
+        ("{{ data.decode()|length }}", "bytes.decode is not available in templates"),
+        ("{{ buffer.center(999999999)|length }}", "str.center would produce 999999999 characters"),
+    ],
+    ids=["repeat", "concatenate", "center", "replace", "nested", "encode", "decode", "bytearray"],
+)
+def test_bytes_are_weighed_like_text(template: str, reason: str) -> None:
+    # A template built 3 GB of bytes and rendered: every size guard looked at str only.
+    assert reason in _refused_by_a_guard(template, data=b"abaa", buffer=bytearray(b"ab")).reason

@@ -29,6 +29,9 @@ class RenderLimits:
     """Loop iterations, calls and items processed by filters."""
     timeout: float = 2.0
     """Seconds."""
+    max_prompt_bytes: int = 262_144
+    """Largest version content (templates, messages, schemas, included prompts), in bytes of its JSON: what a
+    push compiles and every reader of the version loads."""
 
     @property
     def max_work_chars(self) -> int:

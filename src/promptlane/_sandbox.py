@@ -33,7 +33,9 @@ from ._guards import (
     combine_sequences,
     guard_binop,
     guard_str_method,
+    metered,
     safe_range,
+    work_of,
 )
 
 __all__ = ["SandboxEnvironment"]
@@ -194,6 +196,8 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         self.globals.pop("lipsum", None)
         self.globals["range"] = safe_range
         self.filters.update(GUARDED_FILTERS)
+        self.filters = {name: metered("filter", name, func) for name, func in self.filters.items()}
+        self.tests = {name: metered("test", name, func) for name, func in self.tests.items()}
         # A plain function in the instance dict: compiled templates call it for every chunk of output, and
         # this spares them building a bound method each time.
         self.promptlane_emit = _emit
@@ -220,6 +224,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             budget.step()
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
         if isinstance(target, types.BuiltinMethodType):
+            owner = getattr(target, "__self__", None)
+            if budget is not None and isinstance(owner, (list, tuple, dict)):
+                budget.step(work_of(owner))  # `items()`, `index()`, `count()`... go through the container
             args = guard_str_method(target, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         if type(result) in (list, tuple, dict):

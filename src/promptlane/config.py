@@ -58,6 +58,8 @@ class Settings:
     """Loop iterations plus calls a single render may take."""
     render_timeout: float = 2.0
     """Seconds a single render may take."""
+    prompt_max_bytes: int = 262_144
+    """Largest version a push accepts: its templates, messages, schemas and included prompts, in bytes of JSON."""
     author: str | None = None
     """Author recorded on pushes and label moves; defaults to git's user.name, then the login name."""
     recordings: str | None = None
@@ -184,6 +186,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "render_max_chars": _as_int,
     "render_max_steps": _as_int,
     "render_timeout": _as_float,
+    "prompt_max_bytes": _as_int,
     "author": _as_str,
     "recordings": _as_str,
     "judge_model": _as_model,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._budget import RenderLimits
+from .._canonical import canonical_json
 from ..errors import IncludeError, NotFoundError, PromptlaneError, SpecError, TemplateError
 from ..spec import PromptFile, PromptSpec, content_hash
 from ..templates import TemplateInfo, analyze_template, compile_prompt, first_use_line
@@ -76,6 +77,16 @@ def freeze(
         line = file.template_line(loc, line_in_template, near=near)
         return SpecError(message, path=file.path, line=line, key=".".join(map(str, loc)))
 
+    limits = limits or RenderLimits()
+
+    def check_size(content: Mapping[str, Any], what: str) -> None:
+        size = _size(content)
+        if size > limits.max_prompt_bytes:
+            raise spec_error(
+                f"{what} is {size:,} bytes, over the limit of {limits.max_prompt_bytes:,} (prompt_max_bytes)", ()
+            )
+
+    check_size(spec.canonical(), "the prompt")  # before anything parses it
     own: list[tuple[str, tuple[str | int, ...], str, TemplateInfo]] = []
     for label, loc, source in spec.templates():
         try:
@@ -125,9 +136,11 @@ def freeze(
     data["variables"] = variables
     if includes:
         data["includes"] = includes
+    if includes:
+        check_size(data, "the prompt with its includes")
     digest = content_hash(data)
     try:
-        compile_prompt(name=name, version=None, content_hash=digest, spec=data, limits=limits or RenderLimits())
+        compile_prompt(name=name, version=None, content_hash=digest, spec=data, limits=limits)
     except TemplateError as exc:
         loc = next((loc for label, loc, _, _ in own if label == exc.template), ())
         raise _relocate(exc, file, loc) from None
@@ -190,8 +203,16 @@ def _resolve_includes(
     return dict(sorted(resolved.items()))
 
 
-def push_order(files: Sequence[PromptFile]) -> list[PromptFile]:
+def _size(content: Mapping[str, Any]) -> int:
+    """Bytes of a version's content: what a push compiles (tens of microseconds a byte for dense Jinja2) and
+    every reader of the version loads."""
+    return len(canonical_json(content).encode())
+
+
+def push_order(files: Sequence[PromptFile], *, limits: RenderLimits | None = None) -> list[PromptFile]:
     """``files`` ordered so that a prompt comes after the prompts of the set it includes.
+
+    A file over ``limits.max_prompt_bytes`` is not parsed for its includes: :func:`freeze` refuses it.
 
     Raises:
         SpecError: two files declare the same prompt name.
@@ -203,8 +224,12 @@ def push_order(files: Sequence[PromptFile]) -> list[PromptFile]:
             raise SpecError(f"prompt {file.name!r} is also defined in {by_name[file.name].path}", path=file.path)
         by_name[file.name] = file
     edges: dict[str, list[str]] = {}
+    max_bytes = (limits or RenderLimits()).max_prompt_bytes
     for file in files:
         targets: list[str] = []
+        if _size(file.spec.canonical()) > max_bytes:
+            edges[file.name] = targets
+            continue
         for label, _, source in file.spec.templates():
             with contextlib.suppress(TemplateError):  # freeze reports it, with the file's line
                 targets += [
@@ -264,7 +289,7 @@ def check_files(
             raise _IncludedFileBroken(name)
         return drafts[name] if name in drafts else resolve(name)
 
-    for file in push_order(files):
+    for file in push_order(files, limits=limits):
         try:
             frozen = freeze(file.name, file.spec, resolver, file=file, limits=limits)
         except _IncludedFileBroken as exc:

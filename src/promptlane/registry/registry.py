@@ -127,6 +127,7 @@ class Registry:
             max_chars=self.settings.render_max_chars,
             max_steps=self.settings.render_max_steps,
             timeout=self.settings.render_timeout,
+            max_prompt_bytes=self.settings.prompt_max_bytes,
         )
         self._store: Store | None = None
         self._store_lock = threading.Lock()
@@ -395,7 +396,7 @@ class Registry:
         files = [load_prompt_file(path, self.settings.prompts_dir) for path in discover_prompt_files(roots)]
         if not files:
             raise RegistryError(f"no prompt files (*.yaml) in {', '.join(map(str, roots))}")
-        ordered = push_order(files)
+        ordered = push_order(files, limits=self.limits)
 
         # Pass 1: check everything, resolving includes of the batch against its own frozen drafts.
         drafts: dict[str, PromptVersion] = {}
