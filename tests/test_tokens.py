@@ -21,7 +21,7 @@ from promptlane.registry import migrate
 from promptlane.registry.migrate import current_revision
 from promptlane.registry.sql import SQLStore, normalize_url
 from promptlane.registry.store import TokenRecord
-from promptlane.registry.tables import metadata, prompts, tokens
+from promptlane.registry.tables import HEAD_REVISION, metadata, prompts, tokens
 from promptlane.registry.tokens import (
     SCOPES,
     allows,
@@ -272,7 +272,7 @@ def test_a_store_at_0003_is_upgraded_with_the_tokens_table(store_url: str) -> No
 
     store = SQLStore(store_url)
     with store.engine.connect() as conn:
-        assert current_revision(conn) == "0004"
+        assert current_revision(conn) == HEAD_REVISION
         assert inspect(conn).has_table(tokens.name)
         assert conn.execute(select(prompts.c.name)).scalars().all() == ["kept"]
     _, secret = create_token(store, "app1", ["read"], created_by=None)

@@ -26,7 +26,9 @@ from ..errors import ConfigError, NotFoundError, RegistryUnavailableError
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target, rollback_point
 from .migrate import ensure_schema
+from .sql_run_pages import SQLRunPages
 from .sql_runs import SQLRuns
+from .sql_sessions import SQLSessions
 from .sql_tokens import SQLTokens
 from .store import (
     MAX_VERSION,
@@ -54,7 +56,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-class SQLStore(SQLRuns, SQLTokens):
+class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
     """A registry store in a SQL database."""
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:

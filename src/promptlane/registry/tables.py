@@ -30,10 +30,11 @@ __all__ = [
     "run_cases",
     "runs",
     "tokens",
+    "ui_sessions",
     "versions",
 ]
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration; a store whose schema is older is upgraded on open."""
 VERSION_TABLE = "pl_alembic_version"
 """Alembic's bookkeeping table, prefixed so it cannot clash with an application's own Alembic."""
@@ -140,4 +141,16 @@ tokens = Table(
     # Names stay taken after a revoke, so a name in an audit trail or a log always means one token.
     UniqueConstraint("name", name="uq_pl_tokens_name"),
     UniqueConstraint("secret_hash", name="uq_pl_tokens_secret_hash"),
+)
+
+ui_sessions = Table(
+    "pl_ui_sessions",
+    metadata,
+    # The sha256 of the session id the browser holds (as for tokens: a copy of the database logs nobody in).
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", Integer, ForeignKey("pl_tokens.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_pl_ui_sessions_expires_at", "expires_at"),
 )

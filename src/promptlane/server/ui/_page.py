@@ -1,8 +1,10 @@
-"""What every page shares: the login cookie, CSRF, scopes, and rendering templates (autoescaped).
+"""What every page shares: the session, CSRF, scopes, and rendering templates (autoescaped).
 
-The token a person logs in with is kept in an HttpOnly, SameSite=Strict cookie, so page scripts cannot read it
-and other sites cannot send it. Every form and every script request carries a CSRF value that must equal a
-second cookie (double submit): another site can make a browser post a form, but cannot read or set that cookie.
+Logging in starts a session (see ``_sessions.py``): the browser holds a random session id in an HttpOnly,
+SameSite=Strict cookie, never the API token. Every form and every script request of a logged-in page carries
+the CSRF value bound to that session. Before the login (the login form itself) and on a ``--no-auth`` server
+there is no session: the CSRF value is then a random one that must equal a second cookie (double submit):
+another site can make a browser post a form, but cannot read or set that cookie.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -25,13 +28,15 @@ from ...registry.store import TokenRecord, format_target
 from ...registry.tokens import allows
 from .._http import HttpError, status_for
 from ..state import state
+from ._public import public_text
+from ._sessions import SESSION, resume_session, session_csrf
 
-__all__ = ["SESSION", "Page", "csrf_ok", "new_csrf", "page", "redirect", "render", "with_csrf"]
+__all__ = ["CSRF", "SESSION", "Page", "csrf_ok", "new_csrf", "page", "redirect", "render", "with_csrf"]
 
 log = logging.getLogger("promptlane.server")
 
-SESSION = "promptlane_token"
 CSRF = "promptlane_csrf"
+"""The double-submit cookie, for forms shown without a session (the login form, ``--no-auth``)."""
 _FOLDER = Path(__file__).parent
 
 templates = Environment(
@@ -48,6 +53,16 @@ templates.filters["target"] = format_target  # v3, or v3 90% / v4 10%
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
+@pass_context
+def _public(context: Context, value: object) -> str:
+    """An error message as a page shows it: file paths relative to the project root, no other server path."""
+    viewer = context.get("page")
+    return public_text(value, viewer.root if isinstance(viewer, Page) else None)
+
+
+templates.filters["public"] = _public
+
+
 class Page:
     """The request, who is looking, and what they may do."""
 
@@ -56,6 +71,11 @@ class Page:
         self.token = token
         self.csrf = csrf
         self.registry = state(request).registry
+
+    @property
+    def root(self) -> Path:
+        """The project root, which file paths in messages are shown relative to."""
+        return self.registry.settings.root
 
     @property
     def writing(self) -> bool:
@@ -83,21 +103,21 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def new_csrf(request: Request) -> str:
-    """The session's CSRF value (a new one when the browser has none yet)."""
+    """The double-submit CSRF value of a browser without a session (a new one when it has none yet)."""
     return request.cookies.get(CSRF) or secrets.token_urlsafe(24)
 
 
 def with_csrf(request: Request, response: Response, csrf: str) -> Response:
-    """``response``, setting the CSRF cookie when the browser does not have it yet."""
+    """``response``, setting the double-submit CSRF cookie when the browser does not have it yet."""
     if request.cookies.get(CSRF) != csrf:
         secure = request.url.scheme == "https"
         response.set_cookie(CSRF, csrf, httponly=True, samesite="strict", secure=secure, path="/")
     return response
 
 
-def csrf_ok(request: Request, given: str | None) -> bool:
-    expected = request.cookies.get(CSRF)
-    return bool(expected and given and hmac.compare_digest(expected, given))
+def csrf_ok(expected: str | None, given: object) -> bool:
+    """Whether the CSRF value ``given`` (a form field or header) is ``expected``."""
+    return bool(expected and isinstance(given, str) and given and hmac.compare_digest(expected, given))
 
 
 Handler = Callable[[Page], Awaitable[Response]]
@@ -105,19 +125,25 @@ Handler = Callable[[Page], Awaitable[Response]]
 
 def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """A page handler that needs ``scope`` to read and, for POST, ``write`` (default: ``scope``) and a valid
-    CSRF value. Without a login the viewer goes to the login page; a scope it lacks is a 403 page."""
+    CSRF value. Without a session the viewer goes to the login page; a scope it lacks is a 403 page."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             server = state(request)
-            csrf = new_csrf(request)
             token = None
             if server.auth.enabled:
-                secret = request.cookies.get(SESSION)
-                token = await server.auth.lookup(secret) if secret else None
-                if token is None:
+                session_id = request.cookies.get(SESSION)
+                token = await resume_session(request, session_id) if session_id else None
+                if token is None or session_id is None:
                     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                    return redirect(f"/login?next={quote(here)}")
+                    answer = redirect(f"/login?next={quote(here)}")
+                    if session_id:
+                        answer.delete_cookie(SESSION, path="/")  # ended: logged out, expired or revoked
+                    return answer
+                csrf = expected = session_csrf(session_id)
+            else:
+                csrf = new_csrf(request)
+                expected = request.cookies.get(CSRF)
             viewer = Page(request, token, csrf)
             needed = (write or scope) if viewer.writing else scope
             try:
@@ -126,7 +152,7 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
                 if viewer.writing:
                     form = await request.form()
                     given = request.headers.get("x-csrf-token") or form.get("csrf")
-                    if not csrf_ok(request, given if isinstance(given, str) else None):
+                    if not csrf_ok(expected, given):
                         return render(viewer, "error.html", status=403, message="the form expired: reload the page")
                 response = await handler(viewer)
             except AuthError as exc:
@@ -136,7 +162,7 @@ def page(scope: str, *, write: str | None = None) -> Callable[[Handler], Callabl
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 response = render(viewer, "error.html", status=500, message="internal error (see the server log)")
-            return with_csrf(request, response, csrf)
+            return response if token is not None else with_csrf(request, response, csrf)
 
         endpoint.__name__ = handler.__name__
         return endpoint

@@ -4,7 +4,7 @@ history), the side-by-side diff, and label moves, rollouts and rollbacks through
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,6 +16,7 @@ from ...registry.gate import GateError
 from ...registry.labels import check_label_name, parse_weights
 from ...registry.store import format_target
 from ...spec_diff import diff_specs
+from .._http import status_for
 from ..state import state
 from ._page import Page, page, redirect, render
 
@@ -42,31 +43,57 @@ async def prompts(view: Page) -> Response:
     return render(view, "prompts.html", folders=dict(sorted(folders.items())), search=search, count=len(summaries))
 
 
+NOTICES = {
+    "saved": "saved as v{version}",
+    "unchanged": "identical to v{version}: nothing new to save",
+    "moved": "{label} now points at {target}",
+    "rolled-back": "{label} rolled back to {target}",
+}
+"""The notices a page shows after a change, by the key in its address (``?notice=saved&version=3``). Only
+these texts are shown, never text from the address: a link cannot make the page say something else. What is
+filled in is a version the prompt has, or a label it has and where that label points now (from the registry)."""
+
+
+def _notice(query: Mapping[str, str], context: Mapping[str, Any]) -> str | None:
+    """The notice ``query`` names, filled in from ``context``; None for a key not in NOTICES, or a version or
+    label the prompt does not have."""
+    text = NOTICES.get(query.get("notice") or "")
+    if text is None:
+        return None
+    version, label = query.get("version") or "", query.get("label") or ""
+    if "{version}" in text and version not in {str(v.number) for v in context["versions"]}:
+        return None
+    state = context["labels"].get(label)
+    if "{label}" in text and state is None:
+        return None
+    return text.format(version=version, label=label, target=format_target(state.target) if state else "")
+
+
+def _prompt_context(view: Page, name: str) -> dict[str, Any]:
+    """What the prompt's page shows (NotFoundError for a prompt that is not there)."""
+    registry = view.registry
+    versions = registry.versions(name)[::-1]  # newest first
+    labels = {state.label: state for state in registry.labels(name)}
+    protected = set(registry.settings.protected_labels)
+    requirements = registry.gate_requirements(name)
+    verdicts = {v.number: registry.gate_verdict(v, requirements) for v in versions[:10]}
+    return {
+        "versions": versions,
+        "labels": labels,
+        "label_names": sorted({*labels, *protected}),
+        "protected": protected,
+        "verdicts": verdicts,
+        "history": list(reversed(registry.history(name)))[:50],
+        "scenario_files": requirements.scenario_files,
+    }
+
+
 @page("read")
 async def prompt(view: Page) -> Response:
     name = view.request.path_params["name"]
-    registry = view.registry
-
-    def gather() -> dict[str, Any]:
-        versions = registry.versions(name)[::-1]  # newest first (NotFoundError for a prompt that is not there)
-        labels = {state.label: state for state in registry.labels(name)}
-        protected = set(registry.settings.protected_labels)
-        requirements = registry.gate_requirements(name)
-        verdicts = {v.number: registry.gate_verdict(v, requirements) for v in versions[:10]}
-        return {
-            "versions": versions,
-            "labels": labels,
-            "label_names": sorted({*labels, *protected}),
-            "protected": protected,
-            "verdicts": verdicts,
-            "history": list(reversed(registry.history(name)))[:50],
-            "scenario_files": requirements.scenario_files,
-        }
-
-    context = await run_in_threadpool(gather)
-    query = view.request.query_params
-    shown = {key: query.get(key) for key in ("notice", "error", "reason")}
-    return render(view, "prompt.html", name=name, **shown, **context)
+    context = await run_in_threadpool(_prompt_context, view, name)
+    notice = _notice(view.request.query_params, context)
+    return render(view, "prompt.html", name=name, notice=notice, **context)
 
 
 @page("read")
@@ -112,10 +139,10 @@ async def move_label(view: Page) -> Response:
         if force and not view.may("admin"):
             raise LabelError("a forced move past the gate needs a token with the admin scope")
         kind = "move" if len(target) == 1 else "rollout"
-        event = view.registry.set_rollout(name, label, target, reason=reason, force=force, actor=view.who, kind=kind)
-        return f"{label} now points at {format_target(event.to_target)}"
+        view.registry.set_rollout(name, label, target, reason=reason, force=force, actor=view.who, kind=kind)
+        return label
 
-    return await _label_change(view, name, move, reason=reason)
+    return await _label_change(view, name, move, notice="moved", reason=reason)
 
 
 @page("read", write="promote")
@@ -125,15 +152,19 @@ async def rollback(view: Page) -> Response:
     reason = str(form.get("reason") or "").strip() or None
 
     def undo() -> str:
-        event = view.registry.rollback(name, label, reason=reason, actor=view.who)
-        return f"{label} rolled back to {format_target(event.to_target)}"
+        view.registry.rollback(name, label, reason=reason, actor=view.who)
+        return label
 
-    return await _label_change(view, name, undo)
+    return await _label_change(view, name, undo, notice="rolled-back")
 
 
-async def _label_change(view: Page, name: str, change: Callable[[], str], reason: str | None = None) -> Response:
+async def _label_change(
+    view: Page, name: str, change: Callable[[], str], *, notice: str, reason: str | None = None
+) -> Response:
+    """Make a label change (``change`` returns the label); then back to the prompt's page, or that page again
+    with the refusal and the reason typed (shown from here, never through the address)."""
     try:
-        notice = await run_in_threadpool(change)
+        label = await run_in_threadpool(change)
     except GateError as exc:  # a refusal is shown on the prompt's page (the reason kept), not as an error page
         head = str(exc).splitlines()[0]
         if view.may("admin"):
@@ -141,8 +172,13 @@ async def _label_change(view: Page, name: str, change: Callable[[], str], reason
         else:
             hint = "an admin can force the move past the gate, with a reason"
         lines = [head, *(f"  - {problem}" for problem in exc.problems), f"  ({hint})"]
-        return redirect(prompt_url(name, error="\n".join(lines), reason=reason) + "#labels")
+        return await _refused(view, name, "\n".join(lines), reason, status=409)
     except PromptlaneError as exc:
-        return redirect(prompt_url(name, error=str(exc), reason=reason) + "#labels")
+        return await _refused(view, name, str(exc), reason, status=status_for(exc))
     state(view.request).cache.invalidate(name)  # the API's answers from this process show the move at once
-    return redirect(prompt_url(name, notice=notice) + "#labels")
+    return redirect(prompt_url(name, notice=notice, label=label) + "#labels")
+
+
+async def _refused(view: Page, name: str, error: str, reason: str | None, *, status: int) -> Response:
+    context = await run_in_threadpool(_prompt_context, view, name)
+    return render(view, "prompt.html", status=status, name=name, error=error, reason=reason, **context)

@@ -14,13 +14,15 @@ from starlette.responses import JSONResponse, Response
 
 from ..._yaml import load_data
 from ...errors import PromptlaneError, SpecError, TemplateError, VariableError
+from ...registry import Registry
 from ...spec_diff import authoring_order
 from ...variables import parse_typed
 from ..state import state
 from ._page import Page, page, redirect, render
+from ._public import public_text
 from .browse import prompt_url
 
-__all__: list[str] = []
+__all__ = ["draw_preview"]
 
 _YAML_FIELDS = ("model_settings", "variables", "tools", "output_schema")
 _MAX_MESSAGES = 500
@@ -128,9 +130,8 @@ async def edit(view: Page) -> Response:
         fields = {**_form_fields({}), **_posted(form)}
         return render(view, "edit.html", status=422, name=name, base=form.get("base"), fields=fields, problem=problem)
     state(view.request).cache.invalidate(name)  # `latest` moved, for the API's answers too
-    number = result.version.number
-    notice = f"saved as v{number}" if result.created else f"identical to v{number}: nothing new to save"
-    return redirect(prompt_url(name, notice=notice))
+    notice = "saved" if result.created else "unchanged"
+    return redirect(prompt_url(name, notice=notice, version=result.version.number))
 
 
 def _posted(form: FormData) -> dict[str, Any]:
@@ -158,27 +159,36 @@ async def preview(view: Page) -> Response:
     line}``. A read: it stores nothing."""
     name = view.request.path_params["name"]
     form = await view.request.form()
-
-    def draw() -> dict[str, Any]:
-        prompt = view.registry.draft(name, spec_from_form(form))
-        schema = prompt.variables or {}
-        values = {}
-        for key, declared in schema.items():
-            raw = form.get(f"var.{key}")
-            if isinstance(raw, str) and raw != "":
-                values[key] = parse_typed(raw, (declared or {}).get("type"))
-        variables = _variables(schema)
-        try:
-            return {"messages": prompt.render(values).messages, "variables": variables}
-        except VariableError as exc:  # the form is fine: the values are not there yet
-            return {"error": str(exc), "field": None, "line": None, "missing": True, "variables": variables}
-
     try:
-        return JSONResponse(await run_in_threadpool(draw))
+        answer = await run_in_threadpool(draw_preview, view.registry, name, form)
     except (FormError, PromptlaneError) as exc:
         problem = form_error(exc)
-        label = _label(problem.field)
-        return JSONResponse({"error": problem.message, "field": problem.field, "label": label, "line": problem.line})
+        answer = {"error": problem.message, "field": problem.field, "label": _label(problem.field),
+                  "line": problem.line}  # fmt: skip
+    if answer.get("error"):
+        answer["error"] = public_text(answer["error"], view.root)
+    return JSONResponse(answer)
+
+
+def draw_preview(registry: Registry, name: str, form: FormData) -> dict[str, Any]:
+    """The preview of the editor's ``form`` for the prompt ``name`` (CPU work: templates render here).
+
+    Raises:
+        FormError: a field of the form cannot be read.
+        PromptlaneError: the form is not a valid prompt.
+    """
+    prompt = registry.draft(name, spec_from_form(form))
+    schema = prompt.variables or {}
+    values = {}
+    for key, declared in schema.items():
+        raw = form.get(f"var.{key}")
+        if isinstance(raw, str) and raw != "":
+            values[key] = parse_typed(raw, (declared or {}).get("type"))
+    variables = _variables(schema)
+    try:
+        return {"messages": prompt.render(values).messages, "variables": variables}
+    except VariableError as exc:  # the form is fine: the values are not there yet
+        return {"error": str(exc), "field": None, "line": None, "missing": True, "variables": variables}
 
 
 def _label(field: str) -> str:

@@ -4,11 +4,13 @@ models, or replaying recorded answers) with progress; the runs list; a run, fail
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -23,11 +25,9 @@ __all__: list[str] = []
 
 log = logging.getLogger("promptlane.server")
 
-_CASES_SHOWN = 300
 MAX_RUNNING = 4
 """Runs started from the browser at once, per server process (each drives models and the CPU)."""
 _JOBS_KEPT = 200
-_ORDER = {"error": 0, "failed": 1, "passed": 2}
 
 
 @dataclass(kw_only=True)
@@ -170,21 +170,82 @@ async def run_page(view: Page) -> Response:
     run_id = view.request.path_params["run_id"]
     job = state(view.request).jobs.get(run_id)
     running = job is not None and not job.finished  # before reading the record: a run may end meanwhile
-    store = view.registry.store
+    store: Any = view.registry.store
     try:
         record = await run_in_threadpool(store.get_run, run_id)
     except NotFoundError:
         if job is None:
             raise
-        return render(view, "run.html", record=None, run_id=run_id, job=job, cases=[], hidden=0)
-
-    def cases() -> tuple[list[CaseResult], int]:
-        found = sorted(store.run_cases(record.id), key=lambda c: (_ORDER.get(c.status, 0), c.scenario, c.case))
-        return found[:_CASES_SHOWN], max(len(found) - _CASES_SHOWN, 0)
-
-    shown, hidden = await run_in_threadpool(cases)
+        return render(view, "run.html", record=None, run_id=run_id, job=job, cases=[], paging=None)
+    counts = await run_in_threadpool(store.count_cases, record.id)
+    paging = CasePaging.of(view.request.query_params, counts)
+    shown = await run_in_threadpool(paging.read, store, record.id)
     return render(view, "run.html", record=record, run_id=record.id, job=job if running else None, cases=shown,
-                  hidden=hidden, failure=job.failure if job else None)  # fmt: skip
+                  paging=paging, failure=job.failure if job else None)  # fmt: skip
+
+
+CASES_PER_PAGE = 100
+"""Cases a run page shows at once; the others are a page away, never read for this one."""
+_VIEWS = {"failing": ("error", "failed"), "passed": ("passed",), "all": ("error", "failed", "passed")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CasePaging:
+    """Which cases of a run a page shows: a view (failing, passed, all: errors first, then failures, then
+    passes, each in the order they finished) and a page of it."""
+
+    view: str
+    """``failing``, ``passed`` or ``all``."""
+    page: int
+    """1-based."""
+    counts: dict[str, int]
+    """The run's stored cases by status."""
+
+    @classmethod
+    def of(cls, query: Mapping[str, str], counts: dict[str, int]) -> CasePaging:
+        """The paging the page's address asks for; by default the failing cases when there are any."""
+        failing = counts.get("error", 0) + counts.get("failed", 0)
+        view = query.get("show") or ""
+        if view not in _VIEWS:
+            view = "failing" if failing else "all"
+        text = query.get("page") or "1"
+        number = int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 1
+        paging = cls(view=view, page=1, counts=counts)
+        return cls(view=view, page=min(max(number, 1), paging.pages), counts=counts)
+
+    def total(self, view: str | None = None) -> int:
+        """How many cases ``view`` (default: this one) has."""
+        return sum(self.counts.get(status, 0) for status in _VIEWS[view or self.view])
+
+    @property
+    def pages(self) -> int:
+        return max((self.total() + CASES_PER_PAGE - 1) // CASES_PER_PAGE, 1)
+
+    @property
+    def first(self) -> int:
+        """The 0-based position of this page's first case in the view."""
+        return (self.page - 1) * CASES_PER_PAGE
+
+    def link(self, *, view: str | None = None, page: int = 1) -> str:
+        """This run page's address for ``view`` (default: this one) at ``page``."""
+        query = {"show": view or self.view, **({"page": str(page)} if page > 1 else {})}
+        return f"?{urlencode(query)}"
+
+    def read(self, store: Any, run_id: str) -> list[CaseResult]:
+        """This page's cases, read a status at a time from the store (only the rows shown)."""
+        cases: list[CaseResult] = []
+        skip, wanted = self.first, CASES_PER_PAGE
+        for status in _VIEWS[self.view]:
+            stored = self.counts.get(status, 0)
+            if skip >= stored:
+                skip -= stored
+                continue
+            rows = store.case_slice(run_id, offset=skip, limit=wanted - len(cases), statuses=[status])
+            cases += [CaseResult.from_json(json.loads(data)) for _, data in rows]
+            skip = 0
+            if len(cases) >= wanted:
+                break
+        return cases
 
 
 @page("read")

@@ -83,6 +83,7 @@ function setupPreview(editor) {
     clearTimeout(timer);
     timer = setTimeout(refresh, 250);
   }
+  variables.addEventListener("submit", (event) => event.preventDefault()); // the variables only feed the preview
   editor.addEventListener("input", later);
   variables.addEventListener("input", later);
   refresh();
