@@ -184,6 +184,7 @@ ROUTES = [
     Route("PUT", "/api/v1/runs/{run_id}", f"/runs/{NO_RUN}", "write"),
     Route("GET", "/api/v1/runs/{run_id}/cases", f"/runs/{NO_RUN}/cases", "read"),
     Route("POST", "/api/v1/runs/{run_id}/cases", f"/runs/{NO_RUN}/cases", "write"),
+    Route("POST", "/api/v1/runs/{run_id}/heartbeat", f"/runs/{NO_RUN}/heartbeat", "write"),
     Route("GET", "/api/v1/tokens", "/tokens", "admin"),
     Route("POST", "/api/v1/tokens", "/tokens", "admin"),
     Route("DELETE", "/api/v1/tokens/{token}", "/tokens/nobody", "admin"),

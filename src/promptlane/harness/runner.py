@@ -4,12 +4,18 @@ Cases are planned lazily (dataset rows are read as they are needed) and run by `
 Finished cases go to the registry in batches, so memory holds tallies, not cases: a 100,000-row dataset
 runs in bounded memory. Once ``max_cost`` is spent, no new case starts and the run ends ``stopped``; a
 Ctrl-C cancels the cases in flight and saves what finished as ``interrupted``.
+
+A thread keeps the run's lease while it runs: it saves the cases that finished within the last second (so a
+``kill -9`` loses at most that) and refreshes the run's heartbeat, even while a model call holds the event loop.
+A run whose process died stops heartbeating, and readers then see it ``interrupted`` (:mod:`..registry.runs`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +30,7 @@ from pydantic_ai.tools import ToolDefinition
 from ..errors import ConfigError, TemplateError
 from ..registry.gate import relative_path
 from ..registry.prompt import Prompt
-from ..registry.runs import CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
+from ..registry.runs import HEARTBEAT_SECONDS, CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
 from ..spec import check_model
 from ..templates import TextTemplate
@@ -41,6 +47,8 @@ from .scenarios import ScenariosDocument, ScenarioSpec, ToolDeclaration, scenari
 from .tracing import RunTracer
 
 __all__ = ["EvalOptions", "EvalRun", "Progress"]
+
+log = logging.getLogger("promptlane")
 
 _FLUSH_CASES = 200
 _FLUSH_SECONDS = 1.0
@@ -319,19 +327,29 @@ class EvalRun:
 
     async def _run(self) -> RunRecord:
         record = self.record
+        self._tally()  # the planned cases, all not run yet: what a reader tallies a lost run against
         self.store.create_run(record)
         pending: list[CaseResult] = []
+        pending_lock = threading.Lock()  # the lease's thread saves cases too
         flushed_at = time.monotonic()
         spent = 0.0
         stop_reason: str | None = None
         # Batches are written on the event loop: a thread would leave it free while SQLite works, but the
-        # handoffs of the GIL cost more than they give (bench/harness.py measured both).
+        # handoffs of the GIL cost more than they give (bench/harness.py measured both). The lease's thread
+        # writes only what waited a second or more, so it does not take that work over.
+
+        def save() -> bool:
+            """Store the pending cases, in the order they finished; whether there were any."""
+            with pending_lock:
+                if not pending:
+                    return False
+                self.store.add_cases(record.id, pending)  # on failure they stay pending, for the next try
+                pending.clear()
+                return True
 
         def flush() -> None:
             nonlocal flushed_at
-            if pending:
-                self.store.add_cases(record.id, pending)
-                pending.clear()
+            save()
             flushed_at = time.monotonic()
 
         cases = self.cases()
@@ -348,16 +366,21 @@ class EvalRun:
                 result = await run_case(case, self.prompt, self.tracer)
                 spent += result.cost_usd or 0.0
                 self.stats[id(case.scenario)].count(result.status)
-                pending.append(result)
+                with pending_lock:
+                    pending.append(result)
                 if len(pending) >= _FLUSH_CASES or time.monotonic() - flushed_at >= _FLUSH_SECONDS:
                     flush()
                 if self.on_case is not None:
                     self.on_case(result)
 
+        lease = _RunLease(self.store, record.id, save=save)
         with self.tracer.run(self.prompt.name) as span:
             record.trace_id = self.tracer.trace_id(span)
             try:
-                await asyncio.gather(*(worker() for _ in range(self.options.concurrency)))
+                try:
+                    await asyncio.gather(*(worker() for _ in range(self.options.concurrency)))
+                finally:
+                    lease.stop()
             except (asyncio.CancelledError, KeyboardInterrupt):
                 flush()
                 self._finish(span, spent, "interrupted", "interrupted")
@@ -370,15 +393,62 @@ class EvalRun:
             self._finish(span, spent, "stopped" if stop_reason else None, stop_reason)
         return record
 
+    def _tally(self) -> None:
+        """Put the scenarios' tallies on the record, planned cases not run counted as skipped."""
+        for key, stats in self.stats.items():
+            stats.skipped = max(self.planned[key] - stats.cases, 0)
+        self.record.scenarios = list(self.stats.values())
+
     def _finish(self, span: Any, spent: float, status: Any, reason: str | None) -> None:
         """Save the run's outcome (also when it did not complete); its cases are stored already."""
         record = self.record
-        for key, stats in self.stats.items():
-            stats.skipped = max(self.planned[key] - stats.cases, 0)
-        record.scenarios = list(self.stats.values())
+        self._tally()
         record.cost_usd = spent
         record.finished_at = datetime.now(timezone.utc)
         record.status = status or record.conclude()
         record.reason = reason
         self.tracer.finish_run(span, record)
         self.store.update_run(record)
+
+
+class _RunLease:
+    """A thread that keeps a run's lease while its process lives: every second it saves the cases that
+    finished and are still waiting (``save``), and every :data:`HEARTBEAT_SECONDS` it refreshes the run's
+    heartbeat. It works even while a model call holds the event loop; failures are logged, never raised (the
+    run's own writes report an outage)."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        *,
+        save: Callable[[], bool],
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._save = save
+        self._every = _FLUSH_SECONDS
+        self._heartbeat = HEARTBEAT_SECONDS
+        self._stopped = threading.Event()
+        self._warned = False
+        self._thread = threading.Thread(target=self._keep, name=f"promptlane-lease-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _keep(self) -> None:
+        beaten = time.monotonic()
+        while not self._stopped.wait(self._every):
+            try:
+                if self._save():
+                    beaten = time.monotonic()  # saving cases refreshed the heartbeat
+                if time.monotonic() - beaten >= self._heartbeat:
+                    self.store.heartbeat_run(self.run_id)
+                    beaten = time.monotonic()
+            except Exception as exc:  # an outage, an old server without heartbeats: the run goes on
+                if not self._warned:
+                    self._warned = True
+                    log.warning("promptlane: could not refresh the lease of run %s: %s", self.run_id, exc)
+
+    def stop(self) -> None:
+        """Stop keeping the lease (the run is ending), once a write in progress is done."""
+        self._stopped.set()
+        self._thread.join()

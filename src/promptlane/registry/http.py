@@ -292,6 +292,9 @@ class HttpStore:
     def update_run(self, record: RunRecord) -> None:
         self._call("PUT", f"{_API}/runs/{quote(record.id)}", body=run_to_json(record))
 
+    def heartbeat_run(self, run_id: str) -> None:
+        self._call("POST", f"{_API}/runs/{quote(run_id)}/heartbeat")
+
     def get_run(self, run_id: str) -> RunRecord:
         if not run_id.strip():
             raise NotFoundError("no run id given")

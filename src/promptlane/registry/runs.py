@@ -1,15 +1,29 @@
 """Eval runs as the registry keeps them: the run, its scenarios' tallies, and per case everything needed to see why.
 
 Plain dataclasses inside; ``to_json``/``from_json`` at the store boundary.
+
+A run is a lease: the process running it refreshes its heartbeat every :data:`HEARTBEAT_SECONDS` (and with
+every batch of cases it saves). A ``running`` run whose heartbeat is older than the lease (:func:`run_lease`,
+60 s unless ``PROMPTLANE_RUN_LEASE`` says otherwise) lost its process (killed, crashed, the machine went away):
+whoever reads it next sees it ``interrupted``, tallied from the cases it stored (:func:`retally`), and saves it so.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from ..errors import ConfigError
+
 __all__ = [
+    "HEARTBEAT_SECONDS",
+    "LEASE_ENV",
+    "LEASE_EXPIRED",
+    "LEASE_SECONDS",
     "CaseError",
     "CaseResult",
     "CaseStatus",
@@ -19,10 +33,39 @@ __all__ = [
     "ScenarioFileRef",
     "ScenarioStats",
     "ToolCallRecord",
+    "retally",
+    "run_lease",
 ]
 
 CaseStatus = Literal["passed", "failed", "error"]
 RunStatus = Literal["running", "passed", "failed", "error", "interrupted", "stopped"]
+
+HEARTBEAT_SECONDS = 10.0
+"""How often the process running a run refreshes its heartbeat."""
+LEASE_SECONDS = 60.0
+"""How long a ``running`` run lives without a heartbeat before it counts as interrupted (the default)."""
+LEASE_ENV = "PROMPTLANE_RUN_LEASE"
+"""The environment variable that sets the lease, in seconds (read where runs are read: the CLI, the server)."""
+LEASE_EXPIRED = "its process stopped: no heartbeat within the lease"
+"""The reason of a run found interrupted by its lease (a heartbeat from a live owner takes it back)."""
+
+
+def run_lease() -> float:
+    """The lease in seconds: ``PROMPTLANE_RUN_LEASE`` when set, else :data:`LEASE_SECONDS`.
+
+    Raises:
+        ConfigError: the variable is not a number of seconds, 0 or more.
+    """
+    text = os.environ.get(LEASE_ENV, "").strip()
+    if not text:
+        return LEASE_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"{text!r} is not a number of seconds (0 or more)", source=LEASE_ENV)
+    return seconds
 
 
 @dataclass(kw_only=True)
@@ -307,3 +350,35 @@ class RunRecord:
         self.scenarios = [ScenarioStats(**stats) for stats in data.get("scenarios", ())]
         self.settings = dict(data.get("settings", {}))
         return self
+
+
+def retally(record: RunRecord, cases: Iterable[str]) -> RunRecord:
+    """``record``'s scenario tallies and cost counted again from its stored cases (their JSON text, as
+    :meth:`CaseResult.to_json` wrote them): what a run that lost its process really did. A scenario's planned
+    cases that were not stored count as skipped, so the run is not complete."""
+    fresh = [
+        ScenarioStats(name=stats.name, file=stats.file, threshold=stats.threshold, deselected=stats.deselected)
+        for stats in record.scenarios
+    ]
+    planned = [stats.cases + stats.skipped for stats in record.scenarios]
+    by_name: dict[str, list[ScenarioStats]] = {}
+    for stats in fresh:
+        by_name.setdefault(stats.name, []).append(stats)
+    cost = 0.0
+    for text in cases:
+        data = json.loads(text)
+        named = by_name.get(data["scenario"])
+        if not named:  # a scenario the record did not list (saved by another client): count it too
+            named = by_name[data["scenario"]] = [ScenarioStats(name=data["scenario"], file=data["file"])]
+            fresh.append(named[0])
+            planned.append(0)
+        # Two scenario files may name a scenario alike: the case's file tells them apart (a dataset case
+        # names its dataset, so it goes to the first).
+        stats = next((s for s in named if s.file == data["file"]), named[0])
+        stats.count(data["status"])
+        cost += data.get("cost_usd") or 0.0
+    for stats, count in zip(fresh, planned, strict=True):
+        stats.skipped = max(count - stats.cases, 0)
+    record.scenarios = fresh
+    record.cost_usd = cost
+    return record

@@ -24,7 +24,7 @@ from .store import MAX_VERSION, LabelEvent, LabelState, PromptSummary, PromptVer
 
 __all__ = ["SQLiteReads", "open_sqlite_reads"]
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The schema these queries are written for; ``tests/test_store.py`` checks it is ``tables.HEAD_REVISION``."""
 
 _IDLE = 4

@@ -245,7 +245,12 @@ class Store(Protocol):
         ...
 
     def add_cases(self, run_id: str, cases: Sequence[CaseResult]) -> None:
-        """Append finished cases to a run."""
+        """Append finished cases to a run (which also refreshes its heartbeat)."""
+        ...
+
+    def heartbeat_run(self, run_id: str) -> None:
+        """Say that the process running ``run_id`` is alive: a ``running`` run whose heartbeat is older than the
+        lease counts as interrupted (see :mod:`promptlane.registry.runs`)."""
         ...
 
     def update_run(self, record: RunRecord) -> None:
@@ -253,7 +258,8 @@ class Store(Protocol):
         ...
 
     def get_run(self, run_id: str) -> RunRecord:
-        """A run by id or unique prefix; NotFoundError if none."""
+        """A run by id or unique prefix; NotFoundError if none. A ``running`` run past its lease comes back
+        ``interrupted``, tallied from its stored cases."""
         ...
 
     def list_runs(self, name: str | None = None, *, version: int | None = None, limit: int = 50) -> list[RunRecord]:

@@ -34,7 +34,7 @@ __all__ = [
     "versions",
 ]
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration; a store whose schema is older is upgraded on open."""
 VERSION_TABLE = "pl_alembic_version"
 """Alembic's bookkeeping table, prefixed so it cannot clash with an application's own Alembic."""
@@ -112,6 +112,8 @@ runs = Table(
     Column("cost_usd", Float, nullable=False),
     Column("created_by", String(255)),
     Column("details", Text, nullable=False),
+    # Refreshed by the process running the run; a `running` run whose heartbeat is older than the lease is dead.
+    Column("heartbeat_at", DateTime(timezone=True)),
     Index("ix_pl_runs_prompt_version", "prompt_id", "version"),
 )
 

@@ -92,6 +92,12 @@ async def add_cases(request: Request) -> Response:
     return json_response({"added": len(cases)}, status=201)
 
 
+async def heartbeat(request: Request) -> Response:
+    """The process running a run is alive: its lease starts again (a run past its lease reads interrupted)."""
+    await run_in_threadpool(state(request).registry.store.heartbeat_run, request.path_params["run_id"])
+    return Response(status_code=204)
+
+
 async def list_cases(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     after = _int_param(request, "after", 0, low=0, high=2**63 - 1)
@@ -162,6 +168,15 @@ ENDPOINTS = [
         body=schemas.CasesIn,
         status=201,
         errors=(400, 404),
+    ),
+    Endpoint(
+        "POST",
+        f"{_RUN}/heartbeat",
+        heartbeat,
+        "write",
+        "Say the process running a run is alive (a running run past its lease reads interrupted)",
+        status=204,
+        errors=(404,),
     ),
     Endpoint(
         "GET", _RUN, get_run, "read", "Get a run (by id or unique prefix)", response=schemas.Run, errors=(400, 404)
