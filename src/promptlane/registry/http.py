@@ -6,6 +6,12 @@ requirements this project sends against the runs the server holds. Errors come b
 local store raises, with the server's message; a server that cannot be reached (or answers 5xx) is a
 :class:`~promptlane.errors.RegistryUnavailableError`, which the SDK answers from its caches.
 
+Every answer is read whole, and at most ``max_answer`` bytes of it. The application path (resolve, snapshot,
+versions) also has a total deadline, ``timeout`` seconds for the whole request (connect, headers and body),
+so a server dripping its answer cannot hold ``get``; and anything it answers that is not what was asked
+(another shape, content that does not match its content hash, another version or label, an error that is not
+the API's) is an outage too, never a version served.
+
 Imported only for ``http(s)://`` registries.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +30,7 @@ import httpx
 
 from .. import errors
 from ..errors import AuthError, NotFoundError, RegistryError, RegistryUnavailableError
+from ._deadline import deadline, deadline_transport, past_deadline
 from .gate import GateError, GateRequirements
 from .runs import CaseResult, RunRecord
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
@@ -31,16 +39,22 @@ from .wire import (
     label_from_json,
     run_from_json,
     run_to_json,
+    snapshot_from_json,
     summary_from_json,
+    target_from_json,
     target_out,
     token_from_json,
     version_from_json,
 )
 
-__all__ = ["HttpStore", "Resolved"]
+__all__ = ["MAX_ANSWER", "HttpStore", "Resolved", "Snapshot"]
 
 _API = "/api/v1"
 _PAGE = 500
+MAX_ANSWER = 64 * 1024 * 1024
+"""Bytes of one answer the client reads at most (a longer one is an outage, not a memory exhaustion)."""
+Snapshot = dict[str, tuple[dict[int, int], list[PromptVersion]]]
+"""Every prompt at a label: its target and the versions the target names."""
 # Errors the server reports by type name; anything else is a RegistryError with the server's message.
 _ERRORS: dict[str, type[errors.PromptlaneError]] = {
     name: getattr(errors, name)
@@ -81,21 +95,36 @@ class HttpStore:
     Args:
         url: The server, ``http://host:8750`` (a path prefix is kept).
         token: An API token (``PROMPTLANE_TOKEN``); None for a server started with ``--no-auth``.
-        timeout: Seconds the application path (resolve, snapshot, versions) waits for the server.
-        write_timeout: Seconds other calls (push, runs, label moves) wait.
+        timeout: Seconds the application path (resolve, snapshot, versions) waits for the server, in all: a
+            total deadline for each request, not a bound on each read.
+        write_timeout: Seconds other calls (push, runs, label moves) wait for each read or write.
+        max_answer: Bytes of one answer read at most; a longer answer is a RegistryUnavailableError.
     """
 
     remote = True
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 2.0, write_timeout: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 2.0,
+        write_timeout: float = 60.0,
+        max_answer: int = MAX_ANSWER,
+    ):
         self.url = url.rstrip("/")
+        self.deadline = timeout if math.isfinite(timeout) and timeout > 0 else None
         self.timeout = httpx.Timeout(timeout)
         self.write_timeout = httpx.Timeout(write_timeout)
-        headers = {"Accept": "application/json", "User-Agent": "promptlane"}
+        self.max_answer = max_answer
+        # identity: an answer is bounded by the bytes that cross the network (no decompression bombs).
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": "promptlane"}
         self._has_token = bool(token)  # the secret itself is kept only in the client's headers
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.write_timeout)
+        self._client = httpx.Client(
+            base_url=self.url, headers=headers, timeout=self.write_timeout, transport=deadline_transport()
+        )
 
     def close(self) -> None:
         """Close the connections."""
@@ -112,34 +141,70 @@ class HttpStore:
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         fast: bool = False,
-    ) -> httpx.Response:
+    ) -> _Answer:
+        request = self._client.build_request(
+            method,
+            path,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            content=None if body is None else json.dumps(body, default=str).encode(),
+            headers={**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})},
+            timeout=self.timeout if fast else self.write_timeout,
+        )
         try:
-            response = self._client.request(
-                method,
-                path,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                content=None if body is None else json.dumps(body, default=str).encode(),
-                headers={**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})},
-                timeout=self.timeout if fast else self.write_timeout,
-            )
+            with deadline(self.deadline if fast else None):
+                response = self._client.send(request, stream=True)
+                try:
+                    answer = _Answer(
+                        response.status_code, response.reason_phrase, response.headers, self._read(response)
+                    )
+                finally:
+                    response.close()
         except httpx.TimeoutException:
             raise RegistryUnavailableError(f"registry server {self.url} did not answer in time") from None
         except httpx.HTTPError as exc:
             raise RegistryUnavailableError(f"registry server {self.url} cannot be reached: {exc}") from None
-        if response.status_code < 400 or response.status_code == 304:
-            return response
-        raise self._error(response)
+        if answer.status_code < 400 or answer.status_code == 304:
+            return answer
+        raise self._error(answer, fast=fast)
 
-    def _error(self, response: httpx.Response) -> errors.PromptlaneError:
+    def _read(self, response: httpx.Response) -> bytes:
+        """The whole body: at most ``max_answer`` bytes, as they arrive, and within the deadline."""
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise RegistryUnavailableError(
+                f"registry server {self.url} answered with Content-Encoding {encoding!r}, asked for identity"
+            )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_answer:
+            raise self._too_long()
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_raw():
+            size += len(chunk)
+            if size > self.max_answer:
+                raise self._too_long()
+            chunks.append(chunk)
+            if past_deadline():  # every read is bounded too; this also covers a transport without the bound
+                raise RegistryUnavailableError(f"registry server {self.url} did not answer in time")
+        return b"".join(chunks)
+
+    def _too_long(self) -> RegistryUnavailableError:
+        return RegistryUnavailableError(
+            f"registry server {self.url} answered more than {self.max_answer} bytes, the most a client reads"
+        )
+
+    def _error(self, response: _Answer, *, fast: bool = False) -> errors.PromptlaneError:
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             data = {}
         message = data.get("error") if isinstance(data, dict) else None
         status = response.status_code
         if not isinstance(message, str) or not message:
             # Not the API's error shape: a proxy, another server, a wrong URL. Say where it came from.
             message = f"registry server {self.url}: {status} {response.reason_phrase} (is this a promptlane server?)"
+            if fast and status not in (401, 403):  # the application keeps serving what it has, and says why
+                return RegistryUnavailableError(message)
             data = {}
         if status in (401, 403):
             hint = " (no token given: set PROMPTLANE_TOKEN, or pass token=)" if not self._has_token else ""
@@ -155,13 +220,24 @@ class HttpStore:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._call(method, path, **kwargs).json()
 
+    def _unchanged(self, answer: _Answer, etag: str | None) -> bool:
+        """Whether ``answer`` is a 304 to a request that sent ``etag`` (a 304 to nothing is not an answer)."""
+        if answer.status_code == 304:
+            if not etag:
+                raise ValueError("304 Not Modified to a request without an ETag")
+            return True
+        if answer.status_code != 200:
+            raise ValueError(f"{answer.status_code} {answer.reason_phrase} where 200 was expected")
+        return False
+
     # --- prompts and versions ------------------------------------------------------------------------------
 
     def list_prompts(self) -> list[PromptSummary]:
         return [summary_from_json(item) for item in self._json("GET", f"{_API}/prompts")]
 
     def get_version(self, name: str, number: int) -> PromptVersion:
-        return version_from_json(self._json("GET", f"{prompt_path(name)}/-/versions/{number}", fast=True))
+        data = self._json("GET", f"{prompt_path(name)}/-/versions/{number}", fast=True)
+        return version_from_json(data, name=name, number=number)
 
     def latest_number(self, name: str) -> int:
         return int(self._json("GET", prompt_path(name))["latest"])
@@ -258,17 +334,20 @@ class HttpStore:
             headers={"If-None-Match": etag} if etag else None,
             fast=True,
         )
-        if response.status_code == 304:
+        if self._unchanged(response, etag):
             return None
         data = response.json()
-        return Resolved(
-            {int(v): int(w) for v, w in data["target"].items()},
-            version_from_json(data["version"]),
-            response.headers.get("ETag"),
-        )
+        if not isinstance(data, dict) or data.get("label") != label:
+            raise ValueError(f"asked where {name}:{label} points, got {str(data)[:80]}")
+        target = target_from_json(data.get("target"))
+        version = version_from_json(data.get("version"), name=name)
+        if version.number not in target:
+            raise ValueError(f"{name}:{label} points at {sorted(target)}, the answer carries v{version.number}")
+        return Resolved(target, version, response.headers.get("ETag"))
 
-    def snapshot(self, label: str, *, etag: str | None = None) -> tuple[dict[str, Any], str | None] | None:
-        """Every prompt at ``label`` with the versions it points at; None when ``etag`` still matches."""
+    def snapshot(self, label: str, *, etag: str | None = None) -> tuple[Snapshot, str | None] | None:
+        """Every prompt at ``label`` with the versions it points at, checked (see
+        :func:`~promptlane.registry.wire.snapshot_from_json`); None when ``etag`` still matches."""
         response = self._call(
             "GET",
             f"{_API}/snapshot",
@@ -276,9 +355,9 @@ class HttpStore:
             headers={"If-None-Match": etag} if etag else None,
             fast=True,
         )
-        if response.status_code == 304:
+        if self._unchanged(response, etag):
             return None
-        return response.json(), response.headers.get("ETag")
+        return snapshot_from_json(response.json(), label), response.headers.get("ETag")
 
     # --- runs ----------------------------------------------------------------------------------------------
 
@@ -336,6 +415,19 @@ class HttpStore:
         raise RegistryError("tokens are checked by the server, not looked up over HTTP")
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A server's answer, read whole."""
+
+    status_code: int
+    reason_phrase: str
+    headers: httpx.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
 def _unreadable(store: HttpStore, exc: Exception) -> RegistryUnavailableError:
     return RegistryUnavailableError(
         f"registry server {store.url} answered something that is not promptlane's API "
@@ -346,7 +438,7 @@ def _unreadable(store: HttpStore, exc: Exception) -> RegistryUnavailableError:
 def _read_answers(method: Callable[..., Any]) -> Callable[..., Any]:
     """``method`` with an answer that does not parse (not JSON, not UTF-8, missing fields, wrong types) turned
     into RegistryUnavailableError naming the server, as the server being unusable: never a raw traceback."""
-    garbage = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+    garbage = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError)
 
     if inspect.isgeneratorfunction(method):
 

@@ -8,6 +8,10 @@
 - The first ``get`` of a label waits at most the fetch timeout. After a failure the request path stops trying
   the network for a few seconds (the background thread keeps trying), so an outage costs one timeout, not one
   per prompt. An outage is logged once, and its end once.
+- Trust: every version served was checked against its content hash and against the prompt and version asked for,
+  whether it came from the server or from the disk snapshot (:mod:`.wire`). An answer that is not what was asked
+  (another shape, HTML, a tampered version, one too slow or too long) is an outage like a server that is down:
+  the caches and the fallback answer, and the background thread keeps trying until the server answers well.
 
 Sources, as ``Prompt.source`` reports them: ``registry`` (fetched by this call), ``cache`` (memory, revalidated
 within ``ttl``), ``stale`` (memory, older: the server has not answered since), ``disk`` (the snapshot file; the
@@ -28,11 +32,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._redact import mask_credentials
 from ..errors import AuthError, RegistryUnavailableError
-from .wire import target_in, target_out, version_from_json, version_to_json
+from .wire import target_from_json, target_out, version_from_json, version_to_json
 
 if TYPE_CHECKING:
-    from .http import HttpStore
+    from .http import HttpStore, Snapshot
     from .store import PromptVersion
 
 __all__ = ["RemoteCache", "snapshot_file"]
@@ -158,10 +163,10 @@ class RemoteCache:
             self._start()
             return sum(1 for (_, at) in targets if at == label)
         self._reachable()
-        assert answer is not None
+        assert answer is not None  # no ETag was sent
         self._apply(label, *answer, add=True)
         self._changed()
-        return len(answer[0]["prompts"])
+        return len(answer[0])
 
     def invalidate(self, name: str | None = None) -> None:
         """Forget cached targets (of one prompt or all): the next ``get`` asks the server."""
@@ -200,6 +205,11 @@ class RemoteCache:
         return RegistryUnavailableError(f"registry server {self.store.url} is unreachable")
 
     def _failed(self, exc: Exception) -> Exception:
+        if not isinstance(exc, _Unreachable):  # not the store's own failure: say where it happened, keep the type
+            exc = RegistryUnavailableError(
+                f"registry server {self.store.url}: refreshing the cached prompts failed "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
         self._quiet_until = time.monotonic() + _QUIET_AFTER_FAILURE
         if self._down is None:
             log.warning("promptlane: %s; serving cached prompts until it answers again", exc)
@@ -210,7 +220,7 @@ class RemoteCache:
         if self._down is not None:
             self._down = None
             self._quiet_until = 0.0
-            log.warning("promptlane: registry server %s answers again", self.store.url)
+            log.warning("promptlane: registry server %s answers again", mask_credentials(self.store.url))
 
     # --- the background refresh ----------------------------------------------------------------------------
 
@@ -235,10 +245,15 @@ class RemoteCache:
             self._wake.clear()
             if self._closed:
                 break
-            if interval is not None and time.monotonic() >= next_refresh:
-                self._refresh()
-                next_refresh = time.monotonic() + interval
-            self._save()
+            # Nothing may end this loop but close(): whatever a round raises is an outage, and the next round
+            # tries again.
+            try:
+                if interval is not None and time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + interval
+                    self._refresh()
+                self._save()
+            except Exception as exc:
+                self._failed(exc)
 
     def _refresh(self) -> None:
         with self._lock:
@@ -246,12 +261,9 @@ class RemoteCache:
         for label in labels:
             try:
                 answer = self.store.snapshot(label, etag=self._etags.get(label))
-            except _Unreachable as exc:
+            except Exception as exc:  # _Unreachable, or anything else: an outage until the server answers well
                 self._failed(exc)
                 return
-            except Exception as exc:  # never let the refresh thread die; the next round tries again
-                log.warning("promptlane: refreshing label %r failed: %s", label, exc)
-                continue
             self._reachable()
             if answer is None:  # 304: nothing moved
                 now = time.monotonic()
@@ -262,21 +274,20 @@ class RemoteCache:
             else:
                 self._apply(label, *answer, add=False)
 
-    def _apply(self, label: str, data: dict[str, Any], etag: str | None, *, add: bool) -> None:
-        """Take a snapshot of ``label``: the cached prompts (or, with ``add``, all of them)."""
+    def _apply(self, label: str, prompts: Snapshot, etag: str | None, *, add: bool) -> None:
+        """Take a snapshot of ``label`` (checked by the store): the cached prompts (or, with ``add``, all)."""
         now = time.monotonic()
         changed = False
         with self._lock:
-            for name, entry in data["prompts"].items():
+            for name, (target, versions) in prompts.items():
                 key = (name, label)
                 if not add and key not in self._labels:
                     continue
-                target = target_in(entry["target"]) or {}
                 current = self._labels.get(key)
                 changed |= current is None or current.target != target or current.origin != "registry"
                 self._labels[key] = _Label(target, now, "registry")
-                for item in entry["versions"].values():
-                    changed |= self._keep_version(version_from_json(item))
+                for record in versions:
+                    changed |= self._keep_version(record)
             if etag:
                 self._etags[label] = etag
         if changed:
@@ -302,7 +313,7 @@ class RemoteCache:
         needed = {(name, number) for (name, _), target in targets.items() for number in target}
         data = {
             "format": _SNAPSHOT_FORMAT,
-            "url": self.store.url,
+            "url": mask_credentials(self.store.url),  # a file on disk: no password in it
             "saved_at": datetime.now(timezone.utc).isoformat(),
             "labels": [
                 {"prompt": name, "label": label, "target": target_out(target)}
@@ -327,18 +338,39 @@ class RemoteCache:
         return self._disk
 
     def _load(self) -> tuple[dict[tuple[str, str], dict[int, int]], dict[tuple[str, int], PromptVersion]]:
-        if self.snapshot_path is None or not self.snapshot_path.is_file():
+        """The snapshot file, checked as a server's answer is (each version against its content hash); a file
+        that does not check out is ignored whole, with one warning: it is not what this process wrote."""
+        if self.snapshot_path is None:
             return {}, {}
         try:
-            data = json.loads(self.snapshot_path.read_text(encoding="utf-8"))
-            if data.get("format") != _SNAPSHOT_FORMAT:
-                raise ValueError(f"unknown format {data.get('format')!r}")
-            targets = {(i["prompt"], i["label"]): target_in(i["target"]) or {} for i in data["labels"]}
-            versions = {(v["name"], v["number"]): version_from_json(v) for v in data["versions"]}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("promptlane: ignoring the prompt snapshot %s: %s", self.snapshot_path, exc)
+            if not self.snapshot_path.is_file():
+                return {}, {}
+            return _snapshot_in(json.loads(self.snapshot_path.read_text(encoding="utf-8")))
+        except Exception as exc:  # whatever is in the file, the application starts
+            log.warning("promptlane: ignoring the prompt snapshot %s: %s", self.snapshot_path, str(exc)[:300])
             return {}, {}
-        return targets, versions
+
+
+def _snapshot_in(data: Any) -> tuple[dict[tuple[str, str], dict[int, int]], dict[tuple[str, int], PromptVersion]]:
+    """The targets and versions of a snapshot file's JSON; ValueError saying what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"not a snapshot: the file holds {type(data).__name__}, not an object")
+    if data.get("format") != _SNAPSHOT_FORMAT:
+        raise ValueError(f"unknown format {data.get('format')!r}")
+    labels, versions = data.get("labels"), data.get("versions")
+    if not isinstance(labels, list) or not isinstance(versions, list):
+        raise ValueError("`labels` and `versions` must be lists")
+    targets: dict[tuple[str, str], dict[int, int]] = {}
+    for item in labels:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("prompt"), str)
+            or not isinstance(item.get("label"), str)
+        ):
+            raise ValueError(f"a label entry must name its prompt and label: {str(item)[:80]}")
+        targets[(item["prompt"], item["label"])] = target_from_json(item.get("target"))
+    records = [version_from_json(item) for item in versions]
+    return targets, {(record.name, record.number or 0): record for record in records}
 
 
 def snapshot_file(folder: Path, url: str) -> Path:

@@ -2,15 +2,23 @@
 
 Plain functions over plain data (no pydantic on this path: the SDK parses these on every refresh). Times are
 ISO 8601 in UTC; a label's target is ``{"3": 90, "4": 10}`` (JSON object keys are strings).
+
+What the SDK serves is read strictly (:func:`version_from_json`, :func:`target_from_json`,
+:func:`snapshot_from_json`): wrong shapes and types, content that does not match its content hash, and a version
+or label other than the one asked for are a ``ValueError`` saying which, never a version served.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
+from .._canonical import content_hash
+from ..errors import LabelError
+from .labels import check_target
 from .runs import RunRecord
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
 
@@ -21,8 +29,10 @@ __all__ = [
     "label_to_json",
     "run_from_json",
     "run_to_json",
+    "snapshot_from_json",
     "summary_from_json",
     "summary_to_json",
+    "target_from_json",
     "target_in",
     "target_out",
     "time_in",
@@ -71,16 +81,115 @@ def version_to_json(version: PromptVersion) -> dict[str, Any]:
     }
 
 
-def version_from_json(data: Mapping[str, Any]) -> PromptVersion:
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def version_from_json(data: Any, *, name: str | None = None, number: int | None = None) -> PromptVersion:
+    """A version read from a server or a snapshot file, checked before anything serves it.
+
+    Args:
+        data: The JSON of :func:`version_to_json`.
+        name: The prompt asked for (None: any).
+        number: The version asked for (None: any).
+
+    Raises:
+        ValueError: a field is missing or of the wrong type, the spec does not hash to the content hash (the
+            content was altered, or is not what the hash names), or it is another prompt or version than asked.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a version must be an object, not {_kind(data)}")
+    got_name, got_number, digest, spec = (data.get(key) for key in ("name", "number", "content_hash", "spec"))
+    if not isinstance(got_name, str) or not got_name:
+        raise ValueError(f"a version's name must be a non-empty string, not {_kind(got_name)}")
+    if not isinstance(got_number, int) or isinstance(got_number, bool) or got_number < 1:
+        raise ValueError(f"{got_name}: a version number must be a positive integer, not {got_number!r}")
+    where = f"{got_name} v{got_number}"
+    if not isinstance(digest, str) or not _HASH.match(digest):
+        raise ValueError(f"{where}: the content hash must be 64 lowercase hex digits, not {_kind(digest)}")
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: the spec must be an object, not {_kind(spec)}")
+    for key in ("message", "author", "created_at"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ValueError(f"{where}: {key} must be a string or null, not {_kind(data[key])}")
+    if name is not None and got_name != name:
+        raise ValueError(f"asked for a version of {name!r}, got one of {got_name!r}")
+    if number is not None and got_number != number:
+        raise ValueError(f"asked for {got_name} v{number}, got v{got_number}")
+    if content_hash(spec) != digest:
+        raise ValueError(f"{where}: the content does not match its content hash {digest[:12]}")
     return PromptVersion(
-        name=data["name"],
-        number=data["number"],
-        content_hash=data["content_hash"],
-        spec=data["spec"],
+        name=got_name,
+        number=got_number,
+        content_hash=digest,
+        spec=spec,
         message=data.get("message"),
         author=data.get("author"),
         created_at=time_in(data.get("created_at")),
     )
+
+
+def target_from_json(data: Any) -> dict[int, int]:
+    """A label's target read from a server or a snapshot file: ``{"3": 90, "4": 10}`` -> ``{3: 90, 4: 10}``,
+    checked as a label move checks it (positive integer weights summing to 100 over positive versions).
+
+    Raises:
+        ValueError: saying what is wrong.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f'a target must be an object like {{"3": 100}}, not {_kind(data)}')
+    target: dict[int, int] = {}
+    for version, weight in data.items():
+        if (
+            not isinstance(version, str)
+            or not version.isascii()
+            or not version.isdigit()
+            or version != str(int(version))
+        ):
+            raise ValueError(f'a target\'s versions must be numbers like "3", not {version!r}')
+        if not _is_int(weight):
+            raise ValueError(f"the weight of v{version} must be an integer, not {_kind(weight)}")
+        target[int(version)] = weight
+    try:
+        return check_target(target)
+    except LabelError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def snapshot_from_json(data: Any, label: str) -> dict[str, tuple[dict[int, int], list[PromptVersion]]]:
+    """A server's snapshot of ``label`` (``{"label": ..., "prompts": {name: {"target": ..., "versions": {"3":
+    version}}}}``): for each prompt, its target and the versions it names, each checked as
+    :func:`version_from_json` checks it.
+
+    Raises:
+        ValueError: the answer has another shape, is of another label, or a version is not the one its
+            prompt and target name.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("prompts"), Mapping):
+        raise ValueError(f"a snapshot must be an object with `prompts`, not {_kind(data)}")
+    if data.get("label") != label:
+        raise ValueError(f"asked for a snapshot of label {label!r}, got one of {data.get('label')!r}")
+    prompts: dict[str, tuple[dict[int, int], list[PromptVersion]]] = {}
+    for name, entry in data["prompts"].items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("versions"), Mapping):
+            raise ValueError(f"{name}: a snapshot entry must be an object with `target` and `versions`")
+        target = target_from_json(entry.get("target"))
+        if set(entry["versions"]) != {str(number) for number in target}:
+            raise ValueError(f"{name}: the snapshot's versions are not the ones its target names")
+        versions = [version_from_json(item, name=name, number=int(key)) for key, item in entry["versions"].items()]
+        prompts[name] = (target, versions)
+    return prompts
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for an error message (the value itself may be huge)."""
+    if value is None:
+        return "null"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def label_to_json(state: LabelState) -> dict[str, Any]:
