@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -1244,3 +1245,79 @@ def test_a_server_answering_garbage_is_one_line_and_an_outage(
     [line] = result.stderr.splitlines()
     assert line.startswith(f"error: registry server {server.url}") or line.startswith("error: ")
     assert says in line
+
+
+GREET_ROWS = "prompt: greet\nscenarios:\n  - name: rows\n    dataset: {}\n"
+
+
+@pytest.mark.parametrize("way", ["dot-dot", "absolute", "symbolic link", "linked folder", "system file"])
+def test_eval_reads_no_dataset_outside_the_project_unless_its_folder_is_allowed(
+    project: Path, write_prompt: WritePrompt, tmp_path_factory: pytest.TempPathFactory, way: str
+) -> None:
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "rows.jsonl").write_text('{"name": "Ann"}\n')
+    write_prompt("greet", "template: 'Hi {{ name }}'\nmodel: test\nvariables:\n  name: {type: string}\n")
+    (project / "evals").mkdir()
+    (project / "evals" / "link.jsonl").symlink_to(shared / "rows.jsonl")
+    (project / "evals" / "linked").symlink_to(shared, target_is_directory=True)
+    name, link = {
+        "dot-dot": (os.path.relpath(shared / "rows.jsonl", project / "evals"), ""),
+        "absolute": (str(shared / "rows.jsonl"), ""),
+        "symbolic link": ("link.jsonl", f" (a symbolic link to {(shared / 'rows.jsonl').resolve()})"),
+        "linked folder": ("linked/rows.jsonl", f" (a symbolic link to {(shared / 'rows.jsonl').resolve()})"),
+        "system file": ("../" * 40 + "etc/passwd", ""),
+    }[way]
+    (project / "evals" / "greet.yaml").write_text(GREET_ROWS.format(name))
+
+    assert fails("eval") == (
+        f"{Path('evals/greet.yaml')}:4: scenarios.0.dataset: dataset {name}{link} is outside the project folder: a "
+        "dataset is read only from the project, or from a folder listed in the `dataset_roots` setting"
+    )
+    assert run("check", "-q").exit_code == 2
+
+    config = project / "promptlane.toml"
+    config.write_text(config.read_text() + f"dataset_roots = [{json.dumps(str(shared))}]\n")
+    if way == "system file":
+        assert "outside the project folder" in fails("eval")
+    else:
+        assert "rows  " in ok("eval")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hunter2@127.0.0.1:1/x",
+        "postgresql://u:hun/ter2@127.0.0.1:1/x",
+        "http://u:hunter2@127.0.0.1:1",
+        "https://u:hunter2@127.0.0.1:1/prefix",
+        "mysql://u:hunter2@127.0.0.1:1/x",
+        "postgresql:/u:hunter2@127.0.0.1:1/x",
+        "postgresql://u:hun@ter2@127.0.0.1:1/x",
+    ],
+)
+def test_a_registry_password_is_printed_nowhere(
+    project: Path,
+    support_prompts: None,
+    url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing listens on port 1: every command that opens the registry fails, and says so without the password
+    (from the flag or the environment, in the error line, or in a log line)."""
+    commands = [
+        ["list"],
+        ["push"],
+        ["show", "support/reply"],
+        ["label", "support/reply", "staging", "1"],
+        ["rollout", "support/reply", "staging", "1=100"],
+        ["serve", "--port", "1"],
+        ["--version"],
+    ]
+    with caplog.at_level(logging.DEBUG):
+        for args in commands:
+            for result in (run("--registry", url, *args), runner.invoke(app, args, env={"PROMPTLANE_REGISTRY": url})):
+                said = result.stdout + result.stderr
+                assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+                assert "hunter2" not in said and "ter2" not in said, (args, said)
+                assert result.exit_code == 0 if args == ["--version"] else result.exit_code in (2, 3), (args, said)
+    assert "ter2" not in caplog.text, caplog.text

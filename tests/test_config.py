@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,25 @@ def test_model_settings_are_checked_when_the_config_loads(tmp_path: Path, line: 
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path)
     assert message in str(info.value)
+
+
+def test_dataset_roots_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "promptlane.toml").write_text('dataset_roots = ["/data/shared", "../team-datasets"]\n')
+    settings = load_settings(tmp_path)
+    assert settings.dataset_roots == ("/data/shared", "../team-datasets")
+    assert settings.dataset_root_dirs == (
+        tmp_path.resolve(),
+        Path("/data/shared").resolve(),
+        (tmp_path.parent / "team-datasets").resolve(),
+    )
+    environ = {"PROMPTLANE_DATASET_ROOTS": os.pathsep.join(["/srv/a", "/srv/b"])}
+    assert load_settings(tmp_path, environ=environ).dataset_roots == ("/srv/a", "/srv/b")
+    assert load_settings(tmp_path.parent).dataset_root_dirs == (tmp_path.parent.resolve(),)  # no config: the root
+
+
+def test_dataset_roots_must_be_a_list_of_folders(tmp_path: Path) -> None:
+    (tmp_path / "promptlane.toml").write_text("dataset_roots = [1]\n")
+    with pytest.raises(
+        ConfigError, match=r"promptlane.toml: dataset_roots: expected a list of folder paths, got \[1\]"
+    ):
+        load_settings(tmp_path)

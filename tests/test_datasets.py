@@ -19,6 +19,7 @@ from promptlane.harness.datasets import (
     count_rows,
     first_columns,
     iter_rows,
+    resolve_dataset,
     row_lines,
 )
 
@@ -410,3 +411,109 @@ def test_row_lines(tmp_path: Path) -> None:
     yaml_file = write(tmp_path, "rows.yaml", "# rows\n- {a: 1}\n- a: 2\n")
 
     assert [list(row_lines(path)) for path in (jsonl, csv_file, yaml_file)] == [[1, 3], [2, 4], [2, 3]]
+
+
+# --- where a dataset may be -----------------------------------------------------------------------------------
+
+OUTSIDE = (
+    "is outside the project folder: a dataset is read only from the project, or from a folder listed in the "
+    "`dataset_roots` setting"
+)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(project root, a scenario file in evals/, a shared folder outside the project with rows.jsonl)."""
+    root, shared = tmp_path / "project", tmp_path / "shared"
+    (root / "evals" / "data").mkdir(parents=True)
+    (root / "datasets").mkdir()
+    shared.mkdir()
+    (shared / "rows.jsonl").write_text('{"a": 1}\n')
+    scenario = root / "evals" / "support.yaml"
+    scenario.write_text("prompt: p\n")
+    return root, scenario, shared
+
+
+@pytest.mark.parametrize("name", ["rows.jsonl", "data/rows.jsonl", "../datasets/rows.jsonl", "data/../rows.csv"])
+def test_a_dataset_inside_the_project_is_the_path_as_written(layout: tuple[Path, Path, Path], name: str) -> None:
+    root, scenario, _ = layout
+    assert resolve_dataset(scenario, name, roots=[root]) == scenario.parent / name
+
+
+def outside_names(root: Path, shared: Path) -> dict[str, str]:
+    """Ways to name a file outside the project, from evals/support.yaml."""
+    return {
+        "dot-dot": "../../shared/rows.jsonl",
+        "absolute": str(shared / "rows.jsonl"),
+        "system file": "../" * 40 + "etc/passwd",
+        "absolute system file": "/etc/passwd",
+        "missing file": "../../shared/no-such.jsonl",  # refused the same: no probing for what exists
+        "sibling prefix": "../../project-other/rows.jsonl",  # /x/project-other is not inside /x/project
+    }
+
+
+def test_a_dataset_outside_the_project_is_refused(layout: tuple[Path, Path, Path]) -> None:
+    root, scenario, shared = layout
+    for case, name in outside_names(root, shared).items():
+        with pytest.raises(SpecError) as refused:
+            resolve_dataset(scenario, name, roots=[root])
+        assert (refused.value.path, refused.value.reason) == (scenario, f"dataset {name} {OUTSIDE}"), case
+
+
+def test_a_symbolic_link_out_of_the_project_is_refused(layout: tuple[Path, Path, Path]) -> None:
+    root, scenario, shared = layout
+    (scenario.parent / "link.jsonl").symlink_to(shared / "rows.jsonl")
+    (scenario.parent / "linked").symlink_to(shared, target_is_directory=True)
+    (root / "datasets" / "inner.jsonl").write_text("{}\n")
+    (scenario.parent / "inner.jsonl").symlink_to(root / "datasets" / "inner.jsonl")
+
+    for name, target in [("link.jsonl", shared / "rows.jsonl"), ("linked/rows.jsonl", shared / "rows.jsonl")]:
+        with pytest.raises(SpecError) as refused:
+            resolve_dataset(scenario, name, roots=[root])
+        assert refused.value.reason == f"dataset {name} (a symbolic link to {target.resolve()}) {OUTSIDE}"
+    assert resolve_dataset(scenario, "inner.jsonl", roots=[root]) == scenario.parent / "inner.jsonl"
+
+
+def test_a_folder_the_settings_allow_may_hold_datasets(layout: tuple[Path, Path, Path]) -> None:
+    root, scenario, shared = layout
+    (scenario.parent / "link.jsonl").symlink_to(shared / "rows.jsonl")
+    roots = [root, shared]
+    for name in ("../../shared/rows.jsonl", str(shared / "rows.jsonl"), "link.jsonl"):
+        assert resolve_dataset(scenario, name, roots=roots) == scenario.parent / name
+    with pytest.raises(SpecError, match="outside the project folder"):
+        resolve_dataset(scenario, "/etc/passwd", roots=roots)
+
+
+def test_a_scenario_file_finds_the_project_it_is_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_scenario_file without settings: the project around the file (its config's dataset_roots); without
+    a config file, the file's folder and the working directory."""
+    from promptlane.config import Settings
+    from promptlane.harness.scenarios import load_scenario_file
+
+    project, shared = tmp_path / "project", tmp_path / "shared"
+    (project / "evals").mkdir(parents=True)
+    shared.mkdir()
+    (shared / "rows.jsonl").write_text('{"a": 1}\n')
+    (project / "rows.jsonl").write_text('{"a": 1}\n')
+    scenario = project / "evals" / "s.yaml"
+
+    def load(dataset: str, **kw: Any) -> str:
+        scenario.write_text(f"prompt: p\nscenarios:\n  - name: rows\n    dataset: {dataset}\n")
+        try:
+            load_scenario_file(scenario, **kw)
+        except SpecError as exc:
+            assert (exc.path, exc.line, exc.key) == (scenario, 4, "scenarios.0.dataset")
+            return exc.reason
+        return "read"
+
+    monkeypatch.chdir(tmp_path / "shared")
+    assert load("../rows.jsonl").startswith("dataset ../rows.jsonl is outside the project folder")
+    monkeypatch.chdir(project)
+    assert load("../rows.jsonl") == "read"  # no config: the working directory's folder is the project
+    assert load("../../shared/rows.jsonl").endswith(OUTSIDE)
+
+    (project / "promptlane.toml").write_text('dataset_roots = ["../shared"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert load("../../shared/rows.jsonl") == "read"
+    assert load("../rows.jsonl") == "read"
+    assert load("../../shared/rows.jsonl", settings=Settings(root=project)).endswith(OUTSIDE)

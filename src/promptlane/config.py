@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._redact import mask_credentials
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -69,6 +70,9 @@ class Settings:
     gate_model: str | dict[str, str] | None = None
     """The model a run must have used to open a protected label (default: the model the version declares);
     a table maps prompt names to models, ``"*"`` for the others."""
+    dataset_roots: tuple[str, ...] = ()
+    """Folders outside the project that scenario files may read datasets from (relative ones against the root);
+    a dataset anywhere else outside the project is refused."""
 
     def gate_model_for(self, prompt: str) -> str | None:
         """The gate model configured for ``prompt``, if any."""
@@ -78,6 +82,13 @@ class Settings:
 
     source: str | None = None
     """The config file these settings were read from, if any."""
+
+    def __repr__(self) -> str:
+        # The registry URL without its password, the token never (both may be printed in logs and tracebacks).
+        shown = (
+            f"{f.name}={'***' if f.name == 'token' and self.token else getattr(self, f.name)!r}" for f in fields(self)
+        )
+        return mask_credentials(f"Settings({', '.join(shown)})")
 
     @property
     def prompts_dir(self) -> Path:
@@ -98,6 +109,12 @@ class Settings:
     def snapshots_dir(self) -> Path:
         """The snapshot folder as an absolute path."""
         return self.root / self.snapshots
+
+    @property
+    def dataset_root_dirs(self) -> tuple[Path, ...]:
+        """The folders a dataset may be in: the project root, then each of ``dataset_roots``, absolute and with
+        symbolic links resolved."""
+        return tuple((self.root / folder).resolve() for folder in (".", *self.dataset_roots))
 
     @property
     def registry_url(self) -> str:
@@ -143,8 +160,15 @@ def _as_str(value: Any) -> str:
 def _as_url(value: Any) -> str:
     text = _as_str(value)
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        # Not a URL, so no telling where a password in it would end: one written with '@' is not repeated.
+        shown = "the value" if "@" in text else repr(text)
         raise ValueError(
-            f"{text!r} is not a registry URL: use sqlite:///PATH, postgresql://USER@HOST/DB or http://HOST:8750"
+            f"{shown} is not a registry URL: use sqlite:///PATH, postgresql://USER@HOST/DB or http://HOST:8750"
+        )
+    if text.count("@") > 1:
+        # Drivers split user:pass@host at the first '@', and would print the rest of the password as the host.
+        raise ValueError(
+            f"{mask_credentials(text)} has more than one '@': write an '@' in a user name or password as %40"
         )
     return text
 
@@ -176,6 +200,14 @@ def _as_labels(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value if v.strip())
 
 
+def _as_folders(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # the environment: separated as PATH is (':', or ';' on Windows)
+        value = value.split(os.pathsep)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of folder paths, got {value!r}")
+    return tuple(v.strip() for v in value if v.strip())
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "registry": _as_url,
     "default_label": _as_str,
@@ -194,6 +226,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "token": _as_str,
     "fetch_timeout": _as_float,
     "snapshots": _as_str,
+    "dataset_roots": _as_folders,
 }
 _SECRETS = frozenset({"token"})
 """Keys read from the environment (or flags), never from a config file that may be committed."""

@@ -18,6 +18,9 @@ The tree::
 
 Lower-level errors (YAML, Jinja2, SQLAlchemy, OS) are mapped to one of these at the boundary, with the
 original kept as ``__cause__``.
+
+No message carries a password: a URL's credentials (``postgresql://app:secret@db``) are masked when the error
+is made (``postgresql://app:***@db``), so neither the CLI, a log line nor a server's answer can print them.
 """
 
 from __future__ import annotations
@@ -44,7 +47,12 @@ __all__ = [
 
 
 class PromptlaneError(Exception):
-    """Base class of every error promptlane raises on purpose."""
+    """Base class of every error promptlane raises on purpose; its message never holds a URL's password."""
+
+    def __init__(self, *args: object) -> None:
+        from ._redact import mask_credentials  # here, not at the top: `promptlane --help` imports this module
+
+        super().__init__(*(mask_credentials(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class ConfigError(PromptlaneError):

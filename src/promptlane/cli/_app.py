@@ -98,7 +98,10 @@ def fail(exc: PromptlaneError, status: int | None = None) -> typer.Exit:
     """Print ``error: <message>`` on stderr; the Exit to raise (its status from the error unless given)."""
     from rich.markup import escape
 
-    err.print(f"[red]error:[/red] {escape(str(exc))}")
+    from .._redact import mask_credentials
+
+    # The message is masked when the error is made; again here, for one whose args were set some other way.
+    err.print(f"[red]error:[/red] {escape(mask_credentials(str(exc)))}")
     return typer.Exit(exit_status(exc) if status is None else status)
 
 

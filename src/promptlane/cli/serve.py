@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated
 
 import typer
@@ -24,7 +23,9 @@ def _loopback(host: str) -> bool:
 
 
 def _without_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    from .._redact import mask_credentials
+
+    return mask_credentials(url)
 
 
 @app.command()

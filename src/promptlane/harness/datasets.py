@@ -3,6 +3,10 @@
 JSONL (one object a line) and CSV (a header row) stream; YAML (a list of mappings) is read whole, so use
 JSONL or CSV for big datasets. Every row error names the file and line.
 
+A scenario file names its dataset by a path relative to its own folder; :func:`resolve_dataset` keeps that path
+inside the project (or a folder the settings allow), so a scenario file pushed or edited through the server
+cannot make it read the server's other files.
+
 The columns of a dataset, for the check made before a run, cost a row: a CSV file's header names them all; a
 JSONL file's first row names those of the first row, and only when that is not enough (a column the run
 needs is missing from it) does :func:`all_columns` read the whole file for the union of its rows' keys.
@@ -12,7 +16,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Generator, Iterator, Mapping
+import os
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,16 @@ from typing import Any
 from .._yaml import load_yaml
 from ..errors import SpecError
 
-__all__ = ["FirstColumns", "Row", "all_columns", "count_rows", "first_columns", "iter_rows", "row_lines"]
+__all__ = [
+    "FirstColumns",
+    "Row",
+    "all_columns",
+    "count_rows",
+    "first_columns",
+    "iter_rows",
+    "resolve_dataset",
+    "row_lines",
+]
 
 
 @dataclass(slots=True)
@@ -33,6 +47,38 @@ class Row:
     """Line in the file where it starts."""
     values: dict[str, Any]
     """Column -> value."""
+
+
+def resolve_dataset(scenario_file: Path, name: str, *, roots: Sequence[Path]) -> Path:
+    """The dataset a scenario file names, if it lies inside one of ``roots``.
+
+    The path is joined to the scenario file's folder, then resolved (``..`` and every symbolic link on the
+    way) before it is compared, so ``../../etc/passwd``, an absolute path and a link pointing out of the
+    project are all refused, whether or not the file they name exists: the error does not tell which.
+
+    Args:
+        scenario_file: The scenario file that names the dataset.
+        name: The path as written in the file.
+        roots: The folders allowed: the project root, then the settings' ``dataset_roots``
+            (:attr:`~promptlane.config.Settings.dataset_root_dirs`).
+
+    Returns:
+        The path as joined (not resolved), for messages that name it as the author wrote it.
+
+    Raises:
+        SpecError: the path resolves outside every root; the caller adds the scenario file's line.
+    """
+    path = scenario_file.parent / name
+    real = path.resolve()
+    if any(real.is_relative_to(root.resolve()) for root in roots):
+        return path
+    # Named only when a symbolic link took it there: the author wrote the rest.
+    link = f" (a symbolic link to {real})" if real != Path(os.path.abspath(path)) else ""
+    raise SpecError(
+        f"dataset {name}{link} is outside the project folder: a dataset is read only from the project, or from "
+        "a folder listed in the `dataset_roots` setting",
+        path=scenario_file,
+    )
 
 
 _TRUE = {"true", "yes", "1", "on"}

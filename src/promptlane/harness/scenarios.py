@@ -27,11 +27,12 @@ from pydantic import (
 
 from .._validation import spec_error_from_validation
 from .._yaml import YamlDocument, load_yaml
+from ..config import Settings, load_settings
 from ..errors import SpecError
 from ..registry.gate import relative_path
 from ..spec import NAME_PATTERN, check_model, discover_yaml_files
 from ..templates import analyze_template
-from .datasets import all_columns, first_columns
+from .datasets import all_columns, first_columns, resolve_dataset
 
 __all__ = [
     "EXPECTATION_KINDS",
@@ -464,8 +465,25 @@ def _unknown_expectation(error: dict[str, Any]) -> str | None:
     return f"unknown expectation {kind!r} ({hint})"
 
 
-def load_scenario_file(path: Path | str) -> ScenariosDocument:
-    """Read and validate a scenario file; every problem is a SpecError naming file, line and key."""
+def _dataset_roots(path: Path) -> tuple[Path, ...]:
+    """Where the datasets of the scenario file at ``path`` may be when no settings were given."""
+    around = load_settings(path.parent)
+    if around.source is not None:
+        return around.dataset_root_dirs
+    # No project around the file: its own folder, and the working directory's project (the CLI's root).
+    return (*around.dataset_root_dirs, *load_settings().dataset_root_dirs)
+
+
+def load_scenario_file(path: Path | str, *, settings: Settings | None = None) -> ScenariosDocument:
+    """Read and validate a scenario file; every problem is a SpecError naming file, line and key.
+
+    Args:
+        path: The scenario file.
+        settings: The project's settings: a dataset must lie inside its root or one of its ``dataset_roots``.
+            Default: the settings of the project around the file (found from its folder up, as the CLI finds
+            them from the working directory); without a config file there, the file's folder and the working
+            directory's project are allowed.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -482,12 +500,20 @@ def load_scenario_file(path: Path | str) -> ScenariosDocument:
         spec = ScenarioFile.model_validate(document.data)
     except ValidationError as exc:
         raise spec_error_from_validation(exc, document, ScenarioFile, explain=_unknown_expectation) from None
+    roots = None
     for index, scenario in enumerate(spec.scenarios):
-        dataset = document.path.parent / scenario.dataset if scenario.dataset else None
+        if not scenario.dataset:
+            continue
         where = ("scenarios", index, "dataset")
-        if dataset is not None and not dataset.is_file():
+        if roots is None:
+            roots = settings.dataset_root_dirs if settings is not None else _dataset_roots(path)
+        try:
+            dataset = resolve_dataset(document.path, scenario.dataset, roots=roots)
+        except SpecError as exc:
+            raise document.error(exc.reason, where) from None
+        if not dataset.is_file():
             raise document.error(f"dataset {scenario.dataset} not found (looked for {dataset})", where)
-        if dataset is not None and dataset.suffix.lower() not in (".jsonl", ".csv", ".yaml", ".yml"):
+        if dataset.suffix.lower() not in (".jsonl", ".csv", ".yaml", ".yml"):
             raise document.error("a dataset is a .jsonl, .csv or .yaml file", where)
     return ScenariosDocument(spec=spec, document=document, sha256=hashlib.sha256(raw).hexdigest())
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._budget import RenderLimits
+from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import AuthError, LabelError, NotFoundError, RegistryError, RegistryUnavailableError
 from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, scenario_files_for
@@ -192,6 +193,9 @@ class Registry:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def __repr__(self) -> str:
+        return f"Registry({mask_credentials(self.url)!r})"
 
     def __enter__(self) -> Registry:
         return self
