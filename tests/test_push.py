@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from dirty_equals import IsDatetime, IsStr
 
-from promptlane.errors import IncludeError, SpecError, TemplateError, TemplateSyntaxError
+from promptlane.config import Settings
+from promptlane.errors import IncludeError, NotFoundError, RegistryError, SpecError, TemplateError, TemplateSyntaxError
 from promptlane.registry import PushResult, Registry
 
 WritePrompt = Callable[[str, str], Path]
@@ -433,6 +434,49 @@ def test_one_bad_file_stores_nothing(
     assert [v.number for v in registry.versions("shared/tone")] == [1]
 
 
+REFUSE_SQLITE = """
+CREATE TRIGGER refuse_versions BEFORE INSERT ON pl_versions
+WHEN NEW.prompt_id = (SELECT id FROM pl_prompts WHERE name = 'zzz/refused')
+BEGIN SELECT RAISE(ABORT, 'versions of zzz/refused are refused here'); END
+"""
+REFUSE_POSTGRES = [
+    """
+    CREATE FUNCTION refuse_versions() RETURNS trigger AS $$ BEGIN
+      IF NEW.prompt_id = (SELECT id FROM pl_prompts WHERE name = 'zzz/refused') THEN
+        RAISE EXCEPTION 'versions of zzz/refused are refused here' USING ERRCODE = 'check_violation';
+      END IF;
+      RETURN NEW;
+    END $$ LANGUAGE plpgsql
+    """,
+    "CREATE TRIGGER refuse_versions BEFORE INSERT ON pl_versions FOR EACH ROW EXECUTE FUNCTION refuse_versions()",
+]
+
+
+def test_a_file_the_database_refuses_while_storing_leaves_no_version_of_the_batch(
+    registry: Registry, support_prompts: None, write_prompt: WritePrompt
+) -> None:
+    """Every file checks out; the database refuses the last one (a trigger, as a constraint or a full disk
+    would) after the others were stored in the same push: none of them stays."""
+    registry.push()
+    before = registry.list_prompts()
+    engine = registry.store.engine
+    with engine.begin() as conn:
+        for statement in [REFUSE_SQLITE] if engine.dialect.name == "sqlite" else REFUSE_POSTGRES:
+            conn.exec_driver_sql(statement)
+    write_prompt("shared/tone", "template: A new tone.\n")  # stored first (support/reply includes it)...
+    write_prompt("new/good", "template: Fine.\n")
+    write_prompt("zzz/refused", "template: Refused.\n")  # ...this one last, and the database refuses it
+
+    with pytest.raises(RegistryError, match=r"^could not store a version of 'zzz/refused': versions of zzz/refused"):
+        registry.push()
+
+    assert registry.list_prompts() == before
+    assert [v.number for v in registry.versions("shared/tone")] == [1]
+    assert [v.number for v in registry.versions("support/reply")] == [1]
+    with pytest.raises(NotFoundError):
+        registry.versions("new/good")
+
+
 def test_a_model_without_a_provider_is_refused_at_push_naming_file_and_line(
     registry: Registry, write_prompt: WritePrompt
 ) -> None:
@@ -518,3 +562,28 @@ def test_undeclared_variable_line_in_a_flowing_scalar(
         registry.push()
 
     assert info.value.line == line
+
+
+def test_over_http_a_failure_part_way_says_which_files_were_stored(
+    tmp_path: Path, project: Path, support_prompts: None, write_prompt: WritePrompt
+) -> None:
+    """A registry server takes one file at a time (it has no batch endpoint): a push refused part way cannot
+    take back the files before, so its error names them."""
+    from _live import LiveServer, served_registry
+
+    served, secrets = served_registry(tmp_path / "server", f"sqlite:///{tmp_path / 'server.db'}")
+    with served.store.engine.begin() as conn:
+        conn.exec_driver_sql(REFUSE_SQLITE)
+    write_prompt("zzz/refused", "template: Refused.\n")
+    with LiveServer(served) as server:
+        client = Registry(server.url, token=secrets["write"], settings=Settings(root=project))
+        try:
+            with pytest.raises(RegistryError) as info:
+                client.push()
+        finally:
+            client.close()
+    served.close()
+    assert str(info.value) == (
+        "could not store a version of 'zzz/refused': versions of zzz/refused are refused here "
+        "(stored before this failed, one file at a time: shared/tone@1, support/reply@1)"
+    )

@@ -1,7 +1,10 @@
 """Freezing prompt specs into version content: variables checked or inferred, includes resolved, compiled.
 
 Pushing is all-or-nothing per file set: every file is loaded, checked and frozen before the first version
-is stored, so a bad file in a batch leaves the registry as it was.
+is stored, so a bad file in a batch leaves the registry as it was; and on a SQL store the versions of a batch
+are stored in one transaction (:func:`store_batch`), so a failure while storing (a database constraint, an
+outage) leaves it as it was too. A registry server takes one file at a time: there, a failure part way says
+which files were stored.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .._budget import RenderLimits
 from .._canonical import canonical_json
@@ -18,7 +21,9 @@ from ..spec import PromptFile, PromptSpec, content_hash
 from ..templates import TemplateInfo, analyze_template, compile_prompt, first_use_line
 from .store import PromptVersion
 
-__all__ = ["FileCheck", "check_files", "freeze", "push_order"]
+__all__ = ["FileCheck", "check_files", "freeze", "push_order", "store_batch"]
+
+T = TypeVar("T")
 
 IncludeResolver = Callable[[str], PromptVersion]
 """Returns the version of an included prompt to freeze (raises NotFoundError when there is none)."""
@@ -308,3 +313,23 @@ def check_files(
 class _IncludedFileBroken(Exception):
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+def store_batch(store: Any, items: Sequence[T], store_one: Callable[[T], PromptVersion]) -> list[PromptVersion]:
+    """``store_one(item)`` for every item in order, all or nothing where the store can: one transaction
+    (``store.atomic``) on a SQL store. A store without transactions (a registry server) stores item by item;
+    if one fails after others were stored, its error says which were.
+    """
+    atomic = getattr(store, "atomic", None)
+    if atomic is not None:
+        return atomic(lambda: [store_one(item) for item in items])
+    stored: list[PromptVersion] = []
+    try:
+        for item in items:
+            stored.append(store_one(item))
+    except PromptlaneError as exc:
+        if stored:
+            refs = ", ".join(version.ref for version in stored)
+            exc.args = (f"{exc} (stored before this failed, one file at a time: {refs})",)
+        raise
+    return stored

@@ -28,7 +28,7 @@ from .rollout import choose_version
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store, Target
 
 if TYPE_CHECKING:
-    from ..spec import PromptSpec
+    from ..spec import PromptFile, PromptSpec
     from .http import HttpStore
     from .prompt import Prompt
     from .remote import RemoteCache
@@ -394,7 +394,7 @@ class Registry:
             TemplateError: a template does not parse or compile (naming file and line).
         """
         from ..spec import discover_prompt_files, load_prompt_file
-        from .push import freeze, push_order
+        from .push import freeze, push_order, store_batch
 
         roots = [Path(p) for p in paths] if paths else [self.settings.prompts_dir]
         files = [load_prompt_file(path, self.settings.prompts_dir) for path in discover_prompt_files(roots)]
@@ -413,11 +413,12 @@ class Registry:
                 limits=self.limits,
             ).draft()
 
-        # Pass 2: store, in include order, freezing against the versions just stored.
+        # Pass 2: store, in include order, freezing against the versions just stored; one transaction.
         author = author or self.settings.author or default_author()
         stored: dict[str, PromptVersion] = {}
-        results = []
-        for file in ordered:
+        results: dict[str, PushResult] = {}
+
+        def store_file(file: PromptFile) -> PromptVersion:
             frozen = freeze(
                 file.name,
                 file.spec,
@@ -430,9 +431,14 @@ class Registry:
             )
             stored[file.name] = record
             latest = record.number if created else self.store.latest_number(file.name)
-            results.append(PushResult(version=record, created=created, path=file.path, latest=latest))
-        self.invalidate()
-        return results
+            results[file.name] = PushResult(version=record, created=created, path=file.path, latest=latest)
+            return record
+
+        try:
+            store_batch(self.store, ordered, store_file)
+        finally:
+            self.invalidate()
+        return [results[file.name] for file in ordered]
 
     def push_spec(
         self,

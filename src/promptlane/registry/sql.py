@@ -3,7 +3,8 @@
 Version numbers are gap-free under concurrency because a push takes the prompt's write lock before
 reading the newest number: SQLite's database lock through ``BEGIN IMMEDIATE``, a ``SELECT ... FOR UPDATE``
 on the prompt's row on PostgreSQL. Unique constraints on (prompt, number) and (prompt, hash) back this up,
-and a push that loses a race retries.
+and a push that loses a race retries. :meth:`SQLStore.atomic` makes a batch (``promptlane push`` of many
+files) one transaction: every version of it is stored, or none.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from .._canonical import canonical_json
-from ..errors import ConfigError, NotFoundError, RegistryUnavailableError
+from ..errors import ConfigError, NotFoundError, RegistryError, RegistryUnavailableError
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target, rollback_point
 from .migrate import ensure_schema
@@ -46,6 +48,18 @@ __all__ = ["SQLStore", "normalize_url"]
 
 
 _PUSH_ATTEMPTS = 10
+T = TypeVar("T")
+
+
+def _lost_race(exc: sa_exc.IntegrityError) -> bool:
+    """The unique constraint another writer hit first (worth retrying), not a rule the data broke."""
+    orig = exc.orig
+    return type(orig).__name__ == "UniqueViolation" or "UNIQUE constraint failed" in str(orig)
+
+
+def _reason(exc: sa_exc.DBAPIError) -> str:
+    text = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def normalize_url(url: str) -> str:
@@ -74,6 +88,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
             self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         else:
             raise ConfigError(f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://")
+        self._batch = threading.local()  # the connection of this thread's atomic() block, if in one
         self._open()
 
     @unavailable
@@ -119,15 +134,48 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        bound = getattr(self._batch, "conn", None)
+        if bound is not None:  # inside atomic(): read what the batch wrote so far
+            yield bound
+            return
         with self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        bound = getattr(self._batch, "conn", None)
+        if bound is not None:  # inside atomic(): part of its transaction
+            yield bound
+            return
         with self.engine.connect() as conn:
             conn.execution_options(promptlane_write=True)
             with conn.begin():
                 yield conn
+
+    @unavailable
+    def atomic(self, work: Callable[[], T]) -> T:
+        """``work()``, every read and write it makes through this store (in this thread) in one transaction:
+        when it returns, all of it is stored; when it raises, none of it. Holding the write lock throughout, it
+        is retried whole when it loses a race for a version number.
+
+        Raises:
+            RegistryUnavailableError: it lost the race every time.
+        """
+        if getattr(self._batch, "conn", None) is not None:
+            return work()  # nested: part of the outer transaction
+        for attempt in range(_PUSH_ATTEMPTS):
+            try:
+                with self.engine.connect() as conn:
+                    conn.execution_options(promptlane_write=True)
+                    with conn.begin():
+                        self._batch.conn = conn
+                        try:
+                            return work()
+                        finally:
+                            self._batch.conn = None
+            except sa_exc.IntegrityError:  # push_version lets only lost races through
+                time.sleep(0.01 * (attempt + 1))
+        raise RegistryUnavailableError("could not store the batch: too much contention, try again")
 
     def close(self) -> None:
         """Release connections."""
@@ -240,7 +288,11 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
         for attempt in range(_PUSH_ATTEMPTS):
             try:
                 return self._push_once(name, spec_json, content_hash, message=message, author=author)
-            except sa_exc.IntegrityError:
+            except sa_exc.IntegrityError as exc:
+                if not _lost_race(exc):  # a constraint or trigger of the database refused it
+                    raise RegistryError(f"could not store a version of {name!r}: {_reason(exc)}") from exc
+                if getattr(self._batch, "conn", None) is not None:
+                    raise  # the transaction is the batch's: atomic() runs it again
                 # Another process created the prompt or took the number between our read and insert.
                 time.sleep(0.01 * (attempt + 1))
         raise RegistryUnavailableError(f"could not store a version of {name!r}: too much contention, try again")
