@@ -22,25 +22,22 @@ import pytest
 import schemathesis
 import uvicorn
 from dirty_equals import IsInt, IsStr
-from hypothesis import HealthCheck, given, settings
-from schemathesis import Case, GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from hypothesis import HealthCheck, settings
+from schemathesis import Case
+from schemathesis.config import SchemathesisConfig
 from starlette.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from _live import served_registry  # tests/ is on sys.path (rootdir conftest)
 from promptlane import __version__
 from promptlane.cli import app as cli
+from promptlane.errors import SpecError
 from promptlane.registry import Registry
 from promptlane.registry.tokens import SCOPES, hash_secret, new_secret
 from promptlane.server import create_app
 from promptlane.server.app import ENDPOINTS
 from promptlane.server.openapi import openapi_document
+from promptlane.spec import check_prompt_name
 
 API = "/api/v1"
 REPLY = "support/reply"
@@ -486,8 +483,8 @@ def invalid(method: str, path: str, kind: str, message: str, *, id: str, **reque
         invalid(
             "PUT",
             _LABEL,
-            "HttpError",
-            r'target: version numbers must be integers, like \{"3": 90, "4": 10\}',
+            "ValidationError",
+            r"invalid version 'one' in the rollout target: write a version number in plain decimal digits, like 3",
             json={"target": {"one": 100}},
             id="target-keys",
         ),
@@ -1192,34 +1189,87 @@ def test_serve_allows_no_auth_on_loopback(project: Path, uvicorn_runs: list[dict
     assert (call["host"], call["app"].state.promptlane.auth.enabled) == (host, False)
 
 
-# --- schemathesis: every operation against the OpenAPI document -------------------------------------------------
+# --- schemathesis: the OpenAPI document states what the server enforces -------------------------------------
 
-OPERATIONS = [
-    (method.upper(), path) for path, item in openapi_document(ENDPOINTS, auth=True)["paths"].items() for method in item
-]
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+POSITIVE_MAY_BE_422 = {
+    "push": "a spec's templates must compile and use only declared variables",
+    "move_label": "a rollout's weights must sum to 100",
+    "update_run": "the body's run id must be the path's",
+}
+"""Operations where a request the document allows may still be refused (422), and why: what a JSON Schema
+cannot say. Everything else the server refuses, the document states."""
+
+CONFORMANCE = SchemathesisConfig.from_dict(
+    {
+        # Bounded: each operation's coverage cases (every bound, pattern and enum just inside and just outside)
+        # and a few random ones, the same ones every run.
+        "generation": {"max-examples": 8, "deterministic": True, "database": "none"},
+        "phases": {"stateful": {"enabled": False}},
+        "checks": {
+            # Every check but the Allow header of 405 answers, which the routes do not list yet:
+            # test_a_405_lists_every_method_of_the_path below waits for it.
+            "allow_header_conformance": {"enabled": False},
+            # A body over server_max_body_bytes is refused by its size (413, documented), whatever its shape.
+            "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "409", "413", "415", "422"]},
+        },
+        "operations": [
+            {
+                "include-operation-id": operation_id,
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "413", "422"],
+                    }
+                },
+            }
+            for operation_id in POSITIVE_MAY_BE_422
+        ],
+    }
+)
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda mode: mode.value)
-@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{method} {path}" for method, path in OPERATIONS])
-def test_every_operation_answers_as_documented(reply: Api, method: str, path: str, mode: GenerationMode) -> None:
-    record_run(reply, 1)  # something for the run operations to find
-    schema = schemathesis.openapi.from_asgi(f"{API}/openapi.json", reply.client.app)
-    operation = schema[path][method]
-    headers = {"Authorization": f"Bearer {reply.secrets['admin']}"}
+class _ServedApp:
+    """The app under test, for the schema read once at import: each test's fixture sets ``app``."""
 
-    @settings(max_examples=30, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def answers_as_documented(case: Case) -> None:
-        case.call_and_validate(headers=headers, checks=CHECKS)
+    app: Any = None
 
-    answers_as_documented()
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+SERVED = _ServedApp()
+SCHEMA = schemathesis.openapi.from_dict(openapi_document(ENDPOINTS, auth=True), config=CONFORMANCE)
+SCHEMA.app = SERVED
+
+
+@pytest.fixture
+def conforming(tmp_path: Path, store_url: str) -> Iterator[Api]:
+    """The server on SQLite and (where configured) PostgreSQL, with support/reply, a run and one token a scope."""
+    registry, secrets = served_registry(tmp_path, store_url)
+    api = Api(client=TestClient(create_app(registry)), registry=registry, secrets=secrets)
+    for spec in (SPEC_V1, SPEC_V2):
+        registry.push_spec(REPLY, spec, author="tests")
+    registry.set_label(REPLY, "staging", 1)
+    record_run(api, 1)
+    SERVED.app = api.client.app
+    yield api
+    SERVED.app = None
+    registry.close()
+
+
+@SCHEMA.parametrize()
+@settings(suppress_health_check=list(HealthCheck))  # one server for an operation's examples, as a client sees it
+def test_every_operation_conforms_to_the_document(case: Case, conforming: Api) -> None:
+    """Every schemathesis check: no 5xx, documented statuses, content types, headers and bodies, what the
+    document allows accepted (but :data:`POSITIVE_MAY_BE_422`) and what it forbids refused, with auth or not."""
+    case.call_and_validate(headers={"Authorization": f"Bearer {conforming.secrets['admin']}"})
 
 
 @pytest.mark.parametrize("wildcard", ["_", "%", "%25"])
 def test_a_run_prefix_is_literal_not_a_like_pattern(reply: Api, wildcard: str) -> None:
     record_run(reply, 1)
-    assert reply.call("GET", f"/runs/{wildcard}").status_code == 404
+    # Refused as no run id (hex digits only) before it reaches the store, which reads it literally too.
+    assert error(reply.call("GET", f"/runs/{wildcard}"))[:2] == (422, "ValidationError")
+    assert reply.registry.store.list_runs(None, version=None, limit=5)[0].id != wildcard
 
 
 def test_a_server_without_tokens_refuses_what_a_web_page_could_send(serve: Callable[..., Api]) -> None:
@@ -1254,3 +1304,143 @@ def test_json_sent_as_text_or_a_form_is_refused(serve: Callable[..., Api], auth:
         assert answer.status_code == 415, (content_type, answer.text)
         assert answer.json()["error"] == "send the body as JSON, with Content-Type: application/json"
     assert api.registry.list_prompts() == []
+
+
+# --- bounds: a value past what a column holds is a 422 naming the field, on SQLite and PostgreSQL -------------
+
+LONG_TOKEN = "t" * 63
+"""A token name as long as names go: the server records changes as ``actor (token LONG_TOKEN)``."""
+
+
+def over_bound(method: str, path: str, field: str, *, id: str, **request: Any) -> Any:
+    """A request with one value past a bound: refused with 422, the message starting with ``field``."""
+    return pytest.param(method, path, request, field, id=id)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_kw", "field"),
+    [
+        over_bound(
+            "POST", f"/prompts/{'p' * 256}/-/versions", "invalid prompt name", json={"spec": SPEC_V1}, id="name"
+        ),
+        over_bound("GET", "/prompts/a%00b/-/versions", "invalid prompt name", id="name-nul"),
+        over_bound("GET", f"{_VERSIONS}/99999999999999999999", "number: an integer from 1 to 2147483647", id="number"),
+        over_bound("GET", f"{_VERSIONS}/2147483648", "number: an integer from 1 to 2147483647", id="number-int4"),
+        over_bound("GET", "/prompts/support/reply/-/history?label=a%00", "invalid label", id="history-label"),
+        over_bound("GET", "/prompts/support/reply/-/labels/a%00", "invalid label", id="label-nul"),
+        over_bound(
+            "POST",
+            _VERSIONS,
+            "author: String should have at most 183",
+            json={"spec": SPEC_V1, "author": "a" * 184},
+            id="author",
+        ),
+        over_bound(
+            "PUT",
+            _LABEL,
+            "actor: String should have at most 183",
+            json={"target": {"1": 100}, "actor": "a" * 184},
+            id="actor",
+        ),
+        over_bound("GET", "/runs?limit=99999999999999999999", "limit: an integer from 1 to 1000", id="runs-limit"),
+        over_bound("GET", "/runs?version=2147483648", "version: an integer from 1 to 2147483647", id="runs-version"),
+        over_bound("GET", "/runs?prompt=a%00", "invalid prompt name", id="runs-prompt"),
+        over_bound("GET", "/runs/ab%00", "run_id: ", id="run-id-nul"),
+        over_bound(
+            "GET", f"/runs/{NO_RUN}/cases?after=2147483648", "after: an integer from 0 to 2147483647", id="after"
+        ),
+        over_bound("GET", f"/runs/{NO_RUN}/cases?status=lost", "status: one of passed, failed, error", id="status"),
+        over_bound(
+            "POST",
+            "/runs",
+            "scenarios.0.passed: Input should be less than or equal to 10000000",
+            json={**_RUN, "scenarios": [{"name": "s", "file": "f", "cases": 1, "passed": 2**31}]},
+            id="run-tally",
+        ),
+        over_bound(
+            "POST",
+            "/runs",
+            "scenarios: List should have at most 200 items",
+            json={**_RUN, "scenarios": [{"name": "s", "file": "f"}] * 201},
+            id="run-scenarios",
+        ),
+        over_bound(
+            "POST",
+            f"/runs/{NO_RUN}/cases",
+            "cases.0.scenario: String should have at most 255",
+            json={"cases": [{"scenario": "s" * 256, "case": "c", "file": "f"}]},
+            id="case-scenario",
+        ),
+        over_bound("DELETE", "/tokens/a%00", "invalid token name", id="token-nul"),
+        over_bound("DELETE", "/tokens/read-token?by=" + "b" * 184, "by: at most 183 characters", id="revoked-by"),
+        over_bound(
+            "POST",
+            "/tokens",
+            "scopes.0: Input should be",
+            json={"name": "ci", "scopes": ["read,write"], "secret_hash": "a" * 64},
+            id="scopes",
+        ),
+    ],
+)
+def test_a_value_past_a_bound_is_422_naming_the_field(
+    conforming: Api, method: str, path: str, request_kw: dict[str, Any], field: str
+) -> None:
+    secret = new_secret()
+    conforming.registry.store.create_token(LONG_TOKEN, ["admin"], hash_secret(secret), created_by="tests")
+    answer = conforming.client.request(method, API + path, headers={"Authorization": f"Bearer {secret}"}, **request_kw)
+    status, kind, message = error(answer)
+    assert (status, kind) == (422, "ValidationError"), message
+    assert message.startswith(field), message
+
+
+def test_check_prompt_name_refuses_what_no_column_holds() -> None:
+    """The CLI and the SDK get the same refusal as the server (not a database error on PostgreSQL)."""
+    assert check_prompt_name("p" * 255) == "p" * 255
+    with pytest.raises(SpecError, match=r"invalid prompt name 'p{40}\.\.\.': at most 255 characters, got 256"):
+        check_prompt_name("p" * 256)
+    with pytest.raises(SpecError, match=r"invalid prompt name 'reply\\n'"):
+        check_prompt_name("reply\n")  # `$` in a pattern also matches before a final newline
+
+
+def _walk(schema: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(schema, dict):
+        yield where, schema
+        for key, value in schema.items():
+            yield from _walk(value, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            yield from _walk(value, f"{where}.{index}")
+
+
+UNBOUNDED = {"get /api/v1/prompts/{name}/-/resolve targeting_key"}
+"""Request values the server takes whatever they are: a targeting key is only hashed."""
+
+
+def test_the_document_bounds_every_integer_and_string_a_request_carries() -> None:
+    """What schemathesis cannot reach in a few examples: every integer has both bounds, every string a
+    pattern (which says at least: no NUL) or a fixed set of values, every object its keys."""
+    document = openapi_document(ENDPOINTS, auth=True)
+    requests = [
+        (f"{method} {path} {parameter['name']}", parameter["schema"])
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        for parameter in operation["parameters"]
+        if parameter["in"] != "header" and f"{method} {path} {parameter['name']}" not in UNBOUNDED
+    ]
+    requests += [(name, schema) for name, schema in document["components"]["schemas"].items() if name.endswith("In")]
+    unbounded = [
+        where
+        for name, schema in requests
+        for where, part in _walk(schema, name)
+        if (part.get("type") == "integer" and not {"minimum", "maximum"} <= part.keys())
+        or (part.get("type") == "string" and not {"pattern", "enum", "const"} & part.keys())
+        or (part.get("type") == "object" and "additionalProperties" not in part)
+    ]
+    assert unbounded == []
+
+
+@pytest.mark.xfail(strict=True, reason="app.py makes one route per method: a 405 lists only that route's method")
+def test_a_405_lists_every_method_of_the_path(api: Api) -> None:
+    answer = api.call("DELETE", "/prompts/support/reply/-/versions")
+    assert answer.status_code == 405
+    assert sorted(answer.headers["allow"].split(", ")) == ["GET", "HEAD", "POST"]

@@ -47,11 +47,17 @@ __all__ = [
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 NAME_RULE = "letters, digits, '_', '.', '-', with '/' between folders (a segment starts with a letter, digit or '_')"
+NAME_MAX_LENGTH = 255
+"""The longest prompt name (the registry's column holds 255 characters)."""
 
 
 def check_prompt_name(name: str) -> str:
     """``name`` if a prompt can have it; SpecError otherwise."""
-    if not NAME_PATTERN.match(name):
+    if len(name) > NAME_MAX_LENGTH:
+        raise SpecError(
+            f"invalid prompt name {name[:40] + '...'!r}: at most {NAME_MAX_LENGTH} characters, got {len(name)}"
+        )
+    if not NAME_PATTERN.fullmatch(name):  # not match: its `$` also matches before a final newline
         raise SpecError(f"invalid prompt name {name!r}: {NAME_RULE}")
     return name
 
@@ -336,7 +342,7 @@ def load_prompt_file(path: Path, prompts_root: Path | None = None) -> PromptFile
     except ValidationError as exc:
         raise spec_error_from_validation(exc, document, PromptSpec, _setting_at_top_level) from None
     name = spec.name or name_from_path(path, prompts_root)
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):  # not match: its `$` also matches before a final newline
         raise document.error(f"cannot derive a prompt name from the path; set `name:` (got {name!r})")
     return PromptFile(name=name, spec=spec, document=document)
 

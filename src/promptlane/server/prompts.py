@@ -15,8 +15,10 @@ from ..registry.gate import GateRequirements
 from ..registry.labels import LATEST, check_label_name, check_target
 from ..registry.registry import PushResult
 from ..registry.runs import ScenarioFileRef
+from ..registry.store import MAX_VERSION
 from ..registry.tokens import allows
 from ..registry.wire import event_to_json, label_to_json, summary_to_json, target_in, version_to_json
+from ..spec import check_prompt_name
 from . import schemas
 from ._http import Endpoint, HttpError, checked, json_response, not_modified, read_body
 from .cache import Answer
@@ -30,7 +32,8 @@ _REVALIDATE = "private, no-cache"
 
 
 def _name(request: Request) -> str:
-    return request.path_params["name"]
+    """The prompt name in the path (422 for one no prompt can have: too long, NUL, ...)."""
+    return checked(check_prompt_name, request.path_params["name"])
 
 
 def _send(request: Request, answer: Answer, cache_control: str) -> Response:
@@ -42,6 +45,11 @@ def _send(request: Request, answer: Answer, cache_control: str) -> Response:
 
 def _label_param(request: Request) -> str:
     label = request.query_params.get("label") or state(request).registry.default_label
+    return _label_or_latest(label)
+
+
+def _label_or_latest(label: str) -> str:
+    """``label`` if it is a label's name or ``latest`` (422 otherwise)."""
     return label if label == LATEST else checked(check_label_name, label)
 
 
@@ -79,6 +87,8 @@ async def list_prompts(request: Request) -> Response:
 
 
 async def get_prompt(request: Request) -> Response:
+    if "-" in request.path_params["name"].split("/"):  # a sub-resource path with a method it does not take
+        raise HttpError(404, f"no such endpoint: {request.url.path}")
     name = _name(request)
     summaries = await run_in_threadpool(state(request).registry.list_prompts)
     for summary in summaries:
@@ -94,6 +104,8 @@ async def list_versions(request: Request) -> Response:
 
 async def get_version(request: Request) -> Response:
     name, number = _name(request), request.path_params["number"]
+    if not 1 <= number <= MAX_VERSION:
+        raise HttpError(422, f"number: an integer from 1 to {MAX_VERSION}", kind="ValidationError")
     cache = state(request).cache
     answer = cache.version_answer(name, number) or (await run_in_threadpool(cache.version, name, number))[1]
     return _send(request, answer, _IMMUTABLE)
@@ -120,15 +132,17 @@ async def list_labels(request: Request) -> Response:
 
 
 async def get_label(request: Request) -> Response:
-    label = await run_in_threadpool(
-        state(request).registry.store.get_label, _name(request), request.path_params["label"]
-    )
+    name, label_name = _name(request), _label_or_latest(request.path_params["label"])
+    label = await run_in_threadpool(state(request).registry.store.get_label, name, label_name)
     return json_response(label_to_json(label))
 
 
 async def history(request: Request) -> Response:
     label = request.query_params.get("label") or None
-    events = await run_in_threadpool(state(request).registry.history, _name(request), label)
+    name = _name(request)
+    events = await run_in_threadpool(
+        state(request).registry.history, name, _label_or_latest(label) if label is not None else None
+    )
     return json_response([event_to_json(event) for event in events])
 
 
@@ -216,7 +230,15 @@ async def promote(request: Request) -> Response:
     return json_response(event_to_json(event))
 
 
-_LABEL_QUERY = {"label": {"type": "string", "description": "A label, or `latest` (default: the server's default)."}}
+_LABEL = f"^({schemas.LABEL_PATTERN.strip('^$')})?$"
+"""A label in a query (empty: as if not given)."""
+_LABEL_QUERY = {
+    "label": {
+        "type": "string",
+        "pattern": _LABEL,
+        "description": "A label, or `latest` (default: the server's default).",
+    }
+}
 
 ENDPOINTS = [
     Endpoint(
@@ -316,7 +338,7 @@ ENDPOINTS = [
         response=schemas.Event,
         response_list=True,
         errors=(404,),
-        query={"label": {"type": "string", "description": "Only this label's moves."}},
+        query={"label": {"type": "string", "pattern": _LABEL, "description": "Only this label's moves."}},
     ),
     Endpoint(
         "GET",

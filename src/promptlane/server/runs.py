@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -12,9 +13,11 @@ from starlette.responses import Response
 
 from ..errors import NotFoundError
 from ..registry.runs import CaseResult
+from ..registry.store import MAX_VERSION
 from ..registry.wire import run_from_json, run_to_json
+from ..spec import NAME_MAX_LENGTH, NAME_PATTERN, check_prompt_name
 from . import schemas
-from ._http import Endpoint, HttpError, invalid, json_response, read_body
+from ._http import Endpoint, HttpError, checked, invalid, json_response, read_body
 from .state import state
 
 __all__ = ["ENDPOINTS"]
@@ -23,6 +26,20 @@ _RUN = "/api/v1/runs/{run_id}"
 _CASES = TypeAdapter(list[CaseResult])
 """Case results as a client sends them (``CaseResult.to_json``), every field's type checked."""
 _PAGE = 500
+_RUN_ID = re.compile(r"[0-9a-f]{1,32}")
+_STATUSES = ("passed", "failed", "error")
+_MAX_POSITION = 2**31 - 1
+"""The largest case position (an Integer column)."""
+
+
+def _run_id(request: Request) -> str:
+    """The run id (or unique prefix) in the path: 1 to 32 lowercase hex digits (422 otherwise)."""
+    run_id = request.path_params["run_id"]
+    if not _RUN_ID.fullmatch(run_id):
+        raise HttpError(
+            422, "run_id: a run's id or a prefix of it: 1 to 32 hex digits (0-9, a-f)", kind="ValidationError"
+        )
+    return run_id
 
 
 def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
@@ -36,7 +53,9 @@ def _int_param(request: Request, name: str, default: int, *, low: int, high: int
 
 async def list_runs(request: Request) -> Response:
     prompt = request.query_params.get("prompt") or None
-    version = _int_param(request, "version", 0, low=1, high=2**31 - 1) or None
+    if prompt is not None:
+        prompt = checked(check_prompt_name, prompt)
+    version = _int_param(request, "version", 0, low=1, high=MAX_VERSION) or None
     limit = _int_param(request, "limit", 50, low=1, high=1000)
     records = await run_in_threadpool(state(request).registry.store.list_runs, prompt, version=version, limit=limit)
     return json_response([run_to_json(record) for record in records])
@@ -60,14 +79,15 @@ async def create_run(request: Request) -> Response:
 
 
 async def get_run(request: Request) -> Response:
-    record = await run_in_threadpool(state(request).registry.store.get_run, request.path_params["run_id"])
+    record = await run_in_threadpool(state(request).registry.store.get_run, _run_id(request))
     return json_response(run_to_json(record))
 
 
 async def update_run(request: Request) -> Response:
+    path_id = _run_id(request)
     body = await read_body(request, schemas.RunIn)
-    if body.id != request.path_params["run_id"]:
-        raise HttpError(422, f"id: the body is run {body.id}, the path run {request.path_params['run_id']}")
+    if body.id != path_id:
+        raise HttpError(422, f"id: the body is run {body.id}, the path run {path_id}")
     store = state(request).registry.store
     existing = await run_in_threadpool(store.get_run, body.id)
     if existing.id != body.id:  # get_run takes prefixes: an update needs the whole id
@@ -78,10 +98,10 @@ async def update_run(request: Request) -> Response:
 
 
 async def add_cases(request: Request) -> Response:
+    run_id = _run_id(request)
     body = await read_body(request, schemas.CasesIn)
-    run_id = request.path_params["run_id"]
     try:
-        cases = _CASES.validate_python(body.cases)
+        cases = _CASES.validate_python([case.model_dump() for case in body.cases])
     except ValidationError as exc:
         raise invalid(exc, prefix=("cases",)) from None
     store = state(request).registry.store
@@ -94,15 +114,18 @@ async def add_cases(request: Request) -> Response:
 
 async def heartbeat(request: Request) -> Response:
     """The process running a run is alive: its lease starts again (a run past its lease reads interrupted)."""
-    await run_in_threadpool(state(request).registry.store.heartbeat_run, request.path_params["run_id"])
+    await run_in_threadpool(state(request).registry.store.heartbeat_run, _run_id(request))
     return Response(status_code=204)
 
 
 async def list_cases(request: Request) -> Response:
-    run_id = request.path_params["run_id"]
-    after = _int_param(request, "after", 0, low=0, high=2**63 - 1)
+    run_id = _run_id(request)
+    after = _int_param(request, "after", 0, low=0, high=_MAX_POSITION)
     limit = _int_param(request, "limit", _PAGE, low=1, high=_PAGE)
     statuses = request.query_params.getlist("status") or None
+    for status in statuses or ():
+        if status not in _STATUSES:
+            raise HttpError(422, f"status: one of {', '.join(_STATUSES)}, not {status[:20]!r}", kind="ValidationError")
     store: Any = state(request).registry.store
     record = await run_in_threadpool(store.get_run, run_id)
     page = await run_in_threadpool(lambda: store.case_page(record.id, after=after, limit=limit, statuses=statuses))
@@ -117,7 +140,7 @@ def _record(body: schemas.RunIn) -> Any:
         raise HttpError(422, f"not a run: {exc}", kind="ValidationError") from None
 
 
-_STATUS = {"type": "string", "enum": ["passed", "failed", "error"]}
+_STATUS = {"type": "string", "enum": list(_STATUSES)}
 
 ENDPOINTS = [
     Endpoint(
@@ -129,8 +152,8 @@ ENDPOINTS = [
         response=schemas.Run,
         response_list=True,
         query={
-            "prompt": {"type": "string"},
-            "version": {"type": "integer", "minimum": 1},
+            "prompt": {"type": "string", "maxLength": NAME_MAX_LENGTH, "pattern": f"^({NAME_PATTERN.pattern[1:-1]})?$"},
+            "version": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
             "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
         },
     ),
@@ -154,7 +177,7 @@ ENDPOINTS = [
         response=schemas.CasePage,
         errors=(400, 404),
         query={
-            "after": {"type": "integer", "minimum": 0},
+            "after": {"type": "integer", "minimum": 0, "maximum": _MAX_POSITION},
             "limit": {"type": "integer", "minimum": 1, "maximum": _PAGE},
             "status": {"type": "array", "items": _STATUS},
         },

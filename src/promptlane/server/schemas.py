@@ -6,16 +6,28 @@ checks every response against them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
+
+from ..registry.store import MAX_VERSION
+from ..spec import NAME_MAX_LENGTH, NAME_PATTERN
 
 __all__ = [
+    "ACTOR_MAX_LENGTH",
+    "LABEL_PATTERN",
+    "MAX_COUNT",
+    "MAX_JSON_INT",
+    "NO_NUL",
+    "TOKEN_NAME_PATTERN",
+    "CaseIn",
     "CasePage",
     "CasesIn",
     "Error",
     "Event",
     "GateIn",
+    "JsonValue",
     "Label",
     "LabelMoveIn",
     "PromoteIn",
@@ -32,9 +44,56 @@ __all__ = [
     "Version",
 ]
 
-Name = Field(min_length=1, max_length=255)
+# Every bound below is one the server enforces; the OpenAPI document states them all (tests/test_server.py runs
+# schemathesis's conformance checks against it, on SQLite and PostgreSQL). The database's own bounds come
+# from registry/tables.py: Integer columns are 32-bit on PostgreSQL, String(n) columns hold n characters.
+
+NO_NUL = r"^[^\x00]*$"
+"""Text that reaches the database: no NUL character (PostgreSQL cannot store one)."""
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+"""A label's name, as :func:`promptlane.registry.labels.check_label_name` checks it (``latest`` is reserved)."""
+TOKEN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+"""A token's name, as :func:`promptlane.registry.tokens.check_token_name` checks it."""
+MAX_COUNT = 10_000_000
+"""The largest tally of one scenario: a run's tallies are sums over at most :data:`MAX_SCENARIOS` scenarios and
+must fit an Integer column."""
+MAX_SCENARIOS = 200
+ACTOR_MAX_LENGTH = 255 - len(" (token )") - 63
+"""The longest name a client may give for who made a change: the server records it with the token's name
+(``alice (token ci)``) in a 255-character column."""
+
+MAX_JSON_INT = 2**63 - 1
+"""The largest integer anywhere in a body (the server refuses a larger one, as SQLite cannot store it)."""
+Int64 = Annotated[int, Field(ge=-MAX_JSON_INT, le=MAX_JSON_INT)]
+_Key = Annotated[str, Field(pattern=NO_NUL)]
+JsonValue = TypeAliasType(
+    "JsonValue",
+    Annotated[str, Field(pattern=NO_NUL)]
+    | Int64
+    | float
+    | bool
+    | list["JsonValue"]
+    | Annotated[dict[_Key, "JsonValue"], Field(json_schema_extra={"additionalProperties": False})]
+    | None,
+)
+"""Any JSON, as the server takes it anywhere in a body (the free-form parts: a spec, a run's settings, a case's
+output): no string or key holds a NUL character and integers fit 64 bits (nesting stops at 64 levels too)."""
+JsonObject = Annotated[dict[_Key, JsonValue], Field(json_schema_extra={"additionalProperties": False})]
+
+PromptName = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN.pattern)]
+Actor = Annotated[str, Field(max_length=ACTOR_MAX_LENGTH, pattern=NO_NUL)]
+Text = Annotated[str, Field(max_length=10_000, pattern=NO_NUL)]
 Weights = dict[str, int]
 """``{"3": 90, "4": 10}``: version number -> weight, summing to 100."""
+WeightsIn = Annotated[
+    dict[str, Annotated[int, Field(ge=1, le=100)]],
+    Field(
+        min_length=1,
+        max_length=100,
+        json_schema_extra={"propertyNames": {"pattern": r"^[1-9][0-9]{0,9}$"}},
+        description="Version number (plain decimal digits, 1 to 2147483647) -> weight; the weights sum to 100.",
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -45,7 +104,7 @@ class _Strict(BaseModel):
 
 
 class ScenarioFileIn(_Strict):
-    path: str = Field(min_length=1, max_length=1024)
+    path: str = Field(min_length=1, max_length=1024, pattern=NO_NUL)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -53,86 +112,138 @@ class GateIn(_Strict):
     """What the client's project asks of a run (its scenario files now, and the gate model)."""
 
     scenario_files: list[ScenarioFileIn] = Field(default_factory=list, max_length=10_000)
-    model: str | None = Field(default=None, max_length=255)
+    model: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
 
 
 class PushIn(_Strict):
     """A version to store. With ``content_hash``, ``spec`` is frozen content (what ``promptlane push`` sends),
-    checked by freezing it again; without, it is a prompt spec as written in a file, frozen by the server."""
+    checked by freezing it again; without, it is a prompt spec as written in a file, frozen by the server.
 
-    spec: dict[str, Any]
+    No string or key anywhere in the body may hold a NUL character, nesting stops at 64 levels and integers at
+    64 bits (the server refuses the body whole, 422)."""
+
+    spec: JsonObject = Field(description="A prompt spec (its templates must compile: checked at push, 422).")
     content_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    message: str | None = Field(default=None, max_length=10_000)
-    author: str | None = Field(default=None, max_length=255)
+    message: Text | None = None
+    author: Actor | None = None
 
 
 class LabelMoveIn(_Strict):
-    target: Weights = Field(min_length=1, max_length=100)
+    target: WeightsIn
     kind: Literal["move", "rollout"] = "move"
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: Text | None = None
     force: bool = False
-    actor: str | None = Field(default=None, max_length=200)
+    actor: Actor | None = None
     gated: bool = False
     requirements: GateIn | None = None
 
 
 class RollbackIn(_Strict):
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: Text | None = None
     force: bool = False
-    actor: str | None = Field(default=None, max_length=200)
+    actor: Actor | None = None
     requirements: GateIn | None = None
 
 
 class PromoteIn(_Strict):
-    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    reason: str | None = Field(default=None, max_length=10_000)
-    actor: str | None = Field(default=None, max_length=200)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: Text | None = None
+    actor: Actor | None = None
     requirements: GateIn | None = None
 
 
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
 class ScenarioStatsIn(BaseModel):
-    name: str
-    file: str
+    name: str = Field(max_length=255, pattern=NO_NUL)
+    file: str = Field(max_length=1024, pattern=NO_NUL)
     threshold: float = Field(default=1.0, ge=0, le=1)
-    cases: int = Field(default=0, ge=0)
-    passed: int = Field(default=0, ge=0)
-    failed: int = Field(default=0, ge=0)
-    errored: int = Field(default=0, ge=0)
-    skipped: int = Field(default=0, ge=0)
-    deselected: int = Field(default=0, ge=0)
+    cases: Count = 0
+    passed: Count = 0
+    failed: Count = 0
+    errored: Count = 0
+    skipped: Count = 0
+    deselected: Count = 0
 
 
 class RunIn(BaseModel):
     """A run as ``promptlane eval`` records it (derived fields such as ``passed`` are ignored)."""
 
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    prompt: str = Name
-    version: int = Field(ge=1, le=2**31 - 1)
-    label: str | None = Field(default=None, max_length=63)
-    model: str = Field(min_length=1, max_length=255)
+    prompt: PromptName
+    version: int = Field(ge=1, le=MAX_VERSION)
+    label: str | None = Field(default=None, max_length=63, pattern=NO_NUL)
+    model: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     status: Literal["running", "passed", "failed", "error", "interrupted", "stopped"] = "running"
-    reason: str | None = None
-    started_at: str
-    finished_at: str | None = None
-    trace_id: str | None = Field(default=None, max_length=32)
-    cost_usd: float = Field(default=0.0, ge=0)
-    created_by: str | None = Field(default=None, max_length=255)
+    reason: str | None = Field(default=None, pattern=NO_NUL)
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    finished_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    trace_id: str | None = Field(default=None, max_length=32, pattern=NO_NUL)
+    cost_usd: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    created_by: str | None = Field(default=None, max_length=255, pattern=NO_NUL)
     scenario_files: list[ScenarioFileIn] = Field(default_factory=list)
-    scenarios: list[ScenarioStatsIn] = Field(default_factory=list)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    scenarios: list[ScenarioStatsIn] = Field(default_factory=list, max_length=MAX_SCENARIOS)
+    settings: JsonObject = Field(default_factory=dict)
+
+
+class ToolCallIn(BaseModel):
+    turn: Int64
+    id: str
+    name: str
+    args: JsonValue = None
+    result: JsonValue = None
+    error: str | None = None
+
+
+class EvaluationIn(BaseModel):
+    name: str
+    passed: bool
+    score: float | None = None
+    reason: str | None = None
+    error: str | None = None
+
+
+class CaseErrorIn(BaseModel):
+    type: str
+    message: str
+
+
+class CaseIn(BaseModel):
+    """One finished case, as :meth:`promptlane.registry.runs.CaseResult.to_json` writes it (unknown keys are
+    ignored)."""
+
+    scenario: str = Field(max_length=255)
+    case: str = Field(max_length=255)
+    file: str
+    line: Int64 | None = None
+    row: Int64 | None = None
+    repeat: Int64 = 1
+    status: Literal["passed", "failed", "error"] = "passed"
+    variables: JsonObject = Field(default_factory=dict)
+    messages: list[JsonObject] = Field(default_factory=list)
+    output: JsonValue = None
+    tool_calls: list[ToolCallIn] = Field(default_factory=list)
+    evaluations: list[EvaluationIn] = Field(default_factory=list)
+    turns: Int64 = 0
+    latency_ms: float = 0.0
+    input_tokens: Int64 = 0
+    output_tokens: Int64 = 0
+    cost_usd: float | None = None
+    error: CaseErrorIn | None = None
 
 
 class CasesIn(_Strict):
-    cases: list[dict[str, Any]] = Field(max_length=10_000)
+    cases: list[CaseIn] = Field(max_length=10_000)
 
 
 class TokenIn(_Strict):
     """A token registered by its hash: the client made the secret and keeps it."""
 
-    name: str = Field(min_length=1, max_length=63)
-    scopes: list[str] = Field(min_length=1, max_length=4)
+    name: str = Field(min_length=1, max_length=63, pattern=TOKEN_NAME_PATTERN)
+    scopes: list[Literal["read", "write", "promote", "admin"]] = Field(min_length=1, max_length=4)
     secret_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    created_by: str | None = Field(default=None, max_length=200)
+    created_by: Actor | None = None
 
 
 # --- responses --------------------------------------------------------------------------------------------

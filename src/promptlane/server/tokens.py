@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ..registry import tokens
 from ..registry.wire import token_to_json
 from . import schemas
-from ._http import Endpoint, checked, json_response, read_body
+from ._http import Endpoint, HttpError, checked, json_response, read_body
 from .state import actor, state
 
 __all__ = ["ENDPOINTS"]
@@ -32,10 +32,14 @@ async def create_token(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    by = actor(request, request.query_params.get("by") or None)
-    record = await run_in_threadpool(
-        lambda: state(request).registry.store.revoke_token(request.path_params["token"], revoked_by=by)
-    )
+    name = checked(tokens.check_token_name, request.path_params["token"])
+    given = request.query_params.get("by") or None
+    if given is not None and (len(given) > schemas.ACTOR_MAX_LENGTH or "\x00" in given):
+        raise HttpError(
+            422, f"by: at most {schemas.ACTOR_MAX_LENGTH} characters, none of them NUL", kind="ValidationError"
+        )
+    by = actor(request, given)
+    record = await run_in_threadpool(lambda: state(request).registry.store.revoke_token(name, revoked_by=by))
     state(request).auth.forget()
     return json_response(token_to_json(record))
 
@@ -69,6 +73,13 @@ ENDPOINTS = [
         "Revoke a token",
         response=schemas.Token,
         errors=(404, 409),
-        query={"by": {"type": "string", "description": "Who revokes it."}},
+        query={
+            "by": {
+                "type": "string",
+                "maxLength": schemas.ACTOR_MAX_LENGTH,
+                "pattern": schemas.NO_NUL,
+                "description": "Who revokes it.",
+            }
+        },
     ),
 ]
