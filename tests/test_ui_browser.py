@@ -12,8 +12,10 @@ import os
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from _live import LiveServer
 from promptlane.config import load_settings
 from promptlane.registry import Registry
+from promptlane.registry.runs import CaseResult, EvaluationResult, RunRecord
 from promptlane.registry.tokens import create_token
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,9 +79,9 @@ class Screenshots:
     taken: list[Path] = field(default_factory=list)
     """The files written so far."""
 
-    def take(self, page: Page, step: str) -> Path:
+    def take(self, page: Page, step: str, *, full_page: bool = True) -> Path:
         path = self.folder / f"{len(self.taken) + 1:02d}-{step}.png"
-        page.screenshot(path=path, full_page=True)
+        page.screenshot(path=path, full_page=full_page)
         self.taken.append(path)
         return path
 
@@ -324,8 +327,8 @@ def test_scenarios_run_from_the_browser(page: Page, site: Site, shots: Screensho
     expect(summary.locator("tr", has_text="Model").locator("td")).to_have_text("python:examples.support.model:respond")
     expect(summary.locator("tr", has_text="Trace id").locator("td")).to_have_text(re.compile(r"^(-|[0-9a-f]{32})$"))
     cases = page.locator(".case")
-    expect(cases).to_have_count(13)
-    expect(page.locator(".case.failed")).to_have_count(1)
+    expect(cases).to_have_count(1)  # the failing cases, on their own first
+    expect(page.locator("nav.tabs a[aria-current=page]")).to_have_text("Failing (1)")
     failed = cases.first
     expect(failed).to_have_class(re.compile(r"\bfailed\b"))
     expect(failed.locator("h3")).to_contain_text("zz-held")
@@ -334,6 +337,10 @@ def test_scenarios_run_from_the_browser(page: Page, site: Site, shots: Screensho
     expect(failed.locator("pre.output")).to_have_text(
         "Hi Ana, thanks for reaching out. How can I help with your order?"
     )
+    page.get_by_role("link", name="All, failing first (13)").click()
+    expect(cases).to_have_count(13)
+    expect(page.locator(".case.failed")).to_have_count(1)
+    expect(cases.first).to_have_class(re.compile(r"\bfailed\b"))
     refund = page.locator(".case", has=page.locator("h3", has_text=re.compile(r"passed refund\b")))
     expect(refund.locator(".evaluations li", has_text="judge")).to_contain_text("polite, offers a refund")
     refund.get_by_text("Messages, output and tool calls").click()
@@ -378,6 +385,52 @@ def test_a_run_that_ends_while_its_page_loads_is_not_shown_as_running(
     finally:
         HELD.set()
     expect(page.locator("#run-status")).to_have_text("passed")
+
+
+def test_a_run_page_shows_a_page_of_many_cases(page: Page, site: Site, shots: Screenshots) -> None:
+    store: Any = site.registry.store
+    record = RunRecord(
+        id=uuid.uuid4().hex,
+        prompt="support/reply",
+        version=1,
+        model="test",
+        status="failed",
+        started_at=datetime.now(timezone.utc),
+    )
+    store.create_run(record)
+    cases = [
+        CaseResult(
+            scenario="tickets",
+            case=f"tickets[row-{n}]",
+            file="evals/tickets.jsonl",
+            line=n,
+            status="failed" if n % 100 == 7 else "passed",
+            output=f"reply {n}",
+            evaluations=[EvaluationResult(name="contains", passed=n % 100 != 7, reason="looked for 'refund'")],
+        )
+        for n in range(1, 2001)
+    ]
+    store.add_cases(record.id, cases)
+    log_in(page, site, "read", f"/runs/{record.id}")
+
+    shown = page.locator(".case")
+    expect(shown).to_have_count(20)  # the 20 failing cases, first
+    expect(page.locator(".case.passed")).to_have_count(0)
+    page.get_by_role("link", name="All, failing first (2000)").click()
+    expect(shown).to_have_count(100)
+    expect(shown.nth(19)).to_have_class(re.compile(r"\bfailed\b"))
+    expect(shown.nth(20)).to_have_class(re.compile(r"\bpassed\b"))
+    pager = page.locator("nav.pager").first
+    expect(pager).to_contain_text("cases 1 to 100 of 2000, page 1 of 20")
+    pager.get_by_role("link", name="Next").click()
+    expect(pager).to_contain_text("cases 101 to 200 of 2000, page 2 of 20")
+    expect(shown).to_have_count(100)
+    expect(shown.first.locator("h3")).to_contain_text("tickets[row-82]")  # passing ones go on in order
+    shots.take(page, "paged-run", full_page=False)  # the top: tabs, pager, the first cases
+    page.locator("nav.pager").last.scroll_into_view_if_needed()
+    shots.take(page, "paged-run-bottom", full_page=False)
+    pager.get_by_role("link", name="Previous").click()
+    expect(pager).to_contain_text("page 1 of 20")
 
 
 # --- labels through the gate --------------------------------------------------------------------------------------
@@ -459,10 +512,11 @@ def test_pages_need_a_login(page: Page, site: Site, shots: Screenshots) -> None:
     shots.take(page, "prompts")
     cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
     assert {name: (c["httpOnly"], c["sameSite"]) for name, c in cookies.items()} == {
-        "promptlane_token": (True, "Strict"),
+        "promptlane_session": (True, "Strict"),
         "promptlane_csrf": (True, "Strict"),
     }
-    assert page.evaluate("document.cookie") == ""  # no script of the page reads the token
+    assert site.tokens["read"] not in str(cookies)  # the browser holds a session id, never the token
+    assert page.evaluate("document.cookie") == ""  # no script of the page reads the session id
     page.get_by_role("button", name="Log out").click()
     page.goto("/runs")
     expect(page).to_have_url(site.url + "/login?next=/runs")
