@@ -267,6 +267,12 @@ def test_a_session_ends_after_its_lifetime_and_after_an_idle_while(registry: Reg
     clock.now += timedelta(hours=2)  # two hours without a request
     assert idle.get(PAGE).status_code == 303
 
+    logged_in()  # a session never used again
+    clock.now += timedelta(hours=12)
+    logged_in()  # a login drops the sessions that have ended
+    with registry.store.engine.connect() as conn:
+        assert len(conn.execute(select(ui_sessions)).all()) == 1
+
 
 def test_a_csrf_value_from_another_session_is_refused(login: Login, registry: Registry) -> None:
     mine, theirs = login("admin"), login("admin")
@@ -726,3 +732,25 @@ def test_the_preview_refuses_an_alias_bomb_in_a_yaml_field(login: Login) -> None
     answer = client.post(f"{PAGE}/-/preview", data=editor_form(variables=variables), headers=headers).json()
     assert (answer["field"], answer["line"]) == ("variables", 9)
     assert "expands to more than 200000 values" in answer["error"]
+
+
+def test_previews_are_rate_limited_per_token(login: Login, registry: Registry) -> None:
+    # Sixty parallel previews starved the server's threads: each token gets a burst, then a few a second.
+    first, second = login("read"), login("read")
+    now = [100.0]
+    work = first.app.state.promptlane.work  # type: ignore[attr-defined]
+    work.clock = lambda: now[0]
+    form = editor_form(**{"var.customer": "Ana", "var.ticket": "Hi", "var.tier": "pro"})
+
+    def preview(client: TestClient) -> Any:
+        return client.post(f"{PAGE}/-/preview", data=form, headers={"X-CSRF-Token": csrf(client)})
+
+    answers = [preview(first).status_code for _ in range(work.burst + 3)]
+    assert answers == [200] * work.burst + [429] * 3
+    refused = preview(first)
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json()["error"] == "too many previews: try again in 1 s"
+    second.app.state.promptlane.work.clock = lambda: now[0]  # type: ignore[attr-defined]
+    assert preview(second).status_code == 200  # another token has its own budget
+    now[0] += 1.0
+    assert [preview(first).status_code for _ in range(5)] == [200] * 4 + [429]  # four a second
