@@ -309,6 +309,8 @@ def test_every_page_and_static_file_carries_the_security_headers(login: Login, r
         "script": client.get("/static/ui.js"),
         "login page": TestClient(create_app(registry)).get("/login"),
         "redirect to the login": TestClient(create_app(registry), follow_redirects=False).get(PAGE),
+        "no such page": client.get("/no/such/page"),
+        "no such method": client.delete("/login"),
     }
     for what, answer in answers.items():
         headers = answer.headers
@@ -319,6 +321,7 @@ def test_every_page_and_static_file_carries_the_security_headers(login: Login, r
         expected = "no-cache" if what in ("stylesheet", "script") else "no-store"
         assert headers["cache-control"] == expected, what
     assert answers["stylesheet"].status_code == 200 and answers["error page"].status_code == 404
+    assert (answers["no such page"].status_code, answers["no such method"].status_code) == (404, 405)
 
 
 def test_the_pages_have_no_inline_script_the_policy_would_block(login: Login) -> None:

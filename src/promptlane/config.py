@@ -61,6 +61,8 @@ class Settings:
     """Seconds a single render may take."""
     prompt_max_bytes: int = 262_144
     """Largest version a push accepts: its templates, messages, schemas and included prompts, in bytes of JSON."""
+    server_max_body_bytes: int = 4_194_304
+    """Largest request body a registry server accepts (413 beyond)."""
     author: str | None = None
     """Author recorded on pushes and label moves; defaults to git's user.name, then the login name."""
     recordings: str | None = None
@@ -219,6 +221,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "render_max_steps": _as_int,
     "render_timeout": _as_float,
     "prompt_max_bytes": _as_int,
+    "server_max_body_bytes": _as_int,
     "author": _as_str,
     "recordings": _as_str,
     "judge_model": _as_model,

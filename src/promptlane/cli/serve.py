@@ -66,16 +66,20 @@ def serve(
     import uvicorn
 
     from ..server import create_app
+    from ..server.limits import serve_config
 
     web = create_app(reg, auth=not no_auth, cache_ttl=cache_ttl)
     mode = "no auth" if no_auth else "tokens"
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     err.print(f"promptlane: serving {_without_password(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
+    server = uvicorn.Server(serve_config(web, host=host, port=port, log_level=log_level))
     try:
-        uvicorn.run(web, host=host, port=port, log_level=log_level, server_header=False)
+        server.run()
     except SystemExit as exc:
-        # uvicorn exits 3 when it cannot start (the address in use, or not this machine's): a configuration
-        # error here, not an unreachable registry; its own log line above says why.
-        if exc.code == 3:
-            raise ConfigError(f"could not listen on {where} (see the line above)") from None
-        raise
+        if exc.code != 3:
+            raise
+        server.started = False
+    if not server.started:
+        # uvicorn could not start (the address in use, or not this machine's): a configuration error here, not
+        # an unreachable registry; its own log line above says why.
+        raise ConfigError(f"could not listen on {where} (see the line above)")

@@ -112,10 +112,44 @@ async def read_body(request: Request, model: type[BaseModel]) -> Any:
         data = json.loads(raw) if raw else None
     except ValueError as exc:
         raise HttpError(422, f"the body is not JSON: {exc}", kind="ValidationError") from None
+    except RecursionError:
+        raise HttpError(422, f"the body nests deeper than {MAX_JSON_DEPTH} levels", kind="ValidationError") from None
+    _check_json(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid(exc) from None
+
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a body may have (a version's schemas need a handful)."""
+_MAX_INT = 2**63 - 1
+
+
+def _check_json(data: Any) -> None:
+    """Refuse what no field takes and what would fail deeper, in a database or a recursive walk: nesting past
+    :data:`MAX_JSON_DEPTH`, NUL characters in strings and keys, integers beyond 64 bits (422, naming where)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_JSON_DEPTH:
+            raise HttpError(422, f"the body nests deeper than {MAX_JSON_DEPTH} levels", kind="ValidationError")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise HttpError(422, f"{_where(where)}: a key holds a NUL character", kind="ValidationError")
+                stack.append((item, (*where, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*where, str(index))) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise HttpError(422, f"{_where(where)}: the text holds a NUL character", kind="ValidationError")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+            raise HttpError(422, f"{_where(where)}: {value} is out of range (64 bits)", kind="ValidationError")
+
+
+def _where(path: tuple[str, ...]) -> str:
+    return ".".join(path) or "body"
 
 
 def invalid(exc: ValidationError, *, prefix: tuple[str, ...] = ()) -> HttpError:
@@ -161,7 +195,9 @@ def status_for(exc: Exception) -> int:
 def error_response(exc: Exception) -> Response:
     """The JSON error answer for ``exc``: ``{"error": message, "type": ...}`` with the matching status."""
     if isinstance(exc, HttpError):
-        return json_response({"error": str(exc), "type": exc.kind, **exc.extra}, status=exc.status)
+        retry = exc.extra.get("retry_after")
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return json_response({"error": str(exc), "type": exc.kind, **exc.extra}, status=exc.status, headers=headers)
     if isinstance(exc, AuthError):
         return json_response(
             {"error": str(exc), "type": "AuthError"},

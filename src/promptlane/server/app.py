@@ -25,6 +25,7 @@ from . import prompts, runs, tokens
 from ._http import Endpoint, HttpError, error_response, json_response
 from .auth import Auth, LoopbackOnly
 from .cache import ServerCache
+from .limits import BodyLimit
 from .openapi import openapi_document
 from .state import ServerState, state
 
@@ -58,8 +59,31 @@ def _route_path(path: str) -> str:
     return path.replace("{name}", "{name:path}")
 
 
+def _routes(endpoints: Sequence[Endpoint]) -> list[Route]:
+    """One route per path, answering each of its methods, so that a 405 lists them all in ``Allow``."""
+    by_path: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = _guarded(endpoint)
+    routes = []
+    for path, handlers in by_path.items():
+
+        async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method  # Starlette adds HEAD to a GET
+            return await handlers[method](request)
+
+        name = "_".join(handler.__name__ for handler in handlers.values())
+        routes.append(Route(_route_path(path), dispatch, methods=list(handlers), name=name))
+    return routes
+
+
 def create_app(
-    registry: Registry, *, auth: bool = True, cache_ttl: float = 1.0, token_ttl: float = 5.0, ui: bool = True
+    registry: Registry,
+    *,
+    auth: bool = True,
+    cache_ttl: float = 1.0,
+    token_ttl: float = 5.0,
+    ui: bool = True,
+    max_body_bytes: int | None = None,
 ) -> Starlette:
     """The server for ``registry``.
 
@@ -70,6 +94,7 @@ def create_app(
             are served within this time (moves through this process at once).
         token_ttl: Seconds a token lookup is kept; a revocation through another process applies within it.
         ui: Serve the web UI at ``/`` (the API stays under ``/api/v1``).
+        max_body_bytes: Largest request body (default: the ``server_max_body_bytes`` setting).
     """
     if registry.remote is not None:
         raise PromptlaneError("a server serves a database (sqlite:// or postgresql://), not another server")
@@ -86,7 +111,7 @@ def create_app(
     async def health(request: Request) -> Response:
         return json_response({"status": "ok", "version": __version__})
 
-    routes = [Route(_route_path(e.path), _guarded(e), methods=[e.method]) for e in ENDPOINTS]
+    routes = _routes(ENDPOINTS)
     routes += [
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/health", health, methods=["GET"]),
@@ -101,11 +126,16 @@ def create_app(
         message = "method not allowed" if status == 405 else f"no such endpoint: {request.url.path}"
         headers = getattr(exc, "headers", None)  # a 405's Allow
         if ui and not request.url.path.startswith("/api/"):  # a person's browser
+            from .ui._headers import PAGE_HEADERS
+
             page = f"<!doctype html><title>{status}</title><p>{html.escape(message)}</p><p><a href='/'>promptlane</a>"
-            return HTMLResponse(page, status_code=status, headers=headers)
+            return HTMLResponse(page, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
         return json_response({"error": message, "type": "HttpError"}, status=status, headers=headers)
 
-    middleware = [] if auth else [Middleware(LoopbackOnly)]
+    limit = registry.settings.server_max_body_bytes if max_body_bytes is None else max_body_bytes
+    middleware = [Middleware(BodyLimit, max_bytes=limit)]
+    if not auth:
+        middleware.append(Middleware(LoopbackOnly))
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found}, middleware=middleware)
     app.state.promptlane = server
     return app

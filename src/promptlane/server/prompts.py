@@ -14,10 +14,11 @@ from ..errors import AuthError, NotFoundError
 from ..registry.gate import GateRequirements
 from ..registry.labels import LATEST, check_label_name, check_target
 from ..registry.registry import PushResult
+from ..registry.rollout import target_from_keys
 from ..registry.runs import ScenarioFileRef
 from ..registry.store import MAX_VERSION
 from ..registry.tokens import allows
-from ..registry.wire import event_to_json, label_to_json, summary_to_json, target_in, version_to_json
+from ..registry.wire import event_to_json, label_to_json, summary_to_json, version_to_json
 from ..spec import check_prompt_name
 from . import schemas
 from ._http import Endpoint, HttpError, checked, json_response, not_modified, read_body
@@ -160,7 +161,7 @@ async def push(request: Request) -> Response:
             return registry.push_spec(name, body.spec, message=body.message, author=author)
         return registry.push_frozen(name, body.spec, body.content_hash, message=body.message, author=author)
 
-    result = await run_in_threadpool(store)
+    result = await state(request).work.run(store)  # compiles the templates
     state(request).cache.invalidate(name)
     data = {"version": version_to_json(result.version), "created": result.created}
     return json_response(data, status=201 if result.created else 200)
@@ -170,11 +171,7 @@ async def move_label(request: Request) -> Response:
     name, label = _name(request), _label_path(request)
     body = await read_body(request, schemas.LabelMoveIn)
     _may_force(request, body.force)
-    try:
-        target = target_in(body.target) or {}
-    except ValueError:
-        raise HttpError(422, 'target: version numbers must be integers, like {"3": 90, "4": 10}') from None
-    target = checked(check_target, target)
+    target = checked(check_target, checked(target_from_keys, body.target or {}))
     registry = state(request).registry
     event = await run_in_threadpool(
         lambda: registry.set_rollout(

@@ -72,8 +72,8 @@ JsonValue = TypeAliasType(
     | Int64
     | float
     | bool
-    | list["JsonValue"]
-    | Annotated[dict[_Key, "JsonValue"], Field(json_schema_extra={"additionalProperties": False})]
+    | list["JsonValue"]  # pyright: ignore[reportInvalidTypeForm]  (a recursive alias)
+    | Annotated[dict[_Key, "JsonValue"], Field(json_schema_extra={"additionalProperties": False})]  # pyright: ignore[reportInvalidTypeForm]
     | None,
 )
 """Any JSON, as the server takes it anywhere in a body (the free-form parts: a spec, a run's settings, a case's

@@ -11,6 +11,7 @@ from ..registry import Registry
 from ..registry.store import TokenRecord
 from .auth import Auth
 from .cache import ServerCache
+from .limits import TemplateWork
 
 __all__ = ["ServerState", "actor", "state"]
 
@@ -22,6 +23,8 @@ class ServerState:
     auth: Auth
     jobs: dict[str, Any] = field(default_factory=dict)
     """Runs started from the web UI in this process, by run id (their progress)."""
+    work: TemplateWork = field(default_factory=TemplateWork)
+    """The workers that compile and render templates for clients."""
 
 
 def state(request: Request) -> ServerState:

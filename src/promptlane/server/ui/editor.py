@@ -17,6 +17,7 @@ from ...errors import PromptlaneError, SpecError, TemplateError, VariableError
 from ...registry import Registry
 from ...spec_diff import authoring_order
 from ...variables import parse_typed
+from .._http import HttpError
 from ..state import state
 from ._page import Page, page, redirect, render
 from ._public import public_text
@@ -124,7 +125,8 @@ async def edit(view: Page) -> Response:
                       compare=compare)  # fmt: skip
     try:
         spec = spec_from_form(form)
-        result = await run_in_threadpool(lambda: view.registry.push_spec(name, spec, message=message, author=view.who))
+        work = state(view.request).work  # compiling runs on the template workers
+        result = await work.run(lambda: view.registry.push_spec(name, spec, message=message, author=view.who))
     except (FormError, PromptlaneError) as exc:
         problem = form_error(exc)
         fields = {**_form_fields({}), **_posted(form)}
@@ -159,8 +161,12 @@ async def preview(view: Page) -> Response:
     line}``. A read: it stores nothing."""
     name = view.request.path_params["name"]
     form = await view.request.form()
+    who = f"token {view.token.id}" if view.token is not None else (view.request.client or ("local",))[0]
     try:
-        answer = await run_in_threadpool(draw_preview, view.registry, name, form)
+        answer = await state(view.request).work.preview(who, lambda: draw_preview(view.registry, name, form))
+    except HttpError as exc:  # too many previews: the page tries again later
+        retry = str(exc.extra.get("retry_after", 1))
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"Retry-After": retry})
     except (FormError, PromptlaneError) as exc:
         problem = form_error(exc)
         answer = {"error": problem.message, "field": problem.field, "label": _label(problem.field),
