@@ -501,3 +501,32 @@ def test_a_version_round_trips_and_is_checked_against_what_was_asked() -> None:
         version_from_json(data, name=NAME, number=4)
     del data["message"], data["author"]  # optional fields may be left out
     assert version_from_json(data).spec == spec
+
+
+def _uncompilable(data: dict[str, Any]) -> None:
+    from promptlane._canonical import content_hash
+
+    for item in versions_in(data):
+        item["spec"]["template"] = "Hello {{ name "  # hashed anew: a server that means it
+        item["content_hash"] = content_hash(item["spec"])
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (rewritten(_uncompilable), "support/reply"),
+        (fixed(422, b'{"error": "label: something the server refuses", "type": "ValidationError"}'), "refuses"),
+        (fixed(409, b'{"error": "a conflict of its own", "type": "LabelError"}'), "conflict of its own"),
+    ],
+    ids=["a version that does not compile", "a 422 of the API", "a 409 of the API"],
+)
+def test_an_app_with_a_fallback_serves_it_whatever_error_the_server_answers(
+    served: Served, client: MakeClient, bad: Script, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    served.front.script = bad
+    app = client()
+    with caplog.at_level(logging.WARNING, logger="promptlane"):
+        prompt = app.get(NAME, version=1, fallback=FALLBACK)
+    assert prompt.source == "fallback"
+    assert prompt.render(name="Di").messages[0]["content"] == "Hello Di, from the fallback"
+    assert any(reason in line for line in messages(caplog, "serving the fallback for support/reply")), caplog.text

@@ -136,7 +136,7 @@ def _check_scenarios(paths: list[Path], frozen: dict[str, FrozenSpec], config: S
     results: Problems = []
     for path in paths:
         try:
-            document = load_scenario_file(path)
+            document = load_scenario_file(path, settings=config)
             prompt = frozen.get(document.spec.prompt)
             if prompt is not None:
                 for index in range(len(document.spec.scenarios)):

@@ -144,7 +144,7 @@ def eval_(
             raise PromptlaneError(f"no scenario files in {', '.join(str(p) for p in paths or [config.evals_dir])}")
         groups: dict[str, list[ScenariosDocument]] = defaultdict(list)
         for path in files:
-            document = load_scenario_file(path)
+            document = load_scenario_file(path, settings=config)
             groups[document.spec.prompt].append(document)
         if prompt is not None:
             if prompt not in groups:

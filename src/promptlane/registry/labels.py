@@ -20,7 +20,7 @@ def check_label_name(label: str) -> str:
     """``label`` if it can be set; LabelError otherwise."""
     if label == LATEST:
         raise LabelError("'latest' is reserved: it always points at the newest version")
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         raise LabelError(f"invalid label {label!r}: use lowercase letters, digits, '_', '.', '-' (at most 63)")
     return label
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._budget import RenderLimits
 from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
-from ..errors import AuthError, LabelError, NotFoundError, RegistryError, RegistryUnavailableError
+from ..errors import LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
 from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, scenario_files_for
 from .labels import LATEST, check_label_name, check_target, rollback_point
 from .rollout import choose_version
@@ -274,15 +274,18 @@ class Registry:
                 target, source = cache.target(name, label)
                 record, origin = cache.version(name, choose_version(target, name, label, targeting_key))
                 source = "disk" if origin == "disk" else source
-        except (NotFoundError, RegistryUnavailableError, AuthError) as exc:
+            key = (name, record.number, label, source)
+            prompt = self._prompts.get(key)
+            if prompt is None:
+                # Compiled here, inside the try: a server can send a version that hashes right and does not compile.
+                prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
+        except PromptlaneError as exc:
+            # Whatever the server answered (missing, down, refused, an error of its own, a broken template),
+            # an application given a fallback serves it.
             if fallback is None:
                 raise
             self._warn_once(name, exc)
             return _new_prompt(self._fallback(name, fallback), label=label, source="fallback", limits=self.limits)
-        key = (name, record.number, label, source)
-        prompt = self._prompts.get(key)
-        if prompt is None:
-            prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
         return prompt
 
     def prefetch(self, label: str | None = None) -> int:

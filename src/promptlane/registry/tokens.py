@@ -57,8 +57,8 @@ def check_token_name(name: str) -> str:
         raise TokenError("a token needs a name")
     if len(name) > 63:
         raise TokenError(f"invalid token name {name[:20] + '...'!r}: at most 63 characters, got {len(name)}")
-    if not _NAME.match(name):
-        if _NAME.match(name.lower()):
+    if not _NAME.fullmatch(name):
+        if _NAME.fullmatch(name.lower()):
             raise TokenError(f"invalid token name {name!r}: token names are lowercase, like {name.lower()!r}")
         raise TokenError(
             f"invalid token name {name!r}: use lowercase letters, digits, '_', '.' and '-', "
@@ -120,7 +120,7 @@ def hash_secret(secret: str) -> str:
 
 def check_secret_hash(secret_hash: str) -> str:
     """``secret_hash`` if it is a sha256 hex digest (lowercase); TokenError otherwise."""
-    if not isinstance(secret_hash, str) or not _HASH.match(secret_hash):
+    if not isinstance(secret_hash, str) or not _HASH.fullmatch(secret_hash):
         raise TokenError("a token's secret hash must be the 64 lowercase hex digits of a sha256 digest")
     return secret_hash
 

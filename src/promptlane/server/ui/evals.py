@@ -81,7 +81,7 @@ async def scenarios(view: Page) -> Response:
         files = []
         for ref in registry.gate_requirements(name).scenario_files:
             try:
-                document = load_scenario_file(registry.settings.root / ref.path)
+                document = load_scenario_file(registry.settings.root / ref.path, settings=registry.settings)
                 files.append({"path": ref.path, "scenarios": document.spec.scenarios, "model": document.spec.model})
             except PromptlaneError as exc:
                 files.append({"path": ref.path, "error": str(exc), "scenarios": []})
@@ -108,7 +108,7 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
         refs = registry.gate_requirements(name).scenario_files
         if not refs:
             raise NotFoundError(f"no scenario files for {name} under {settings.evals_dir}")
-        documents = [load_scenario_file(settings.root / ref.path) for ref in refs]
+        documents = [load_scenario_file(settings.root / ref.path, settings=settings) for ref in refs]
         prompt = registry.get(name, version=int(version_text))
         _refuse_code_from_the_version(prompt, documents)
         options = EvalOptions(
