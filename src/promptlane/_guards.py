@@ -471,6 +471,10 @@ def work_of(value: Any) -> int:
     return 1
 
 
+_SHORT = 1024
+"""Text a filter or test goes through for free (see :func:`metered`)."""
+
+
 def _stepped(items: Iterator[Any]) -> Iterator[Any]:
     for item in items:
         take_steps(1)
@@ -483,13 +487,13 @@ def metered(kind: str, name: str, func: Callable[..., Any]) -> Callable[..., Any
     Jinja2 calls filters and tests directly, not through the sandbox's ``call``, so without this a filter is
     free: twenty ``|sort`` of a long list run for minutes under a two-second timeout. Here each call takes
     steps for the items it goes through (and so checks the clock), a container turned into text is weighed
-    first, a list or dict it returns is weighed, and a lazy result (``map``, ``select``...) takes a step per
-    item it yields.
+    first, a list or dict returned by a filter that builds one (not one that only reorders or picks among the
+    items it was given) is weighed, and a lazy result (``map``, ``select``...) takes a step per item it yields.
     """
     # The value comes after the context, eval context or environment Jinja2 passes first.
     position = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
     what = f"the {name} {kind}"
-    stringifies = kind == "filter" and name not in _KEEP_CONTAINERS
+    passes_items_on = kind == "test" or name in _KEEP_CONTAINERS
     if kind == "test":
         # A test looks at its value at once, except `in`, which goes through its argument.
         position, at_once = (position + 1, False) if name == "in" else (position, True)
@@ -498,15 +502,29 @@ def metered(kind: str, name: str, func: Callable[..., Any]) -> Callable[..., Any
 
     @functools.wraps(func)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if BUDGET.get() is None:  # Jinja2 folding a constant while compiling: no budget to charge
-            return func(*args, **kwargs)
         value = args[position] if len(args) > position else None
-        take_steps(1 if at_once else work_of(value))
-        if stringifies and isinstance(value, _CONTAINERS):
-            refuse_size(what, weigh(value))
+        if type(value) is str and len(value) <= _SHORT:
+            # The common case, free: C code through a short text (the filters that can amplify it check their
+            # arguments themselves). A template has only so many filters, and loops pay for their iterations.
+            return func(*args, **kwargs)
+        budget = BUDGET.get()
+        if budget is None:  # Jinja2 folding a constant while compiling: no budget to charge
+            return func(*args, **kwargs)
+        if at_once:
+            budget.step()
+        elif type(value) is str:  # a kilobyte of text is a step
+            budget.step(len(value) >> 10)
+        else:
+            budget.step(work_of(value))
+            if not passes_items_on and isinstance(value, _CONTAINERS):
+                refuse_size(what, weigh(value))
         result = func(*args, **kwargs)
-        if type(result) in (list, tuple, dict):
-            check_weight(what, result)
+        kind_of = type(result)
+        if kind_of is str or kind_of is bool:
+            return result
+        if kind_of in (list, tuple, dict):
+            if not passes_items_on:
+                check_weight(what, result)
         elif isinstance(result, Iterator) and not isinstance(result, TEXT_TYPES):
             return _stepped(result)
         return result
