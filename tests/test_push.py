@@ -564,11 +564,11 @@ def test_undeclared_variable_line_in_a_flowing_scalar(
     assert info.value.line == line
 
 
-def test_over_http_a_failure_part_way_says_which_files_were_stored(
+def test_over_http_a_batch_push_is_whole_or_absent(
     tmp_path: Path, project: Path, support_prompts: None, write_prompt: WritePrompt
 ) -> None:
-    """A registry server takes one file at a time (it has no batch endpoint): a push refused part way cannot
-    take back the files before, so its error names them."""
+    """A push to a registry server is one request, stored in one transaction there: a file the server's
+    database refuses leaves no version of any file of the push."""
     from _live import LiveServer, served_registry
 
     served, secrets = served_registry(tmp_path / "server", f"sqlite:///{tmp_path / 'server.db'}")
@@ -580,10 +580,17 @@ def test_over_http_a_failure_part_way_says_which_files_were_stored(
         try:
             with pytest.raises(RegistryError) as info:
                 client.push()
+            (project / "prompts" / "zzz" / "refused.yaml").unlink()
+            pushed = client.push()  # and without the refused file, the batch goes through whole
         finally:
             client.close()
+    names = sorted(summary.name for summary in served.store.list_prompts())
     served.close()
     assert str(info.value) == (
-        "could not store a version of 'zzz/refused': versions of zzz/refused are refused here "
-        "(stored before this failed, one file at a time: shared/tone@1, support/reply@1)"
+        "could not store a version of 'zzz/refused': versions of zzz/refused are refused here"
     )
+    assert [(result.name, result.version.number, result.created) for result in pushed] == [
+        ("shared/tone", 1, True),
+        ("support/reply", 1, True),
+    ]
+    assert names == ["shared/tone", "support/reply"]

@@ -163,6 +163,7 @@ class Route:
 
 _P = "/api/v1/prompts/{name}"
 ROUTES = [
+    Route("POST", "/api/v1/push", "/push", "write"),
     Route("GET", "/api/v1/prompts", "/prompts", "read"),
     Route("GET", _P, "/prompts/support/reply", "read"),
     Route("GET", f"{_P}/-/versions", "/prompts/support/reply/-/versions", "read"),
@@ -1202,6 +1203,7 @@ def test_serve_allows_no_auth_on_loopback(project: Path, uvicorn_runs: list[dict
 
 POSITIVE_MAY_BE_422 = {
     "push": "a spec's templates must compile and use only declared variables",
+    "push_batch": "as push, for each spec of the batch",
     "move_label": "a rollout's weights must sum to 100",
     "update_run": "the body's run id must be the path's",
 }

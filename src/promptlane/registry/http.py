@@ -252,6 +252,23 @@ class HttpStore:
         data = self._json("POST", f"{prompt_path(name)}/-/versions", body=body)
         return version_from_json(data["version"]), bool(data["created"])
 
+    def push_batch(
+        self, specs: Sequence[tuple[str, Mapping[str, Any]]], *, message: str | None, author: str | None
+    ) -> list[tuple[PromptVersion, bool, int]]:
+        """Store prompt specs all or nothing, in one request (the server freezes them in one transaction):
+        (version, created, the prompt's newest number) for each, in order."""
+        body = {
+            "versions": [{"name": n, "spec": dict(spec)} for n, spec in specs],
+            "message": message,
+            "author": author,
+        }
+        data = self._json("POST", f"{_API}/push", body=body)
+        answers = []
+        for (name, _), item in zip(specs, data["versions"], strict=True):
+            version = version_from_json(item["version"], name=name)
+            answers.append((version, bool(item["created"]), int(item["latest"])))
+        return answers
+
     # --- labels --------------------------------------------------------------------------------------------
 
     def get_label(self, name: str, label: str) -> LabelState:

@@ -3,8 +3,8 @@
 Pushing is all-or-nothing per file set: every file is loaded, checked and frozen before the first version
 is stored, so a bad file in a batch leaves the registry as it was; and on a SQL store the versions of a batch
 are stored in one transaction (:func:`store_batch`), so a failure while storing (a database constraint, an
-outage) leaves it as it was too. A registry server takes one file at a time: there, a failure part way says
-which files were stored.
+outage) leaves it as it was too. A registry server takes the batch in one request and stores it in one
+transaction of its own (``HttpStore.push_batch``).
 """
 
 from __future__ import annotations
@@ -317,8 +317,8 @@ class _IncludedFileBroken(Exception):
 
 def store_batch(store: Any, items: Sequence[T], store_one: Callable[[T], PromptVersion]) -> list[PromptVersion]:
     """``store_one(item)`` for every item in order, all or nothing where the store can: one transaction
-    (``store.atomic``) on a SQL store. A store without transactions (a registry server) stores item by item;
-    if one fails after others were stored, its error says which were.
+    (``store.atomic``) on a SQL store. A store without transactions stores item by item; if one fails after
+    others were stored, its error says which were.
     """
     atomic = getattr(store, "atomic", None)
     if atomic is not None:

@@ -397,7 +397,7 @@ class Registry:
             TemplateError: a template does not parse or compile (naming file and line).
         """
         from ..spec import discover_prompt_files, load_prompt_file
-        from .push import freeze, push_order, store_batch
+        from .push import freeze, push_order
 
         roots = [Path(p) for p in paths] if paths else [self.settings.prompts_dir]
         files = [load_prompt_file(path, self.settings.prompts_dir) for path in discover_prompt_files(roots)]
@@ -417,31 +417,76 @@ class Registry:
             ).draft()
 
         # Pass 2: store, in include order, freezing against the versions just stored; one transaction.
+        stored = self._store_specs([(file.name, file.spec, file) for file in ordered], message=message, author=author)
+        return [stored[file.name] for file in ordered]
+
+    def push_specs(
+        self,
+        specs: Sequence[tuple[str, PromptSpec | Mapping[str, Any]]],
+        *,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> list[PushResult]:
+        """Push several specs given as data, in the order given (a prompt after the ones of the batch it
+        includes), all or nothing: one transaction on a SQL store, one request to a server.
+
+        Raises:
+            SpecError, IncludeError, TemplateError: a spec is invalid (nothing is stored).
+        """
+        from .push import freeze
+
+        checked = [(name, _as_spec(name, spec)) for name, spec in specs]
+        drafts: dict[str, PromptVersion] = {}
+        for name, spec in checked:  # every spec checked before anything is stored
+            drafts[name] = freeze(
+                name, spec, lambda n: drafts[n] if n in drafts else self._newest(n), limits=self.limits
+            ).draft()
+        stored = self._store_specs([(name, spec, None) for name, spec in checked], message=message, author=author)
+        return [stored[name] for name, _ in checked]
+
+    def _store_specs(
+        self,
+        items: Sequence[tuple[str, PromptSpec, PromptFile | None]],
+        *,
+        message: str | None,
+        author: str | None,
+    ) -> dict[str, PushResult]:
+        """Store checked specs in order, freezing each against the versions just stored, all or nothing."""
+        from .push import freeze, store_batch
+
         author = author or self.settings.author or default_author()
+        batch = getattr(self.store, "push_batch", None)
+        if batch is not None:  # a server: the whole batch in one request, stored in one transaction there
+            specs = [(name, spec.canonical()) for name, spec, _ in items]
+            try:
+                answers = batch(specs, message=message, author=author)
+            finally:
+                self.invalidate()
+            return {
+                name: PushResult(version=record, created=created, path=file.path if file else None, latest=latest)
+                for (name, _, file), (record, created, latest) in zip(items, answers, strict=True)
+            }
         stored: dict[str, PromptVersion] = {}
         results: dict[str, PushResult] = {}
 
-        def store_file(file: PromptFile) -> PromptVersion:
+        def store_one(item: tuple[str, PromptSpec, PromptFile | None]) -> PromptVersion:
+            name, spec, file = item
             frozen = freeze(
-                file.name,
-                file.spec,
-                lambda n: stored[n] if n in stored else self._newest(n),
-                file=file,
-                limits=self.limits,
+                name, spec, lambda n: stored[n] if n in stored else self._newest(n), file=file, limits=self.limits
             )
             record, created = self.store.push_version(
-                file.name, frozen.spec, frozen.content_hash, message=message, author=author
+                name, frozen.spec, frozen.content_hash, message=message, author=author
             )
-            stored[file.name] = record
-            latest = record.number if created else self.store.latest_number(file.name)
-            results[file.name] = PushResult(version=record, created=created, path=file.path, latest=latest)
+            stored[name] = record
+            latest = record.number if created else self.store.latest_number(name)
+            results[name] = PushResult(version=record, created=created, path=file.path if file else None, latest=latest)
             return record
 
         try:
-            store_batch(self.store, ordered, store_file)
+            store_batch(self.store, items, store_one)
         finally:
             self.invalidate()
-        return [results[file.name] for file in ordered]
+        return results
 
     def push_spec(
         self,

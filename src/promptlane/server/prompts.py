@@ -167,6 +167,21 @@ async def push(request: Request) -> Response:
     return json_response(data, status=201 if result.created else 200)
 
 
+async def push_batch(request: Request) -> Response:
+    body = await read_body(request, schemas.PushBatchIn)
+    registry = state(request).registry
+    author = actor(request, body.author)
+    specs = [(item.name, item.spec) for item in body.versions]
+    # One transaction: every version of the batch, or none (compiled on the template workers).
+    results = await state(request).work.run(lambda: registry.push_specs(specs, message=body.message, author=author))
+    for result in results:
+        state(request).cache.invalidate(result.name)
+    data = {
+        "versions": [{"version": version_to_json(r.version), "created": r.created, "latest": r.latest} for r in results]
+    }
+    return json_response(data, status=201 if any(r.created for r in results) else 200)
+
+
 async def move_label(request: Request) -> Response:
     name, label = _name(request), _label_path(request)
     body = await read_body(request, schemas.LabelMoveIn)
@@ -238,6 +253,16 @@ _LABEL_QUERY = {
 }
 
 ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/api/v1/push",
+        push_batch,
+        "write",
+        "Push several prompts, all or nothing",
+        body=schemas.PushBatchIn,
+        response=schemas.PushBatchOut,
+        status=201,
+    ),
     Endpoint(
         "GET", "/api/v1/prompts", list_prompts, "read", "List prompts", response=schemas.Summary, response_list=True
     ),

@@ -128,6 +128,24 @@ class PushIn(_Strict):
     author: Actor | None = None
 
 
+MAX_BATCH = 200
+"""Versions one batch push may hold."""
+
+
+class BatchItemIn(_Strict):
+    name: PromptName
+    spec: JsonObject = Field(description="A prompt spec as written in a file; the server freezes it.")
+
+
+class PushBatchIn(_Strict):
+    """Prompt specs to store all or nothing, in the order given (a prompt after the ones of the batch it
+    includes): what `promptlane push` sends to a server. Same body rules as a single push."""
+
+    versions: list[BatchItemIn] = Field(min_length=1, max_length=MAX_BATCH)
+    message: Text | None = None
+    author: Actor | None = None
+
+
 class LabelMoveIn(_Strict):
     target: WeightsIn
     kind: Literal["move", "rollout"] = "move"
@@ -269,6 +287,16 @@ class Version(BaseModel):
 class PushOut(BaseModel):
     version: Version
     created: bool
+
+
+class BatchPushed(BaseModel):
+    version: Version
+    created: bool
+    latest: int = Field(description="The prompt's newest version number after the push.")
+
+
+class PushBatchOut(BaseModel):
+    versions: list[BatchPushed]
 
 
 class Summary(BaseModel):
