@@ -1321,3 +1321,18 @@ def test_a_registry_password_is_printed_nowhere(
                 assert "hunter2" not in said and "ter2" not in said, (args, said)
                 assert result.exit_code == 0 if args == ["--version"] else result.exit_code in (2, 3), (args, said)
     assert "ter2" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://u:hunter2@[::1", "invalid literal for int() with base 10: ':1'"),
+        ("postgresql://u:hunter2@db:port/x", "invalid literal for int() with base 10: 'port'"),
+        ("sqlite://u:hunter2@/x.db", "Invalid SQLite URL: sqlite://u:***@/x.db"),
+        ("http://u:hunter2@[::1", "Invalid port: ':1'"),
+    ],
+)
+def test_a_malformed_registry_url_is_one_error_line(project: Path, url: str, reason: str) -> None:
+    stderr = fails("--registry", url, "list")
+    masked = url.replace("hunter2", "***")
+    assert stderr == f"the registry URL {masked} cannot be used: {reason}"

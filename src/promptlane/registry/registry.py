@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._budget import RenderLimits
 from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
-from ..errors import LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
+from ..errors import ConfigError, LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
 from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, scenario_files_for
 from .labels import LATEST, check_label_name, check_target, rollback_point
 from .rollout import choose_version
@@ -147,7 +147,14 @@ class Registry:
         if self._store is None:
             with self._store_lock:
                 if self._store is None:
-                    self._store = self._open_store()
+                    try:
+                        self._store = self._open_store()
+                    except (ValueError, TypeError) as exc:  # a port that is not a number, an unclosed [...
+                        raise _malformed(self.url, exc) from None
+                    except Exception as exc:
+                        if type(exc).__name__ in ("ArgumentError", "InvalidURL"):  # SQLAlchemy's, httpx's
+                            raise _malformed(self.url, exc) from None
+                        raise
         return self._store
 
     def _open_store(self) -> Store:
@@ -757,6 +764,11 @@ class Registry:
 
 def _spec_data(spec: Mapping[str, Any] | PromptSpec) -> Any:
     return spec if isinstance(spec, Mapping) else spec.model_dump(mode="json", exclude_unset=True)
+
+
+def _malformed(url: str, exc: Exception) -> ConfigError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ConfigError(f"the registry URL {mask_credentials(url)} cannot be used: {mask_credentials(reason)}")
 
 
 def _as_spec(name: str, spec: Mapping[str, Any] | PromptSpec) -> PromptSpec:
