@@ -51,3 +51,17 @@ def test_included_prompts_count_towards_the_size(registry: Registry, monkeypatch
     assert "the prompt with its includes is 300,1" in str(refused.value)
     assert "over the limit of 262,144 (prompt_max_bytes)" in str(refused.value)
     assert "both" not in {summary.name for summary in registry.store.list_prompts()}
+
+
+def test_a_prompt_dense_with_jinja2_syntax_is_refused_before_it_is_compiled(registry: Registry) -> None:
+    # 240 KB of `a ~ a ~ ...` is under the size limit but took 5 s and 450 MB to compile: syntax is what costs.
+    with pytest.raises(SpecError) as refused:
+        registry.push_spec("dense", {"template": "{{ " + " ~ ".join(["a"] * 60_000) + " }}"})
+
+    assert str(refused.value) == (
+        "dense: the templates hold 240,003 bytes of Jinja2 syntax ({{ }} and {% %}), over the limit of 16,384 "
+        "(a sixteenth of prompt_max_bytes)"
+    )
+    registry.push_spec("long", {"template": "Some text. " * 20_000 + "{{ a }}"})  # text costs next to nothing
+    assert {summary.name for summary in registry.store.list_prompts()} >= {"long"}
+    assert "dense" not in {summary.name for summary in registry.store.list_prompts()}

@@ -21,11 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _live import finishes
 from promptlane import _budget
 from promptlane._budget import BUDGET, RenderBudget, RenderLimits
 from promptlane._guards import GUARDED_FILTERS, REMEMBERED_WEIGHTS, combine_sequences, measure
 from promptlane._sandbox import SandboxEnvironment
-from promptlane.errors import TemplateRenderError, TemplateSecurityError
+from promptlane.errors import TemplateRenderError, TemplateSecurityError, TemplateSyntaxError
 from promptlane.templates import CompiledPrompt, compile_prompt
 
 UNHURRIED = RenderLimits(timeout=600)
@@ -207,10 +208,12 @@ HOSTILE = {
     "str.replace": ("{{ ('a' * 1000).replace('a', 'b' * 10000) }}", "str.replace would produce"),
     "str.format width": ("{{ '{:999999999}'.format(1) }}", "string formatting would produce 10000000"),
     "str.format precision": ("{{ '{:.999999999f}'.format(1.5) }}", "string formatting would produce"),
-    "str.format nested width": ("{{ '{:{}}'.format(1, 999999999) }}", "a width taken from an argument"),
+    "str.format nested width": ("{{ '{:{}}'.format(1, 999999999) }}", "a width or precision taken from an argument"),
+    "str.format nested width and digits": ("{{ '{0:{1}00000}'.format('a', 9999) }}", "would produce 999900018"),
+    "str.format nested width and fill": ("{{ '{0:x>{1}00000}'.format('a', 9999) }}", "would produce 999900020"),
     "str.format_map nested width": (
         "{{ '{a:{w}}'.format_map({'a': 1, 'w': 999999999}) }}",
-        "a width taken from an argument",
+        "string formatting would produce 1000000018 characters",
     ),
     "percent width": ("{{ '%999999999d' % 1 }}", "string formatting would produce 10000000"),
     "percent width by name": ("{{ '%(n)999999999d' % {'n': 1} }}", "string formatting would produce 10000000"),
@@ -393,7 +396,7 @@ def test_doubling_through_string_formatting_is_refused(assignment: str) -> None:
 
 def test_nested_format_width_given_as_a_string_is_refused() -> None:
     error = _refused_by_a_guard("{{ '{0:{1}}'.format('x', '9999999')|length }}")
-    assert error.reason == "a width taken from an argument is over the output limit"
+    assert error.reason == "string formatting would produce 10000015 characters, over the limit of 1000000"
 
 
 def test_tojson_with_a_huge_indent_is_refused() -> None:
@@ -580,3 +583,32 @@ def test_filters_that_look_at_once_cost_one_step_whatever_the_size() -> None:
 def test_bytes_are_weighed_like_text(template: str, reason: str) -> None:
     # A template built 3 GB of bytes and rendered: every size guard looked at str only.
     assert reason in _refused_by_a_guard(template, data=b"abaa", buffer=bytearray(b"ab")).reason
+
+
+def test_constant_filters_are_not_folded_while_compiling() -> None:
+    # Jinja2 folds constant expressions while compiling, where no budget or clock applies: a constant quadratic
+    # wordwrap compiled for half a minute, even inside `{% if false %}`. Outside a render, a filter given more
+    # than a short text refuses, and Jinja2 leaves the expression to render time, under the render's budget.
+    wordwrap = SandboxEnvironment().filters["wordwrap"]
+    with pytest.raises(Exception, match="the wordwrap filter: not folded while compiling"):
+        wordwrap(SandboxEnvironment(), "a" * 1_000_000, 2, wrapstring="")
+    template = '{% if false %}{{ ("a"|center(1000000))|wordwrap(2, wrapstring="") }}{% endif %}done'
+    finishes(lambda: SandboxEnvironment().compile(template), "compiling a constant filter chain")
+    assert _render(template) == "done"
+
+
+def test_wordwrap_pays_for_breaking_long_words() -> None:
+    # textwrap breaks a long word a line at a time: a million characters at width 1 ran 21 s past a 2 s timeout.
+    error = _refused_by_a_guard('{{ ("a" * 1000000)|wordwrap(1, wrapstring="")|length }}')
+    assert error.reason == "template took more than 100000 loop iterations and calls (render_max_steps)"
+    assert _render("{{ ('word ' * 1000)|wordwrap(20)|length }}") == "4999"  # words shorter than the width: free
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{% if a %}" * 3000 + "x" + "{% endif %}" * 3000, "{{ " + "(" * 20000 + "1" + ")" * 20000 + " }}"],
+    ids=["blocks", "parentheses"],
+)
+def test_a_template_nested_too_deeply_is_a_syntax_error(template: str) -> None:
+    with pytest.raises(TemplateSyntaxError, match="the template nests too deeply"):
+        _render(template, a=True)

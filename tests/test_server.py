@@ -1336,8 +1336,13 @@ def over_bound(method: str, path: str, field: str, *, id: str, **request: Any) -
         over_bound("GET", f"{_VERSIONS}/2147483648", "number: an integer from 1 to 2147483647", id="number-int4"),
         over_bound("GET", "/prompts/support/reply/-/history?label=a%00", "invalid label", id="history-label"),
         over_bound("GET", "/prompts/support/reply/-/labels/a%00", "invalid label", id="label-nul"),
-        over_bound("PUT", "/prompts/support/reply/-/labels/prod%0A", "invalid label", json={"target": {"1": 100}},
-                   id="label-newline"),  # fmt: skip
+        over_bound(
+            "PUT",
+            "/prompts/support/reply/-/labels/prod%0A",
+            "invalid label",
+            json={"target": {"1": 100}},
+            id="label-newline",
+        ),
         over_bound(
             "POST",
             _VERSIONS,

@@ -7,6 +7,8 @@ import asyncio
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +72,7 @@ def test_a_streamed_body_is_counted_as_it_arrives(served: tuple[Registry, dict[s
 
     assert answer.status_code == 413
     assert "server_max_body_bytes" in answer.json()["error"]
+    assert answer.headers["connection"] == "close"  # the rest of the body is not read
     assert _nothing_stored(served)
 
 
@@ -109,8 +112,13 @@ def _nested(levels: int) -> dict[str, Any]:
             '{"spec": {"template": "x", "model_settings": {"seed": 99999999999999999999}}}',
             "spec.model_settings.seed: 99999999999999999999 is out of range (64 bits)",
         ),
+        (
+            '{"spec": {"template": "x", "model_settings": {"temperature": 1e400}}}',
+            "spec.model_settings.temperature: a number out of range (1e400?)",
+        ),
+        ('{"spec": {"template": "x", "model_settings": {"temperature": NaN}}}', "NaN is not a JSON number"),
     ],
-    ids=["deep array", "deep schema", "NUL in text", "NUL in a key", "huge integer"],
+    ids=["deep array", "deep schema", "NUL in text", "NUL in a key", "huge integer", "infinity", "NaN"],
 )
 def test_bodies_no_field_takes_are_422_naming_where(
     served: tuple[Registry, dict[str, str]], body: str, reason: str
@@ -320,3 +328,15 @@ def test_a_push_compiles_on_the_template_workers(served: tuple[Registry, dict[st
     work.run = watched
     assert client.post(PUSH, json={"spec": {"template": "Hi {{ name }}"}}).status_code == 201
     assert threads == ["template worker"]
+
+
+def test_the_connection_cap_stays_under_the_open_file_limit() -> None:
+    # With the common soft limit of 1024 open files, 2048 connections would run out of descriptors first.
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (512, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "from promptlane.server.limits import serve_config\n"
+        "print(serve_config(None, host='127.0.0.1', port=1, log_level='warning').http.max_connections)"
+    )
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE, check=True)
+    assert answer.stdout.strip() == "448"

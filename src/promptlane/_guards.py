@@ -231,6 +231,27 @@ def check_percent_format(fmt: str, args: Any) -> None:
     refuse_size("string formatting", len(fmt) + conversions * widest + widths)
 
 
+_NESTED_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def _nested_spec(spec: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> str:
+    """A format spec with its nested fields (``{0:{1}}``) replaced by the arguments they name, so that its
+    widths are the real ones: ``{1}00000`` with 9999 is a width of 999,900,000."""
+    values = list(args)
+
+    def value(match: re.Match[str]) -> str:
+        field = match.group(1)
+        if field.isdigit() and int(field) < len(values):
+            found = values[int(field)]
+        elif field in kwargs:
+            found = kwargs[field]
+        else:
+            raise ResourceLimitError("a width or precision taken from an argument must name it: {0:{1}} or {0:{width}}")
+        return str(found) if isinstance(found, (int, str)) and not isinstance(found, bool) else "0"
+
+    return _NESTED_FIELD.sub(value, spec)
+
+
 def check_brace_format(fmt: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> None:
     """``fmt.format(*args, **kwargs)``: a field may repeat an argument (``{0}{0}``) and a width may come from
     an argument (``{0:{1}}``), so both widths and weights count."""
@@ -245,8 +266,8 @@ def check_brace_format(fmt: str, args: Iterable[Any], kwargs: Mapping[str, Any])
     for _, _, spec, _ in parsed:
         if not spec:
             continue
-        if "{" in spec and any(_big_number(v, limit) for v in values):
-            raise ResourceLimitError("a width taken from an argument is over the output limit")
+        if "{" in spec:
+            spec = _nested_spec(spec, args, kwargs)
         widths += sum(int(number) for number in re.findall(r"\d+", spec))
     widest = max((weigh(v, limit) for v in values), default=0)
     refuse_size("string formatting", len(fmt) + fields * widest + widths)
@@ -372,7 +393,12 @@ def _wordwrap(
     break_on_hyphens: bool = True,
 ) -> str:
     separator = wrapstring if wrapstring is not None else environment.newline_sequence
-    refuse_size("wordwrap", len(s) + (len(s) // max(int(width), 1) + 1) * len(str(separator)))
+    width = max(int(width), 1)
+    refuse_size("wordwrap", len(s) + (len(s) // width + 1) * len(str(separator)))
+    # textwrap breaks a word longer than the width by slicing off one line at a time: its length squared over
+    # the width, in characters copied (a kilobyte of them a step).
+    copied = sum(len(word) ** 2 // width for word in str(s).split() if len(word) > width)
+    take_steps(copied >> 10)
     return jinja_filters.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
 
 
@@ -508,8 +534,10 @@ def metered(kind: str, name: str, func: Callable[..., Any]) -> Callable[..., Any
             # arguments themselves). A template has only so many filters, and loops pay for their iterations.
             return func(*args, **kwargs)
         budget = BUDGET.get()
-        if budget is None:  # Jinja2 folding a constant while compiling: no budget to charge
-            return func(*args, **kwargs)
+        if budget is None:
+            # Jinja2 folding a constant while compiling, where no budget or clock applies: it gives up folding
+            # on any error and leaves the work to render time, under the render's budget.
+            raise ResourceLimitError(f"{what}: not folded while compiling")
         if at_once:
             budget.step()
         elif type(value) is str:  # a kilobyte of text is a step

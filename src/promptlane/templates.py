@@ -79,6 +79,8 @@ def analyze_template(source: str, *, prompt: str | None = None, template: str | 
     except jinja2.TemplateSyntaxError as exc:
         message = exc.message or "syntax error"
         raise TemplateSyntaxError(message, prompt=prompt, template=template, line=exc.lineno) from None
+    except RecursionError:
+        raise TemplateSyntaxError(_TOO_DEEP, prompt=prompt, template=template) from None
     includes: list[str] = []
     dynamic_line = None
     for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
@@ -91,6 +93,8 @@ def analyze_template(source: str, *, prompt: str | None = None, template: str | 
     variables = frozenset(meta.find_undeclared_variables(ast)) - _GLOBALS
     return TemplateInfo(variables=variables, includes=tuple(includes), dynamic_include_line=dynamic_line)
 
+
+_TOO_DEEP = "the template nests too deeply (blocks, parentheses or operators): flatten it"
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 
@@ -159,6 +163,8 @@ class CompiledPrompt:
                     template=_display(exc.name),
                     line=exc.lineno,
                 ) from None
+            except RecursionError:
+                raise TemplateSyntaxError(_TOO_DEEP, prompt=name, version=version, template=_display(key)) from None
         self._parts = tuple(compiled)
         # Static parts are never charged to the budget: count them here, so the check below stays exact.
         self._unchecked_above += sum(len(part.text) for _, part in compiled if isinstance(part, _StaticText))
@@ -236,6 +242,8 @@ class TextTemplate:
             self._template = env.get_template(f"{_OWN}text")
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateSyntaxError(exc.message or "syntax error", prompt=name, line=exc.lineno) from None
+        except RecursionError:
+            raise TemplateSyntaxError(_TOO_DEEP, prompt=name) from None
 
     def render(self, values: Mapping[str, Any]) -> str:
         """The text for ``values``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -109,7 +110,7 @@ async def read_body(request: Request, model: type[BaseModel]) -> Any:
         # A page in a browser can send `text/plain` (or a form) anywhere without asking first; JSON it cannot.
         raise HttpError(415, "send the body as JSON, with Content-Type: application/json", kind="ValidationError")
     try:
-        data = json.loads(raw) if raw else None
+        data = json.loads(raw, parse_constant=_no_constant) if raw else None
     except ValueError as exc:
         raise HttpError(422, f"the body is not JSON: {exc}", kind="ValidationError") from None
     except RecursionError:
@@ -146,6 +147,12 @@ def _check_json(data: Any) -> None:
                 raise HttpError(422, f"{_where(where)}: the text holds a NUL character", kind="ValidationError")
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
             raise HttpError(422, f"{_where(where)}: {value} is out of range (64 bits)", kind="ValidationError")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise HttpError(422, f"{_where(where)}: a number out of range (1e400?)", kind="ValidationError")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _where(path: tuple[str, ...]) -> str:

@@ -84,26 +84,32 @@ class BodyLimit:
             return
         received = 0
         deadline = time.monotonic() + self.timeout
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Any:
-            nonlocal received
+            nonlocal received, refused
             remaining = deadline - time.monotonic()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
             except asyncio.TimeoutError:
+                refused = True
                 raise HttpError(
                     408, f"the request body did not arrive within {self.timeout:g} s", kind="ValidationError"
                 ) from None
             if message.get("type") == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    refused = True
                     raise too_large
             return message
 
         async def watched_send(message: dict[str, Any]) -> None:
             nonlocal started
             started = True
+            if refused and message["type"] == "http.response.start":
+                # The rest of the body is not read: the connection closes after the answer, or the server
+                # would go on reading (and dropping) whatever the client still sends.
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -268,12 +274,26 @@ class RepeatedLogFilter(logging.Filter):
         return True
 
 
+def _open_files_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
 def serve_config(app: Any, *, host: str, port: int, log_level: str) -> Any:
     """The uvicorn configuration ``promptlane serve`` runs: the guarded protocol, a short keep-alive, a bounded
     request head, and the repeated-message filter on the server's loggers."""
     import uvicorn
 
     log_filter = RepeatedLogFilter()
+    protocol = GuardedH11
+    limit = _open_files_limit()
+    if limit is not None and limit - 64 < GuardedH11.max_connections:
+        # Past the process's open-file limit, accepting fails for everyone: stop well before it.
+        protocol = type("GuardedH11", (GuardedH11,), {"max_connections": max(limit - 64, 16)})
     for name in ("uvicorn.error", "uvicorn.access", "promptlane.server", "promptlane.server.connections"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatedLogFilter) for f in logger.filters):
@@ -284,7 +304,7 @@ def serve_config(app: Any, *, host: str, port: int, log_level: str) -> Any:
         port=port,
         log_level=log_level,
         server_header=False,
-        http=GuardedH11,
+        http=protocol,
         timeout_keep_alive=int(KEEP_ALIVE),
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
     )
