@@ -586,9 +586,7 @@ def test_over_http_a_batch_push_is_whole_or_absent(
             client.close()
     names = sorted(summary.name for summary in served.store.list_prompts())
     served.close()
-    assert str(info.value) == (
-        "could not store a version of 'zzz/refused': versions of zzz/refused are refused here"
-    )
+    assert str(info.value) == ("could not store a version of 'zzz/refused': versions of zzz/refused are refused here")
     assert [(result.name, result.version.number, result.created) for result in pushed] == [
         ("shared/tone", 1, True),
         ("support/reply", 1, True),
