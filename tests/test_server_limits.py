@@ -274,6 +274,12 @@ def test_a_repeated_message_is_logged_a_few_times_a_window(caplog: pytest.LogCap
     finally:
         logger.removeFilter(flood)
 
+    serve_config(None, host="127.0.0.1", port=1, log_level="warning")
+    loggers = ("uvicorn.error", "uvicorn.access", "promptlane.server")
+    filtered = {
+        name for name in loggers if any(isinstance(f, RepeatedLogFilter) for f in logging.getLogger(name).filters)
+    }
+    assert filtered == {"uvicorn.error", "promptlane.server"}  # the access log keeps every request
     messages = [record.getMessage() for record in caplog.records]
     assert messages == [
         *["Invalid HTTP request received from 10.0.0.1"] * 3,

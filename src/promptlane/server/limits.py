@@ -294,7 +294,8 @@ def serve_config(app: Any, *, host: str, port: int, log_level: str) -> Any:
     if limit is not None and limit - 64 < GuardedH11.max_connections:
         # Past the process's open-file limit, accepting fails for everyone: stop well before it.
         protocol = type("GuardedH11", (GuardedH11,), {"max_connections": max(limit - 64, 16)})
-    for name in ("uvicorn.error", "uvicorn.access", "promptlane.server", "promptlane.server.connections"):
+    # Errors and warnings only: the access log is one line a request, the operator's record of its traffic.
+    for name in ("uvicorn.error", "promptlane.server", "promptlane.server.connections"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatedLogFilter) for f in logger.filters):
             logger.addFilter(log_filter)
