@@ -21,6 +21,8 @@ from promptlane.registry.runs import RunRecord, ScenarioFileRef, ScenarioStats
 from promptlane.registry.store import PromptVersion
 
 MODEL = """\
+from pathlib import Path
+
 from pydantic_ai.messages import ModelResponse, TextPart
 
 
@@ -30,6 +32,14 @@ def polite(messages, info):
 
 def rude(messages, info):
     return "Go away."
+
+
+def flaky(messages, info):
+    # Counted in the project folder (the working directory), so each test starts afresh.
+    counter = Path("flaky-answers")
+    answers = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(answers))
+    return "Hello! Happy to help." if answers <= 2 else "Go away."
 """
 
 SCENARIOS = """\
@@ -90,6 +100,22 @@ def test_a_passing_run_opens_the_label_and_is_recorded_as_evidence(gated: Regist
     assert gated.history("greet")[-1].evidence == record.id
     with pytest.raises(GateError, match="no eval run of greet@2"):
         gated.set_label("greet", "production", 2)  # evidence is per version
+
+
+def test_a_newer_failing_run_closes_what_an_older_passing_run_opened(gated: Registry) -> None:
+    # A flaky model: the first run (two cases) passes, every later one fails.
+    gated.push_spec("greet", {"template": "Say hello to {{ name }}", "model": "python:models_for_gate:flaky"})
+    passing, failing = run_eval(gated, 3), run_eval(gated, 3)
+    assert (passing.status, failing.status) == ("passed", "failed")
+
+    with pytest.raises(GateError) as refused:
+        gated.set_label("greet", "production", 3)
+
+    assert refused.value.problems[-1] == (
+        f"run {passing.id[:12]} passed, but run {failing.id[:12]} is newer, on the same scenario files and model: "
+        "the newest complete run decides"
+    )
+    assert gated.labels("greet") == [] or all(state.label != "production" for state in gated.labels("greet"))
 
 
 def test_a_failing_run_lists_the_failing_scenarios(gated: Registry) -> None:
@@ -203,12 +229,29 @@ def _run(**changes: object) -> RunRecord:
     return record
 
 
-def test_check_gate_takes_any_qualifying_run_among_the_newest() -> None:
+def test_the_newest_complete_run_decides() -> None:
     version = PromptVersion(name="p", number=1, content_hash="x", spec={})
     files = [ScenarioFileRef(path="evals/a.yaml", sha256="h")]
     good, bad = _run(id="g" * 32), _run(id="b" * 32, status="failed")
-    assert check_gate([bad, good], version, files, "m").run is good
+    # A flaky suite re-run until green once opened the gate on the older passing run: no more.
+    refused = check_gate([bad, good], version, files, "m")
+    assert (refused.passed, refused.run) == (False, bad)
+    assert refused.problems == [
+        f"run {'b' * 12} failed",
+        f"run {'g' * 12} passed, but run {'b' * 12} is newer, on the same scenario files and model: "
+        "the newest complete run decides",
+    ]
+    assert check_gate([good, bad], version, files, "m").run is good  # and a newer passing run opens it again
     assert not check_gate([bad], version, files, "m").passed
+    # Runs that are no evidence either way do not close it: unfinished, partial, another model, other files.
+    for no_say in (
+        _run(id="u" * 32, status="running"),
+        _run(id="i" * 32, status="interrupted"),
+        _run(id="d" * 32, status="failed", scenarios=[ScenarioStats(name="s", file="evals/a.yaml", deselected=2)]),
+        _run(id="o" * 32, status="failed", model="other"),
+        _run(id="f" * 32, status="failed", scenario_files=[ScenarioFileRef(path="evals/a.yaml", sha256="old")]),
+    ):
+        assert check_gate([no_say, good], version, files, "m").run is good, no_say.id
     assert check_gate([good], version, [], "m").problems == [
         "no scenario files target p: a gated label needs scenarios"
     ]

@@ -1,7 +1,8 @@
 """The gate of protected labels: a version earns them with evidence, a passing eval run.
 
-A protected label (``production`` by default) moves to version V only if the registry holds a run of V that
-passed, ran every case (nothing deselected, skipped or cut short), covered every scenario file that targets
+A protected label (``production`` by default) moves to version V only if the newest finished, complete run of V
+on the scenario files as they are now and the gate's model passed (a newer failing run closes what an older
+passing one opened), ran every case (nothing deselected, skipped or cut short), covered every scenario file that targets
 the prompt *as the files are now* (by content hash: a run against older files is stale), and used the model
 the version declares, or the model the configuration names for gating.
 
@@ -158,11 +159,34 @@ def check_gate(
                 f"no eval run of {version.ref}: promptlane eval --prompt {version.name} --version {version.number}"
             ],
         )
-    for run in runs:
-        if not _problems(run, version, files, model):
+    for index, run in enumerate(runs):
+        if not _comparable(run, files, model):
+            continue  # unfinished, partial, on another model or on other scenario files: no say either way
+        # The newest finished, complete run on these scenario files and this model decides: a newer failing run
+        # closes what an older passing run opened (flakiness belongs to `repeat` and `threshold`).
+        problems = _problems(run, version, files, model)
+        if not problems:
             return GateVerdict(passed=True, run=run)
+        older = next((o for o in runs[index + 1 :] if not _problems(o, version, files, model)), None)
+        if older is not None:
+            problems.append(
+                f"run {older.id[:12]} passed, but run {run.id[:12]} is newer, on the same scenario files and model: "
+                "the newest complete run decides"
+            )
+        return GateVerdict(passed=False, run=run, problems=problems)
     newest = runs[0]
     return GateVerdict(passed=False, run=newest, problems=_problems(newest, version, files, model))
+
+
+def _comparable(run: RunRecord, files: Sequence[ScenarioFileRef], model: str | None) -> bool:
+    """Whether ``run`` is evidence either way: finished, complete, on ``model``, on the scenario files as they
+    are now."""
+    if run.status not in ("passed", "failed", "error") or not run.complete:
+        return False
+    if model is not None and run.model != model:
+        return False
+    recorded = {ref.path: ref.sha256 for ref in run.scenario_files}
+    return all(recorded.get(ref.path) == ref.sha256 for ref in files)
 
 
 def candidate_runs(store: object, version: PromptVersion) -> list[RunRecord]:
