@@ -331,15 +331,19 @@ def test_a_protected_label_refuses_a_version_without_a_passing_run(
 
 
 def test_a_failing_or_stale_run_does_not_open_the_gate(reply: Api) -> None:
-    failing = record_run(reply, 1, status="failed")
     body = {"target": {"1": 100}, "requirements": REQUIREMENTS}
-    refused = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
-    assert refused.json()["problems"] == [f"run {failing[:12]} failed: greets (0/2 passed, needs 100%)"]
-
     stale = record_run(reply, 1, sha256="6" * 64)  # the scenario file changed since this run
     refused = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
     assert refused.status_code == 409
     assert refused.json()["problems"] == [f"run {stale[:12]} is stale: evals/reply.yaml changed since"]
+
+    failing = record_run(reply, 1, status="failed")
+    refused = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
+    assert refused.json()["problems"] == [f"run {failing[:12]} failed: greets (0/2 passed, needs 100%)"]
+
+    passing = record_run(reply, 1)
+    moved = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
+    assert (moved.status_code, moved.json()["evidence"]) == (200, passing)  # the newest complete run decides
 
 
 _LABELS = "/prompts/support/reply/-/labels"
