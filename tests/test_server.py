@@ -133,6 +133,16 @@ def record_run(
         ],
     }
     assert api.call("POST", "/runs", json=body, scope="write").status_code == 201
+    cases = [
+        {
+            "scenario": "greets",
+            "case": f"greets-{n}",
+            "file": "evals/reply.yaml",
+            "status": "passed" if n < passed else "failed",
+        }
+        for n in range(2)
+    ]
+    assert api.call("POST", f"/runs/{run_id}/cases", json={"cases": cases}, scope="write").status_code == 201
     finished = {**body, "status": status, "finished_at": datetime.now(timezone.utc).isoformat()}
     assert api.call("PUT", f"/runs/{run_id}", json=finished, scope="write").status_code == 200
     return run_id
@@ -895,6 +905,35 @@ def test_only_an_admin_token_forces_past_the_gate(reply: Api, method: str, suffi
 # --- runs ---------------------------------------------------------------------------------------------------------
 
 
+def test_a_finished_run_must_be_what_its_stored_cases_earn(reply: Api) -> None:
+    # A write token recorded `status: passed` with no cases at all, and the next promote shipped the version.
+    run_id = uuid.uuid4().hex
+    scenario = {"name": "greets", "file": "evals/reply.yaml", "cases": 2, "passed": 2}
+    body = {**_RUN, "id": run_id, "scenario_files": [SCENARIO_FILE], "scenarios": [scenario]}
+    assert reply.call("POST", "/runs", scope="write", json=body).status_code == 201
+    finished = {**body, "status": "passed", "finished_at": "2026-01-01T00:01:00Z"}
+
+    forged = reply.call("PUT", f"/runs/{run_id}", scope="write", json=finished)
+    assert forged.status_code == 422
+    assert forged.json()["error"] == (
+        "scenarios: the tallies say 2 passed, 0 failed, 0 error, but the run's stored cases are 0 passed, 0 failed, "
+        "0 error: send the cases first"
+    )
+    cases = [{"scenario": "greets", "case": f"c{n}", "file": "evals/reply.yaml", "status": "failed"} for n in range(2)]
+    assert reply.call("POST", f"/runs/{run_id}/cases", scope="write", json={"cases": cases}).status_code == 201
+    claimed = {**finished, "scenarios": [{**scenario, "passed": 0, "failed": 2}]}  # true tallies, false status
+    assert reply.call("PUT", f"/runs/{run_id}", scope="write", json=claimed).json()["error"] == (
+        "status: passed, but the run's tallies earn failed"
+    )
+    refused = reply.call(
+        "PUT",
+        "/prompts/support/reply/-/labels/production",
+        scope="promote",
+        json={"target": {"1": 100}, "requirements": REQUIREMENTS},
+    )
+    assert refused.status_code == 409  # nothing forged is evidence
+
+
 def test_a_run_round_trips(reply: Api) -> None:
     run_id = uuid.uuid4().hex
     body = {**_RUN, "id": run_id, "created_by": "ci", "settings": {"concurrency": 4}}
@@ -911,7 +950,7 @@ def test_a_run_round_trips(reply: Api) -> None:
         "passed": 0,
         "failed": 0,
         "errored": 0,
-        "complete": True,
+        "complete": False,  # a run of no scenario is never evidence
         "scenario_files": [],
         "scenarios": [],
     }
@@ -919,10 +958,10 @@ def test_a_run_round_trips(reply: Api) -> None:
     assert reply.call("GET", f"/runs/{run_id}", scope="read").json() == expected
     assert reply.call("GET", f"/runs/{run_id[:8]}", scope="read").json() == expected  # a unique prefix will do
 
-    finished = {**body, "status": "passed", "finished_at": "2026-01-01T00:01:00Z", "cost_usd": 0.25}
+    finished = {**body, "status": "failed", "finished_at": "2026-01-01T00:01:00Z", "cost_usd": 0.25}
     assert reply.call("PUT", f"/runs/{run_id}", scope="write", json=finished).status_code == 200
     stored = reply.call("GET", f"/runs/{run_id}", scope="read").json()
-    assert (stored["status"], stored["finished_at"], stored["cost_usd"]) == ("passed", "2026-01-01T00:01:00Z", 0.25)
+    assert (stored["status"], stored["finished_at"], stored["cost_usd"]) == ("failed", "2026-01-01T00:01:00Z", 0.25)
 
     listed = {
         query: [run["id"] for run in reply.call("GET", f"/runs{query}", scope="read").json()]

@@ -325,8 +325,10 @@ class RunRecord:
 
     @property
     def complete(self) -> bool:
-        """Every case of every scenario ran: nothing deselected, skipped or left unrun."""
-        return all(stats.cases > 0 and not stats.deselected and not stats.skipped for stats in self.scenarios)
+        """Every case of every scenario ran: nothing deselected, skipped or left unrun (and there was one)."""
+        return bool(self.scenarios) and all(
+            stats.cases > 0 and not stats.deselected and not stats.skipped for stats in self.scenarios
+        )
 
     def conclude(self) -> RunStatus:
         """The status a finished run earns from its tallies (when not interrupted or stopped); scenarios a

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NotFoundError
-from ..registry.runs import CaseResult
+from ..registry.runs import CaseResult, RunRecord
 from ..registry.store import MAX_VERSION
 from ..registry.wire import run_from_json, run_to_json
 from ..spec import NAME_MAX_LENGTH, NAME_PATTERN, check_prompt_name
@@ -93,8 +93,34 @@ async def update_run(request: Request) -> Response:
     if existing.id != body.id:  # get_run takes prefixes: an update needs the whole id
         raise NotFoundError(f"no run {body.id!r}")
     record = _record(body)
+    if record.status in ("passed", "failed", "error"):
+        await _check_tallies(store, record)
     await run_in_threadpool(store.update_run, record)
     return json_response(run_to_json(record))
+
+
+async def _check_tallies(store: Any, record: RunRecord) -> None:
+    """A finished run's word is checked against what it stored: its tallies must be its cases, and its status
+    the one those tallies earn, or a write token could record a passing run out of nothing.
+
+    Raises:
+        HttpError: 422, saying what differs.
+    """
+    claimed = {
+        "passed": sum(stats.passed for stats in record.scenarios),
+        "failed": sum(stats.failed for stats in record.scenarios),
+        "error": sum(stats.errored for stats in record.scenarios),
+    }
+    stored = await run_in_threadpool(store.count_cases, record.id)
+    if {k: v for k, v in claimed.items() if v} != {k: v for k, v in stored.items() if v}:
+        shown = ", ".join(f"{stored.get(k, 0)} {k}" for k in claimed)
+        said = ", ".join(f"{v} {k}" for k, v in claimed.items())
+        raise HttpError(
+            422, f"scenarios: the tallies say {said}, but the run's stored cases are {shown}: send the cases first"
+        )
+    earned = record.conclude()
+    if record.status != earned:
+        raise HttpError(422, f"status: {record.status}, but the run's tallies earn {earned}")
 
 
 async def add_cases(request: Request) -> Response:
