@@ -147,6 +147,27 @@ def test_a_stale_run_does_not_count(gated: Registry) -> None:
     assert gated.set_label("greet", "production", 1).gate == "passed"
 
 
+def test_a_dataset_change_makes_the_run_stale(gated: Registry, project: Path) -> None:
+    # Failing rows appended to a dataset: the gate still opened on a run made before, which it fingerprinted by
+    # the scenario files alone.
+    data = project / "evals" / "datasets" / "names.jsonl"
+    data.parent.mkdir()
+    data.write_text('{"name": "Cy"}\n')
+    rows = "  - name: rows\n    dataset: datasets/names.jsonl\n    expect:\n      - contains: Hello\n"
+    (project / "evals" / "greet.yaml").write_text(SCENARIOS + rows)
+    record = run_eval(gated, 1)
+    assert record.status == "passed"
+    assert [ref.path for ref in record.scenario_files] == ["evals/greet.yaml", "evals/datasets/names.jsonl"]
+    data.write_text('{"name": "Cy"}\n{"name": "Di"}\n')
+
+    with pytest.raises(GateError) as refused:
+        gated.set_label("greet", "production", 1)
+
+    assert refused.value.problems == [f"run {record.id[:12]} is stale: evals/datasets/names.jsonl changed since"]
+    assert run_eval(gated, 1).status == "passed"
+    assert gated.set_label("greet", "production", 1).gate == "passed"  # a run on the current data opens it
+
+
 def test_a_new_scenario_file_must_be_covered(gated: Registry) -> None:
     run_eval(gated, 1)
     (gated.settings.evals_dir / "more.yaml").write_text(SCENARIOS.replace("polite", "kind"))

@@ -28,7 +28,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError, TemplateError
-from ..registry.gate import relative_path
+from ..registry.gate import dataset_refs, relative_path
 from ..registry.prompt import Prompt
 from ..registry.runs import HEARTBEAT_SECONDS, CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
@@ -140,9 +140,7 @@ class EvalRun:
             label=prompt.label,
             model="",
             started_at=datetime.now(timezone.utc),
-            scenario_files=[
-                ScenarioFileRef(path=relative_path(d.path, options.root), sha256=d.sha256) for d in self.documents
-            ],
+            scenario_files=_fingerprint(self.documents, options.root),
             settings={
                 "concurrency": options.concurrency,
                 "repeat": options.repeat,
@@ -452,3 +450,16 @@ class _RunLease:
         """Stop keeping the lease (the run is ending), once a write in progress is done."""
         self._stopped.set()
         self._thread.join()
+
+
+def _fingerprint(documents: Sequence[ScenariosDocument], root: Path | None) -> list[ScenarioFileRef]:
+    """What the run depends on, as the gate recomputes it: each scenario file, then the datasets it reads."""
+    refs: dict[str, ScenarioFileRef] = {}
+    for document in documents:
+        ref = ScenarioFileRef(path=relative_path(document.path, root), sha256=document.sha256)
+        refs.setdefault(ref.path, ref)
+        names = [scenario.dataset for scenario in document.spec.scenarios]
+        for dataset in dataset_refs(document.path, names, root):
+            refs.setdefault(dataset.path, dataset)
+    return list(refs.values())
+

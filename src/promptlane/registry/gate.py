@@ -12,7 +12,7 @@ Finding the scenario files needs no harness: a scenario file is YAML with ``prom
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,16 @@ from ..errors import LabelError
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
 
-__all__ = ["GateError", "GateRequirements", "GateVerdict", "check_gate", "relative_path", "scenario_files_for"]
+__all__ = [
+    "GateError",
+    "GateRequirements",
+    "GateVerdict",
+    "check_gate",
+    "dataset_refs",
+    "is_scenario_file",
+    "relative_path",
+    "scenario_files_for",
+]
 
 _CANDIDATE_RUNS = 50
 
@@ -81,8 +90,46 @@ def relative_path(path: Path, root: Path | None) -> str:
     return path.as_posix()
 
 
+def dataset_refs(scenario_file: Path, datasets: Iterable[object], root: Path | None) -> list[ScenarioFileRef]:
+    """The datasets a scenario file's scenarios read (their ``dataset:`` values, relative to the file's folder),
+    with their content hashes: part of what a run depended on, as the scenario file is. A dataset that is not
+    there hashes as ``missing``."""
+    refs: dict[str, ScenarioFileRef] = {}
+    for name in datasets:
+        if not isinstance(name, str) or not name:
+            continue
+        path = scenario_file.parent / name
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(chunk)
+            sha256 = digest.hexdigest()
+        except OSError:
+            sha256 = "missing"
+        ref = ScenarioFileRef(path=relative_path(path, root), sha256=sha256)
+        refs.setdefault(ref.path, ref)
+    return list(refs.values())
+
+
+def is_scenario_file(path: Path) -> bool:
+    """Whether ``path`` is a scenario file (YAML with ``prompt:`` and ``scenarios:``), not a dataset the gate's
+    requirements list after one."""
+    from .._yaml import load_data
+    from ..errors import SpecError
+
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return False
+    try:
+        data = load_data(path.read_bytes(), path)
+    except SpecError:
+        return False
+    return isinstance(data, dict) and "prompt" in data and "scenarios" in data
+
+
 def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[ScenarioFileRef]:
-    """The scenario files under ``evals_dir`` whose ``prompt:`` is ``prompt``, with their content hashes."""
+    """The scenario files under ``evals_dir`` whose ``prompt:`` is ``prompt``, with their content hashes, each
+    followed by the datasets its scenarios read."""
     from .._yaml import load_data
     from ..errors import SpecError
 
@@ -99,6 +146,9 @@ def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[Scenari
             continue  # not a scenario file anyone could have run (eval refuses it, naming the line)
         if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
             found.append(ScenarioFileRef(path=relative_path(path, root), sha256=hashlib.sha256(raw).hexdigest()))
+            scenarios = data["scenarios"] if isinstance(data["scenarios"], list) else []
+            names = [scenario.get("dataset") for scenario in scenarios if isinstance(scenario, dict)]
+            found += [ref for ref in dataset_refs(path, names, root) if ref.path not in {f.path for f in found}]
     return found
 
 

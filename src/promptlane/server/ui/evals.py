@@ -48,6 +48,14 @@ def _keep(jobs: dict[str, Any], run_id: str, job: Job) -> None:
         del jobs[key]
 
 
+def _scenario_refs(registry: Any, name: str) -> list[Any]:
+    """The scenario files of the gate's requirements (which list the datasets they read after them)."""
+    from ...registry.gate import is_scenario_file
+
+    refs = registry.gate_requirements(name).scenario_files
+    return [ref for ref in refs if is_scenario_file(registry.settings.root / ref.path)]
+
+
 def _refuse_code_from_the_version(prompt: Any, documents: list[Any]) -> None:
     """A ``python:`` model named by the version (which any write token can push) is code this server would
     import and call: a run started from the browser runs code only when a scenario file on the server names it.
@@ -79,7 +87,7 @@ async def scenarios(view: Page) -> Response:
 
         versions = registry.versions(name)[::-1]  # newest first
         files = []
-        for ref in registry.gate_requirements(name).scenario_files:
+        for ref in _scenario_refs(registry, name):
             try:
                 document = load_scenario_file(registry.settings.root / ref.path, settings=registry.settings)
                 files.append({"path": ref.path, "scenarios": document.spec.scenarios, "model": document.spec.model})
@@ -105,7 +113,7 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
         raise HttpError(429, f"{MAX_RUNNING} runs started from the browser are still running: wait for one to end")
 
     def prepare() -> tuple[EvalRun, Callable[[], None]]:
-        refs = registry.gate_requirements(name).scenario_files
+        refs = _scenario_refs(registry, name)
         if not refs:
             raise NotFoundError(f"no scenario files for {name} under {settings.evals_dir}")
         documents = [load_scenario_file(settings.root / ref.path, settings=settings) for ref in refs]
