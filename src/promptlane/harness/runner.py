@@ -462,4 +462,3 @@ def _fingerprint(documents: Sequence[ScenariosDocument], root: Path | None) -> l
         for dataset in dataset_refs(document.path, names, root):
             refs.setdefault(dataset.path, dataset)
     return list(refs.values())
-
