@@ -459,6 +459,10 @@ def remote_project(project: Path, served: Served, monkeypatch: pytest.MonkeyPatc
     shutil.copytree(REPO / "examples" / "support" / "evals", project / "evals")
     with (project / "promptlane.toml").open("a") as config:  # the example's runs use its model function
         config.write('gate_model = "python:examples.support.model:respond"\n')
+    # ...and so must the server's configuration: the gate model is the server's, never what a client asks for.
+    served.registry.settings = dataclasses.replace(
+        served.registry.settings, gate_model="python:examples.support.model:respond"
+    )
     monkeypatch.syspath_prepend(str(REPO))
     monkeypatch.setenv("PROMPTLANE_REGISTRY", served.url)
     for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):

@@ -116,7 +116,13 @@ def reply(api: Api) -> Api:
 
 
 def record_run(
-    api: Api, version: int, *, prompt: str = REPLY, status: str = "passed", sha256: str = SCENARIO_FILE["sha256"]
+    api: Api,
+    version: int,
+    *,
+    prompt: str = REPLY,
+    status: str = "passed",
+    sha256: str = SCENARIO_FILE["sha256"],
+    model: str = "test",
 ) -> str:
     """Record a finished run of prompt@version as ``promptlane eval`` does (POST, then PUT); its id."""
     run_id = uuid.uuid4().hex
@@ -125,7 +131,7 @@ def record_run(
         "id": run_id,
         "prompt": prompt,
         "version": version,
-        "model": "test",
+        "model": model,
         "started_at": datetime.now(timezone.utc).isoformat(),  # the gate reports on the newest run
         "scenario_files": [{"path": SCENARIO_FILE["path"], "sha256": sha256}],
         "scenarios": [
@@ -903,6 +909,17 @@ def test_only_an_admin_token_forces_past_the_gate(reply: Api, method: str, suffi
 
 
 # --- runs ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_client_cannot_choose_the_gate_model(reply: Api) -> None:
+    # A promote token named the model its own run used, and the server, with no gate_model set, took it.
+    cheap = record_run(reply, 1, model="python:cheap:model")
+    body = {"target": {"1": 100}, "requirements": {**REQUIREMENTS, "model": "python:cheap:model"}}
+    refused = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
+    assert refused.status_code == 409
+    assert refused.json()["problems"][0].startswith(
+        f"run {cheap[:12]} used python:cheap:model, and the gate needs test, the model support/reply@1 declares"
+    )
 
 
 def test_a_finished_run_must_be_what_its_stored_cases_earn(reply: Api) -> None:

@@ -60,17 +60,17 @@ def _label_path(request: Request) -> str:
 
 
 def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
-    """What a run must show to open the gate: the client's scenario files as they are now and its gate model,
-    and the server's own where it has them, which win: scenario files in the server's evals folder are
-    required too, with the server's content, and a gate model configured for the server replaces the client's.
-    A client cannot lower the server's bar; where the server has no scenario files, it trusts the client's."""
+    """What a run must show to open the gate: the client's scenario files as they are now, and the server's own
+    where it has them, which win (scenario files in the server's evals folder are required too, with the
+    server's content); the model is the server's `gate_model`, else the one the version declares, never the
+    client's, which could name whatever model its run used. A client cannot lower the server's bar; where the
+    server has no scenario files, it trusts the client's."""
     own = state(request).registry.gate_requirements(name)
     files = (
         {ref.path: ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files} if given else {}
     )
     files.update({ref.path: ref for ref in own.scenario_files})
-    model = own.model or (given.model if given else None)
-    return GateRequirements(scenario_files=tuple(files.values()), model=model)
+    return GateRequirements(scenario_files=tuple(files.values()), model=own.model)
 
 
 def _may_force(request: Request, force: bool) -> None:
