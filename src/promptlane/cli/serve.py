@@ -22,12 +22,6 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _without_password(url: str) -> str:
-    from .._redact import mask_credentials
-
-    return mask_credentials(url)
-
-
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -65,13 +59,14 @@ def serve(
         )
     import uvicorn
 
+    from .._redact import mask_credentials
     from ..server import create_app
     from ..server.limits import serve_config
 
     web = create_app(reg, auth=not no_auth, cache_ttl=cache_ttl)
     mode = "no auth" if no_auth else "tokens"
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    err.print(f"promptlane: serving {_without_password(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
+    err.print(f"promptlane: serving {mask_credentials(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
     server = uvicorn.Server(serve_config(web, host=host, port=port, log_level=log_level))
     try:
         server.run()

@@ -404,7 +404,7 @@ class Registry:
             TemplateError: a template does not parse or compile (naming file and line).
         """
         from ..spec import discover_prompt_files, load_prompt_file
-        from .push import freeze, push_order
+        from .push import push_order
 
         roots = [Path(p) for p in paths] if paths else [self.settings.prompts_dir]
         files = [load_prompt_file(path, self.settings.prompts_dir) for path in discover_prompt_files(roots)]
@@ -412,20 +412,8 @@ class Registry:
             raise RegistryError(f"no prompt files (*.yaml) in {', '.join(map(str, roots))}")
         ordered = push_order(files, limits=self.limits)
 
-        # Pass 1: check everything, resolving includes of the batch against its own frozen drafts.
-        drafts: dict[str, PromptVersion] = {}
-        for file in ordered:
-            drafts[file.name] = freeze(
-                file.name,
-                file.spec,
-                lambda n: drafts[n] if n in drafts else self._newest(n),
-                file=file,
-                limits=self.limits,
-            ).draft()
-
-        # Pass 2: store, in include order, freezing against the versions just stored; one transaction.
-        stored = self._store_specs([(file.name, file.spec, file) for file in ordered], message=message, author=author)
-        return [stored[file.name] for file in ordered]
+        pushed = self._push_batch([(file.name, file.spec, file) for file in ordered], message=message, author=author)
+        return [pushed[file.name] for file in ordered]
 
     def push_specs(
         self,
@@ -440,27 +428,30 @@ class Registry:
         Raises:
             SpecError, IncludeError, TemplateError: a spec is invalid (nothing is stored).
         """
-        from .push import freeze
+        checked = [(name, _as_spec(name, spec), None) for name, spec in specs]
+        pushed = self._push_batch(checked, message=message, author=author)
+        return [pushed[name] for name, _, _ in checked]
 
-        checked = [(name, _as_spec(name, spec)) for name, spec in specs]
-        drafts: dict[str, PromptVersion] = {}
-        for name, spec in checked:  # every spec checked before anything is stored
-            drafts[name] = freeze(
-                name, spec, lambda n: drafts[n] if n in drafts else self._newest(n), limits=self.limits
-            ).draft()
-        stored = self._store_specs([(name, spec, None) for name, spec in checked], message=message, author=author)
-        return [stored[name] for name, _ in checked]
-
-    def _store_specs(
+    def _push_batch(
         self,
         items: Sequence[tuple[str, PromptSpec, PromptFile | None]],
         *,
         message: str | None,
         author: str | None,
     ) -> dict[str, PushResult]:
-        """Store checked specs in order, freezing each against the versions just stored, all or nothing."""
+        """Push specs in order (a prompt after the ones of the batch it includes), all or nothing.
+
+        Pass 1 checks every spec, resolving includes of the batch against its own frozen drafts, so that one bad
+        spec stores nothing; pass 2 stores them, freezing each against the versions just stored, in one
+        transaction (or one request to a server).
+        """
         from .push import freeze, store_batch
 
+        drafts: dict[str, PromptVersion] = {}
+        for name, spec, file in items:
+            drafts[name] = freeze(
+                name, spec, lambda n: drafts[n] if n in drafts else self._newest(n), file=file, limits=self.limits
+            ).draft()
         author = author or self.settings.author or default_author()
         batch = getattr(self.store, "push_batch", None)
         if batch is not None:  # a server: the whole batch in one request, stored in one transaction there

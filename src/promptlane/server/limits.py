@@ -75,12 +75,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = HttpError(
-            413, f"the request body is over {self.max_bytes:,} bytes (server_max_body_bytes)", kind="ValidationError"
-        )
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _answer(scope, send, too_large)
+            await _answer(scope, send, self._too_large())
             return
         received = 0
         deadline = time.monotonic() + self.timeout
@@ -100,7 +97,7 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     refused = True
-                    raise too_large
+                    raise self._too_large()
             return message
 
         async def watched_send(message: dict[str, Any]) -> None:
@@ -118,6 +115,11 @@ class BodyLimit:
             if started or exc.status not in (408, 413):
                 raise
             await _answer(scope, send, exc)
+
+    def _too_large(self) -> HttpError:
+        return HttpError(
+            413, f"the request body is over {self.max_bytes:,} bytes (server_max_body_bytes)", kind="ValidationError"
+        )
 
 
 def _content_length(scope: Scope) -> int | None:
