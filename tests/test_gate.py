@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import textwrap
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -16,7 +17,8 @@ from promptlane.config import Settings
 from promptlane.errors import LabelError
 from promptlane.harness import EvalOptions, EvalRun, load_scenario_file
 from promptlane.registry import Registry
-from promptlane.registry.gate import GateError, check_gate, scenario_files_for
+from promptlane.registry.fingerprint import scenario_files_for
+from promptlane.registry.gate import GateError, check_gate
 from promptlane.registry.runs import RunRecord, ScenarioFileRef, ScenarioStats
 from promptlane.registry.store import PromptVersion
 
@@ -72,12 +74,14 @@ def gated(project: Path, store_url: str) -> Iterator[Registry]:
     reg.close()
 
 
-def run_eval(reg: Registry, version: int, *, model: str | None = None, select: object = None) -> RunRecord:
+def run_eval(
+    reg: Registry, version: int, *, model: str | None = None, select: object = None, judge_model: str | None = None
+) -> RunRecord:
     run = EvalRun(
         store=reg.store,
         prompt=reg.get("greet", version=version),
         documents=[load_scenario_file(reg.settings.evals_dir / "greet.yaml")],
-        options=EvalOptions(root=reg.settings.root, model=model, select=select),  # type: ignore[arg-type]
+        options=EvalOptions(root=reg.settings.root, model=model, select=select, judge_model=judge_model),  # type: ignore[arg-type]
     )
     return asyncio.run(run.run())
 
@@ -141,7 +145,7 @@ def test_a_stale_run_does_not_count(gated: Registry) -> None:
 
     with pytest.raises(GateError) as info:
         gated.set_label("greet", "production", 1)
-    assert any("is stale: evals/greet.yaml changed since" in problem for problem in info.value.problems)
+    assert any("evals/greet.yaml changed since run" in problem for problem in info.value.problems)
 
     run_eval(gated, 1)
     assert gated.set_label("greet", "production", 1).gate == "passed"
@@ -157,15 +161,59 @@ def test_a_dataset_change_makes_the_run_stale(gated: Registry, project: Path) ->
     (project / "evals" / "greet.yaml").write_text(SCENARIOS + rows)
     record = run_eval(gated, 1)
     assert record.status == "passed"
-    assert [ref.path for ref in record.scenario_files] == ["evals/greet.yaml", "evals/datasets/names.jsonl"]
+    assert [ref.path for ref in record.scenario_files] == [
+        "evals/greet.yaml",
+        "evals/datasets/names.jsonl",
+        "version",
+        "python:models_for_gate",
+    ]
     data.write_text('{"name": "Cy"}\n{"name": "Di"}\n')
 
     with pytest.raises(GateError) as refused:
         gated.set_label("greet", "production", 1)
 
-    assert refused.value.problems == [f"run {record.id[:12]} is stale: evals/datasets/names.jsonl changed since"]
+    assert refused.value.problems == [f"evals/datasets/names.jsonl changed since run {record.id[:8]}"]
     assert run_eval(gated, 1).status == "passed"
     assert gated.set_label("greet", "production", 1).gate == "passed"  # a run on the current data opens it
+
+
+def test_a_python_source_change_makes_the_run_stale(gated: Registry, project: Path) -> None:
+    # The model function, a mock or an evaluator edited after the run: the run says nothing about the code now.
+    record = run_eval(gated, 1)
+    checks = project / "checks_for_gate.py"
+    checks.write_text("def polite(ctx):\n    return True\n")
+    expectation = "      - python: checks_for_gate:polite\n"
+    (project / "evals" / "greet.yaml").write_text(SCENARIOS + expectation)
+    record = run_eval(gated, 1)
+    assert {"python:models_for_gate", "python:checks_for_gate"} <= {ref.path for ref in record.scenario_files}
+    assert gated.set_label("greet", "production", 1).gate == "passed"
+
+    checks.write_text("def polite(ctx):\n    return False\n")
+    with pytest.raises(GateError) as refused:
+        gated.set_label("greet", "production", 1)
+    assert refused.value.problems == [f"python:checks_for_gate changed since run {record.id[:8]}"]
+
+    (project / "models_for_gate.py").write_text(MODEL + "\n# edited\n")
+    with pytest.raises(GateError, match=r"python:models_for_gate changed since run"):
+        gated.set_label("greet", "production", 1)
+
+
+def test_a_judge_model_change_makes_the_run_stale(gated: Registry, project: Path) -> None:
+    judged = "      - judge: {rubric: polite, threshold: 0.5}\n"
+    (project / "evals" / "greet.yaml").write_text(SCENARIOS + judged)
+    judge = "python:judge_for_gate:score"
+    (project / "judge_for_gate.py").write_text("def score(messages, info):\n    return '{\"score\": 1}'\n")
+    record = run_eval(gated, 1, judge_model=judge)
+    assert record.status == "passed", record
+    settings = dataclasses.replace(gated.settings, judge_model=judge)
+    with Registry(settings=settings) as judged_by_score:
+        assert judged_by_score.set_label("greet", "production", 1).gate == "passed"
+        other = dataclasses.replace(settings, judge_model="python:models_for_gate:polite")
+    with Registry(settings=other) as judged_by_another, pytest.raises(GateError) as refused:
+        judged_by_another.set_label("greet", "production", 1)
+    assert refused.value.problems == [
+        f"the judge model changed since run {record.id[:8]} ({judge} then, python:models_for_gate:polite now)"
+    ]
 
 
 def test_a_new_scenario_file_must_be_covered(gated: Registry) -> None:

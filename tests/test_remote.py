@@ -483,7 +483,7 @@ def test_the_cli_works_against_a_server_as_against_a_database(served: Served, re
     assert cli(write, "push").stdout.count("(unchanged)") == 2
 
     refused = cli(promote, "label", NAME, "production", "2")
-    assert refused.exit_code == 1
+    assert refused.exit_code == 1, refused.output + refused.stderr
     assert "production is protected: support/reply@2 needs a passing eval run first" in refused.stderr
 
     evaluated = cli(write, "eval", "--cache", "off")

@@ -127,13 +127,14 @@ def record_run(
     """Record a finished run of prompt@version as ``promptlane eval`` does (POST, then PUT); its id."""
     run_id = uuid.uuid4().hex
     passed = 2 if status == "passed" else 0
+    evaluated = api.registry.version(prompt, version).content_hash
     body = {
         "id": run_id,
         "prompt": prompt,
         "version": version,
         "model": model,
         "started_at": datetime.now(timezone.utc).isoformat(),  # the gate reports on the newest run
-        "scenario_files": [{"path": SCENARIO_FILE["path"], "sha256": sha256}],
+        "scenario_files": [{"path": SCENARIO_FILE["path"], "sha256": sha256}, {"path": "version", "sha256": evaluated}],
         "scenarios": [
             {"name": "greets", "file": "evals/reply.yaml", "cases": 2, "passed": passed, "failed": 2 - passed}
         ],
@@ -351,7 +352,7 @@ def test_a_failing_or_stale_run_does_not_open_the_gate(reply: Api) -> None:
     stale = record_run(reply, 1, sha256="6" * 64)  # the scenario file changed since this run
     refused = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
     assert refused.status_code == 409
-    assert refused.json()["problems"] == [f"run {stale[:12]} is stale: evals/reply.yaml changed since"]
+    assert refused.json()["problems"] == [f"evals/reply.yaml changed since run {stale[:8]}"]
 
     failing = record_run(reply, 1, status="failed")
     refused = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)

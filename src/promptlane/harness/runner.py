@@ -28,7 +28,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError, TemplateError
-from ..registry.gate import dataset_refs, relative_path
+from ..registry.fingerprint import file_parts, judge_part, merge, model_parts, relative_path, version_part
 from ..registry.prompt import Prompt
 from ..registry.runs import HEARTBEAT_SECONDS, CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
@@ -140,7 +140,7 @@ class EvalRun:
             label=prompt.label,
             model="",
             started_at=datetime.now(timezone.utc),
-            scenario_files=_fingerprint(self.documents, options.root),
+            scenario_files=[],
             settings={
                 "concurrency": options.concurrency,
                 "repeat": options.repeat,
@@ -164,6 +164,7 @@ class EvalRun:
         self.plans = [plan for document in self.documents for plan in self._plan(document)]
         models = sorted({plan.client.spec for plan in self.plans})
         self.record.model = ", ".join(models)
+        self.record.scenario_files = _fingerprint(self.documents, prompt.content_hash, models, options)
         self.stats = {
             id(plan): ScenarioStats(name=plan.spec.name, file=plan.file, threshold=plan.spec.threshold)
             for plan in self.plans
@@ -452,13 +453,15 @@ class _RunLease:
         self._thread.join()
 
 
-def _fingerprint(documents: Sequence[ScenariosDocument], root: Path | None) -> list[ScenarioFileRef]:
-    """What the run depends on, as the gate recomputes it: each scenario file, then the datasets it reads."""
-    refs: dict[str, ScenarioFileRef] = {}
-    for document in documents:
-        ref = ScenarioFileRef(path=relative_path(document.path, root), sha256=document.sha256)
-        refs.setdefault(ref.path, ref)
-        names = [scenario.dataset for scenario in document.spec.scenarios]
-        for dataset in dataset_refs(document.path, names, root):
-            refs.setdefault(dataset.path, dataset)
-    return list(refs.values())
+def _fingerprint(
+    documents: Sequence[ScenariosDocument], content_hash: str, models: Sequence[str], options: EvalOptions
+) -> list[ScenarioFileRef]:
+    """What the run depends on, as the gate recomputes it (:mod:`promptlane.registry.fingerprint`): each scenario
+    file with the datasets and Python modules it names, the judge model, the version, and the Python models run."""
+    root = options.root
+    parts = [part for d in documents for part in file_parts(d.path, d.sha256, d.document.data, root)]
+    parts += judge_part([d.document.data for d in documents], options.judge_model, root)
+    parts.append(version_part(content_hash))
+    for model in models:
+        parts += model_parts(model, root)
+    return merge(parts)

@@ -29,7 +29,7 @@ from .._validation import spec_error_from_validation
 from .._yaml import YamlDocument, load_yaml
 from ..config import Settings, load_settings
 from ..errors import SpecError
-from ..registry.gate import relative_path
+from ..registry.fingerprint import relative_path
 from ..spec import NAME_PATTERN, check_model, discover_yaml_files
 from ..templates import analyze_template
 from .datasets import all_columns, first_columns, resolve_dataset

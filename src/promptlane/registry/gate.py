@@ -1,35 +1,24 @@
 """The gate of protected labels: a version earns them with evidence, a passing eval run.
 
 A protected label (``production`` by default) moves to version V only if the newest finished, complete run of V
-on the scenario files as they are now and the gate's model passed (a newer failing run closes what an older
-passing one opened), ran every case (nothing deselected, skipped or cut short), covered every scenario file that targets
-the prompt *as the files are now* (by content hash: a run against older files is stale), and used the model
-the version declares, or the model the configuration names for gating.
-
-Finding the scenario files needs no harness: a scenario file is YAML with ``prompt:`` and ``scenarios:``.
+on the inputs as they are now and the gate's model passed (a newer failing run closes what an older passing one
+opened), ran every case (nothing deselected, skipped or cut short), has the fingerprint the gate recomputes now
+(every scenario file that targets the prompt, the datasets and Python modules they name, the judge model, the
+version: :mod:`promptlane.registry.fingerprint`; a run on other inputs is stale), and used the model the version
+declares, or the model the configuration names for gating.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import LabelError
+from .fingerprint import JUDGE_MODEL, VERSION
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
 
-__all__ = [
-    "GateError",
-    "GateRequirements",
-    "GateVerdict",
-    "check_gate",
-    "dataset_refs",
-    "is_scenario_file",
-    "relative_path",
-    "scenario_files_for",
-]
+__all__ = ["GateError", "GateRequirements", "GateVerdict", "check_gate"]
 
 _CANDIDATE_RUNS = 50
 
@@ -79,79 +68,6 @@ class GateVerdict:
     """What is missing, when it does not pass."""
 
 
-def relative_path(path: Path, root: Path | None) -> str:
-    """A path as runs record it: relative to the project root when under it (and a root is known), with forward
-    slashes."""
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
-
-
-def dataset_refs(scenario_file: Path, datasets: Iterable[object], root: Path | None) -> list[ScenarioFileRef]:
-    """The datasets a scenario file's scenarios read (their ``dataset:`` values, relative to the file's folder),
-    with their content hashes: part of what a run depended on, as the scenario file is. A dataset that is not
-    there hashes as ``missing``."""
-    refs: dict[str, ScenarioFileRef] = {}
-    for name in datasets:
-        if not isinstance(name, str) or not name:
-            continue
-        path = scenario_file.parent / name
-        digest = hashlib.sha256()
-        try:
-            with path.open("rb") as stream:
-                for chunk in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(chunk)
-            sha256 = digest.hexdigest()
-        except OSError:
-            sha256 = "missing"
-        ref = ScenarioFileRef(path=relative_path(path, root), sha256=sha256)
-        refs.setdefault(ref.path, ref)
-    return list(refs.values())
-
-
-def is_scenario_file(path: Path) -> bool:
-    """Whether ``path`` is a scenario file (YAML with ``prompt:`` and ``scenarios:``), not a dataset the gate's
-    requirements list after one."""
-    from .._yaml import load_data
-    from ..errors import SpecError
-
-    if path.suffix not in (".yaml", ".yml") or not path.is_file():
-        return False
-    try:
-        data = load_data(path.read_bytes(), path)
-    except SpecError:
-        return False
-    return isinstance(data, dict) and "prompt" in data and "scenarios" in data
-
-
-def scenario_files_for(prompt: str, evals_dir: Path, root: Path) -> list[ScenarioFileRef]:
-    """The scenario files under ``evals_dir`` whose ``prompt:`` is ``prompt``, with their content hashes, each
-    followed by the datasets its scenarios read."""
-    from .._yaml import load_data
-    from ..errors import SpecError
-
-    found: list[ScenarioFileRef] = []
-    if not evals_dir.is_dir():
-        return found
-    for path in sorted(evals_dir.rglob("*")):
-        if path.suffix not in (".yaml", ".yml") or not path.is_file():
-            continue
-        raw = path.read_bytes()
-        try:
-            data = load_data(raw, path)
-        except SpecError:
-            continue  # not a scenario file anyone could have run (eval refuses it, naming the line)
-        if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
-            found.append(ScenarioFileRef(path=relative_path(path, root), sha256=hashlib.sha256(raw).hexdigest()))
-            scenarios = data["scenarios"] if isinstance(data["scenarios"], list) else []
-            names = [scenario.get("dataset") for scenario in scenarios if isinstance(scenario, dict)]
-            found += [ref for ref in dataset_refs(path, names, root) if ref.path not in {f.path for f in found}]
-    return found
-
-
 def _model_problem(name: str, run: RunRecord, version: PromptVersion, model: str) -> str:
     """Why a run on another model does not count, and the two ways to satisfy the gate."""
     rerun = f"promptlane eval --prompt {version.name} --version {version.number} --model {model}"
@@ -183,8 +99,18 @@ def _problems(run: RunRecord, version: PromptVersion, files: Sequence[ScenarioFi
         if ref.path not in recorded:
             problems.append(f"{name} did not cover {ref.path}")
         elif recorded[ref.path] != ref.sha256:
-            problems.append(f"{name} is stale: {ref.path} changed since")
+            problems.append(_changed(ref, recorded[ref.path], run))
     return problems
+
+
+def _changed(part: ScenarioFileRef, then: str, run: RunRecord) -> str:
+    """What changed since ``run``, for people: ``evals/datasets/tickets.jsonl changed since run 8c0fee97``."""
+    since = f"since run {run.id[:8]}"
+    if part.path == JUDGE_MODEL:
+        return f"the judge model changed {since} ({then} then, {part.sha256} now)"
+    if part.path == VERSION:
+        return f"run {run.id[:8]} evaluated other content (hash {then[:12]}, the version's is {part.sha256[:12]})"
+    return f"{part.path} changed {since}"
 
 
 def check_gate(

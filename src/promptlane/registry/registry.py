@@ -22,7 +22,8 @@ from .._budget import RenderLimits
 from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import ConfigError, LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
-from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, scenario_files_for
+from .fingerprint import merge, model_parts, scenario_files_for, version_part
+from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate
 from .labels import LATEST, check_label_name, check_target, rollback_point
 from .rollout import choose_version
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store, Target
@@ -575,17 +576,22 @@ class Registry:
         return self.store.get_version(name, self.store.latest_number(name))
 
     def gate_requirements(self, name: str) -> GateRequirements:
-        """What this project asks of a run of ``name`` to open a protected label: its scenario files that
-        target the prompt, as they are now, and the configured gate model."""
-        files = scenario_files_for(name, self.settings.evals_dir, self.settings.root)
-        return GateRequirements(scenario_files=tuple(files), model=self.settings.gate_model_for(name))
+        """What this project asks of a run of ``name`` to open a protected label: the fingerprint of its scenario
+        files that target the prompt, as they are now, and the configured gate model."""
+        settings = self.settings
+        files = scenario_files_for(name, settings.evals_dir, settings.root, judge_model=settings.judge_model)
+        return GateRequirements(scenario_files=tuple(files), model=settings.gate_model_for(name))
 
     def gate_verdict(self, version: PromptVersion, requirements: GateRequirements | None = None) -> GateVerdict:
         """Whether ``version`` may take a protected label now (see :mod:`promptlane.registry.gate`), by this
         project's requirements or the ones given (a server checks a client's)."""
         requirements = requirements or self.gate_requirements(version.name)
         model = requirements.model or version.spec.get("model")
-        return check_gate(candidate_runs(self.store, version), version, requirements.scenario_files, model)
+        # What only the version decides, computed here (a client's word does not count): its content, and the
+        # module of its python: model where this process can find it.
+        own = [version_part(version.content_hash), *model_parts(model, self.settings.root)]
+        parts = merge([*own, *requirements.scenario_files]) if requirements.scenario_files else []
+        return check_gate(candidate_runs(self.store, version), version, parts, model)
 
     def _gate(
         self,

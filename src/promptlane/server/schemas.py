@@ -104,8 +104,16 @@ class _Strict(BaseModel):
 
 
 class ScenarioFileIn(_Strict):
+    """One part of a run's fingerprint: a scenario file, a dataset, a Python module (``python:checks``), the judge
+    model (``judge model``) or the version (``version``)."""
+
     path: str = Field(min_length=1, max_length=1024, pattern=NO_NUL)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=NO_NUL,
+        description="A SHA-256, or the part's value: `missing`, `dist:NAME==VERSION`, a model.",
+    )
 
 
 class GateIn(_Strict):

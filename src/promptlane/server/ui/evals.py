@@ -50,7 +50,7 @@ def _keep(jobs: dict[str, Any], run_id: str, job: Job) -> None:
 
 def _scenario_refs(registry: Any, name: str) -> list[Any]:
     """The scenario files of the gate's requirements (which list the datasets they read after them)."""
-    from ...registry.gate import is_scenario_file
+    from ...registry.fingerprint import is_scenario_file
 
     refs = registry.gate_requirements(name).scenario_files
     return [ref for ref in refs if is_scenario_file(registry.settings.root / ref.path)]

@@ -1,0 +1,261 @@
+"""What an eval run depended on, as the gate recomputes it: a run's fingerprint.
+
+A run records one part per input, each a :class:`~promptlane.registry.runs.ScenarioFileRef` (a name and a content
+hash), and the gate recomputes every part from the files as they are now; a part that differs makes the run stale.
+The parts, by name:
+
+- a scenario file (``evals/support.yaml``): the file's SHA-256;
+- a dataset a scenario reads (``evals/datasets/tickets.jsonl``): its SHA-256, or ``missing``;
+- a Python target a scenario file names (``python:examples.support.checks``, for a model, a mock or an evaluator):
+  the SHA-256 of the module's file, or ``dist:NAME==VERSION`` for a module an installed distribution provides;
+- the Python model a run used (the same form);
+- ``judge model``: the configured judge model, when a scenario judges (a judge naming its own model is part of its
+  scenario file already);
+- ``version``: the content hash of the version evaluated.
+
+Both sides compute the parts with the functions here, from the same inputs: the runner from the scenario files it
+read, the gate from the scenario files it finds. Finding those needs no harness: a scenario file is YAML with
+``prompt:`` and ``scenarios:``. A module is found without importing it (the gate never runs project code).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .runs import ScenarioFileRef
+
+__all__ = [
+    "JUDGE_MODEL",
+    "VERSION",
+    "dataset_refs",
+    "file_parts",
+    "is_scenario_file",
+    "judge_part",
+    "merge",
+    "model_parts",
+    "python_part",
+    "relative_path",
+    "scenario_files_for",
+    "version_part",
+]
+
+JUDGE_MODEL = "judge model"
+"""The part that holds the configured judge model."""
+VERSION = "version"
+"""The part that holds the evaluated version's content hash."""
+_CASE_MODEL = "(the case's model)"
+"""The judge model part's value when no judge model is configured: each judge uses its case's model."""
+
+
+def relative_path(path: Path, root: Path | None) -> str:
+    """A path as runs record it: relative to the project root when under it (and a root is known), with forward
+    slashes."""
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def dataset_refs(scenario_file: Path, datasets: Iterable[object], root: Path | None) -> list[ScenarioFileRef]:
+    """The datasets a scenario file's scenarios read (their ``dataset:`` values, relative to the file's folder),
+    with their content hashes. A dataset that is not there hashes as ``missing``."""
+    refs: dict[str, ScenarioFileRef] = {}
+    for name in datasets:
+        if not isinstance(name, str) or not name:
+            continue
+        path = scenario_file.parent / name
+        ref = ScenarioFileRef(path=relative_path(path, root), sha256=_sha256_of(path) or "missing")
+        refs.setdefault(ref.path, ref)
+    return list(refs.values())
+
+
+def _python_references(data: Any) -> Iterator[str]:
+    """Every ``module:function`` a scenario file's data names: ``python:module:function`` strings (models) and
+    ``python:`` keys (mocks and evaluators, as text or as ``{function: ...}``)."""
+    if isinstance(data, str):
+        if data.startswith("python:"):
+            yield data.removeprefix("python:")
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            if key == "python" and isinstance(value, str):
+                yield value
+            elif key == "python" and isinstance(value, dict) and isinstance(value.get("function"), str):
+                yield value["function"]
+            else:
+                yield from _python_references(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _python_references(item)
+
+
+def _judges(data: Any) -> bool:
+    """Whether a scenario file's data has a ``judge`` expectation."""
+    if isinstance(data, dict):
+        return "judge" in data or any(_judges(value) for value in data.values())
+    if isinstance(data, list):
+        return any(_judges(item) for item in data)
+    return False
+
+
+def _module_file(module: str, root: Path | None) -> Path | None:
+    """The file that ``import module`` loads, found without importing anything: under the project root first (the
+    harness puts it first on ``sys.path``), then where this process loaded it from, then on ``sys.path``."""
+    parts = module.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return None
+    found = _under(root, parts) if root is not None else None
+    loaded = sys.modules.get(module)
+    if found is None and loaded is not None and isinstance(getattr(loaded, "__file__", None), str):
+        found = Path(loaded.__file__)  # type: ignore[arg-type]
+    for entry in sys.path if found is None else ():
+        found = _under(Path(entry or "."), parts)
+        if found is not None:
+            break
+    return found
+
+
+def _under(base: Path, parts: Sequence[str]) -> Path | None:
+    stem = base.joinpath(*parts)
+    for candidate in (stem.with_suffix(".py"), stem / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    import importlib.metadata
+
+    return dict(importlib.metadata.packages_distributions())
+
+
+def _distribution(path: Path, module: str) -> str | None:
+    """``dist:NAME==VERSION`` when an installed distribution provides ``module`` from ``path``, else None."""
+    import importlib.metadata
+    import sysconfig
+
+    installed = {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(directory) for directory in installed):
+        return None
+    names = _packages_distributions().get(module.split(".")[0], [])
+    for name in sorted(names):
+        try:
+            return f"dist:{name}=={importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def python_part(reference: str, root: Path | None) -> ScenarioFileRef | None:
+    """The part for a ``module:function`` reference: ``python:module``, with the module's content hash, or the
+    distribution that provides it. None when the module cannot be found here (a server without the project's
+    code does not check it; the client that sends its requirements does)."""
+    module = reference.partition(":")[0]
+    path = _module_file(module, root)
+    if path is None:
+        return None
+    sha256 = _distribution(path, module) or _sha256_of(path)
+    return None if sha256 is None else ScenarioFileRef(path=f"python:{module}", sha256=sha256)
+
+
+def file_parts(path: Path, sha256: str, data: Any, root: Path | None) -> list[ScenarioFileRef]:
+    """A scenario file's parts: the file, then the datasets and the Python modules it names."""
+    parts = [ScenarioFileRef(path=relative_path(path, root), sha256=sha256)]
+    scenarios = data.get("scenarios") if isinstance(data, dict) else None
+    names = [s.get("dataset") for s in scenarios if isinstance(s, dict)] if isinstance(scenarios, list) else []
+    parts += dataset_refs(path, names, root)
+    for reference in _python_references(data):
+        part = python_part(reference, root)
+        if part is not None:
+            parts.append(part)
+    return parts
+
+
+def judge_part(datas: Iterable[Any], judge_model: str | None, root: Path | None) -> list[ScenarioFileRef]:
+    """The ``judge model`` part (and the judge's Python module, for a ``python:`` judge), when a scenario
+    judges."""
+    if not any(_judges(data) for data in datas):
+        return []
+    parts = [ScenarioFileRef(path=JUDGE_MODEL, sha256=judge_model or _CASE_MODEL)]
+    return parts + model_parts(judge_model, root)
+
+
+def model_parts(model: str | None, root: Path | None) -> list[ScenarioFileRef]:
+    """The part of a ``python:`` model's module (none for any other model, or one not found here)."""
+    if model is None or not model.startswith("python:"):
+        return []
+    part = python_part(model.removeprefix("python:"), root)
+    return [] if part is None else [part]
+
+
+def version_part(content_hash: str) -> ScenarioFileRef:
+    """The part of the version evaluated."""
+    return ScenarioFileRef(path=VERSION, sha256=content_hash)
+
+
+def merge(parts: Iterable[ScenarioFileRef]) -> list[ScenarioFileRef]:
+    """``parts`` with each name once (the first wins), in order."""
+    merged: dict[str, ScenarioFileRef] = {}
+    for part in parts:
+        merged.setdefault(part.path, part)
+    return list(merged.values())
+
+
+def is_scenario_file(path: Path) -> bool:
+    """Whether ``path`` is a scenario file (YAML with ``prompt:`` and ``scenarios:``), not a dataset or another
+    part the gate's requirements list after one."""
+    from .._yaml import load_data
+    from ..errors import SpecError
+
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return False
+    try:
+        data = load_data(path.read_bytes(), path)
+    except SpecError:
+        return False
+    return isinstance(data, dict) and "prompt" in data and "scenarios" in data
+
+
+def scenario_files_for(
+    prompt: str, evals_dir: Path, root: Path, *, judge_model: str | None = None
+) -> list[ScenarioFileRef]:
+    """The parts of every scenario file under ``evals_dir`` whose ``prompt:`` is ``prompt``: each file, followed
+    by the datasets and Python modules it names; then the judge model, when one judges."""
+    from .._yaml import load_data
+    from ..errors import SpecError
+
+    found: list[ScenarioFileRef] = []
+    datas: list[Any] = []
+    if not evals_dir.is_dir():
+        return found
+    for path in sorted(evals_dir.rglob("*")):
+        if path.suffix not in (".yaml", ".yml") or not path.is_file():
+            continue
+        raw = path.read_bytes()
+        try:
+            data = load_data(raw, path)
+        except SpecError:
+            continue  # not a scenario file anyone could have run (eval refuses it, naming the line)
+        if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
+            found += file_parts(path, hashlib.sha256(raw).hexdigest(), data, root)
+            datas.append(data)
+    return merge(found + judge_part(datas, judge_model, root))
