@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +22,7 @@ from promptlane.registry import Registry
 from promptlane.registry.fingerprint import scenario_files_for
 from promptlane.registry.gate import GateError, check_gate
 from promptlane.registry.runs import RunRecord, ScenarioFileRef, ScenarioStats
-from promptlane.registry.store import PromptVersion
+from promptlane.registry.store import LabelEvent, PromptVersion
 
 MODEL = """\
 from pathlib import Path
@@ -75,13 +77,25 @@ def gated(project: Path, store_url: str) -> Iterator[Registry]:
 
 
 def run_eval(
-    reg: Registry, version: int, *, model: str | None = None, select: object = None, judge_model: str | None = None
+    reg: Registry,
+    version: int,
+    *,
+    model: str | None = None,
+    select: object = None,
+    judge_model: str | None = None,
+    created_by: str | None = None,
 ) -> RunRecord:
     run = EvalRun(
         store=reg.store,
         prompt=reg.get("greet", version=version),
         documents=[load_scenario_file(reg.settings.evals_dir / "greet.yaml")],
-        options=EvalOptions(root=reg.settings.root, model=model, select=select, judge_model=judge_model),  # type: ignore[arg-type]
+        options=EvalOptions(
+            root=reg.settings.root,
+            model=model,
+            select=select,  # type: ignore[arg-type]
+            judge_model=judge_model,
+            created_by=created_by,
+        ),
     )
     return asyncio.run(run.run())
 
@@ -216,6 +230,22 @@ def test_a_judge_model_change_makes_the_run_stale(gated: Registry, project: Path
     ]
 
 
+def test_trusted_runners_make_the_only_evidence(gated: Registry) -> None:
+    trusting_ci = Registry(settings=dataclasses.replace(gated.settings, gate_trusted_runners=("ci",)))
+    mine = run_eval(gated, 1, created_by="dev")
+    with trusting_ci, pytest.raises(GateError) as refused:
+        trusting_ci.set_label("greet", "production", 1)
+    assert refused.value.problems == [
+        "no run of greet@1 by a trusted runner (gate_trusted_runners: ci); its runs were made by 'dev'"
+    ]
+    assert gated.set_label("greet", "production", 1).evidence == mine.id  # without the setting, anyone's counts
+
+    ci = run_eval(gated, 1, model="python:models_for_gate:rude", created_by="ci")  # a failing CI run decides...
+    run_eval(gated, 1, created_by="dev")  # ...and a newer passing run by someone else has no say
+    with Registry(settings=trusting_ci.settings) as trusting, pytest.raises(GateError, match=f"run {ci.id[:12]}"):
+        trusting.set_rollout("greet", "production", {1: 100})
+
+
 def test_a_new_scenario_file_must_be_covered(gated: Registry) -> None:
     run_eval(gated, 1)
     (gated.settings.evals_dir / "more.yaml").write_text(SCENARIOS.replace("polite", "kind"))
@@ -247,6 +277,41 @@ def test_rollouts_and_rollbacks_go_through_the_gate(gated: Registry) -> None:
     run_eval(gated, 2)
     assert gated.set_rollout("greet", "production", {1: 90, 2: 10}).gate == "passed"
     assert gated.rollback("greet", "production").to_target == {1: 100}
+
+
+def test_concurrent_rollbacks_and_moves_write_only_what_the_gate_checked(gated: Registry) -> None:
+    # production: v1 (forced, no run), then v2, then v3 (both with passing runs). Eight rollbacks and moves at once:
+    # the gate was checked outside the write lock and the rollback's target recomputed inside it, so a second
+    # rollback landed on v1, recorded as "passed" with v2's run as evidence.
+    gated.push_spec("greet", {"template": "Say hey to {{ name }}", "model": "python:models_for_gate:polite"})
+    gated.set_label("greet", "production", 1, force=True, reason="first release, before evals")
+    for version in (2, 3):
+        run_eval(gated, version)
+        gated.set_label("greet", "production", version)
+    barrier = threading.Barrier(8)
+
+    def rollback() -> object:
+        barrier.wait(timeout=60)
+        return gated.rollback("greet", "production", actor="racer")
+
+    def move() -> object:
+        barrier.wait(timeout=60)
+        return gated.set_label("greet", "production", 3, actor="racer")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(rollback if n % 2 else move) for n in range(8)]
+        outcomes = [future.exception(timeout=300) or future.result() for future in futures]
+
+    refused = [outcome for outcome in outcomes if isinstance(outcome, GateError)]
+    assert all(isinstance(outcome, (GateError, LabelEvent)) for outcome in outcomes), outcomes
+    assert all("greet@1" in str(error) for error in refused)  # only v1 lacks evidence
+    for event in gated.history("greet", "production"):
+        if event.gate == "passed":  # the evidence is a passing run of the version the label moved to
+            run = gated.store.get_run(event.evidence or "")
+            assert (run.status, {run.version: 100}) == ("passed", event.to_target), event
+        else:
+            assert (event.gate, event.to_target) == ("forced", {1: 100}), event
+    assert gated.labels("greet")[0].target in ({2: 100}, {3: 100})
 
 
 def test_unprotected_labels_move_freely_but_promote_needs_evidence(gated: Registry) -> None:

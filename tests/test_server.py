@@ -7,6 +7,7 @@ the ``serve`` command's refusals, and a schemathesis run of every operation agai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -361,6 +362,47 @@ def test_a_failing_or_stale_run_does_not_open_the_gate(reply: Api) -> None:
     passing = record_run(reply, 1)
     moved = reply.call("PUT", "/prompts/support/reply/-/labels/production", scope="promote", json=body)
     assert (moved.status_code, moved.json()["evidence"]) == (200, passing)  # the newest complete run decides
+
+
+def test_a_server_without_the_project_holds_current_what_the_newest_run_saw(reply: Api) -> None:
+    # The server has no scenario files: a client that sends none, or older ones, cannot open the gate with a run on
+    # older inputs once a newer run has seen newer ones.
+    production = f"{_LABELS}/production"
+    assert error(reply.call("PUT", production, scope="promote", json={"target": {"1": 100}}))[2].endswith(
+        "no scenario files target support/reply: a gated label needs scenarios\n  "
+        "(override with --force --reason TEXT; the audit log records it)"
+    )
+    old = record_run(reply, 1, sha256="4" * 64)
+    newer = record_run(reply, 2)
+    for requirements in ({}, {"requirements": {"scenario_files": [{**SCENARIO_FILE, "sha256": "4" * 64}]}}):
+        refused = reply.call("PUT", production, scope="promote", json={"target": {"1": 100}, **requirements})
+        assert refused.status_code == 409
+        assert f"evals/reply.yaml changed since run {old[:8]}" in refused.json()["problems"]
+    moved = reply.call("PUT", production, scope="promote", json={"target": {"2": 100}})
+    assert (moved.status_code, moved.json()["evidence"]) == (200, newer)
+
+
+def test_only_runs_recorded_by_trusted_runners_open_the_gate(reply: Api) -> None:
+    # gate_trusted_runners names the CI token: a run any other write token recorded is no evidence either way,
+    # whatever name its client gives, and no client can say which token recorded it.
+    reply.registry.settings = dataclasses.replace(reply.registry.settings, gate_trusted_runners=("ci-token",))
+    run_id = record_run(reply, 1)
+    recorded = reply.call("GET", f"/runs/{run_id}", scope="read").json()
+    assert (recorded["runner"], recorded["created_by"]) == ("write-token", None)
+    body = {"target": {"1": 100}, "requirements": REQUIREMENTS}
+    refused = reply.call("PUT", f"{_LABELS}/production", scope="promote", json=body)
+    assert refused.status_code == 409
+    assert refused.json()["problems"] == [
+        "no run of support/reply@1 by a trusted runner (gate_trusted_runners: ci-token); "
+        "its runs were made by 'write-token'"
+    ]
+    forged = reply.call("PUT", f"/runs/{run_id}", scope="write", json={**recorded, "runner": "ci-token"})
+    assert (forged.status_code, forged.json()["runner"]) == (200, "write-token")  # a derived field, ignored
+    assert reply.call("PUT", f"{_LABELS}/production", scope="promote", json=body).status_code == 409
+
+    reply.registry.settings = dataclasses.replace(reply.registry.settings, gate_trusted_runners=("write-token",))
+    moved = reply.call("PUT", f"{_LABELS}/production", scope="promote", json=body)
+    assert (moved.status_code, moved.json()["evidence"]) == (200, run_id)
 
 
 _LABELS = "/prompts/support/reply/-/labels"
@@ -884,7 +926,8 @@ def test_a_rollback_of_a_protected_label_goes_through_the_gate(reply: Api) -> No
     forced = reply.call("PUT", production, json={"target": {"2": 100}, "force": True, "reason": "incident 42"})
     assert (forced.json()["gate"], forced.json()["evidence"]) == ("forced", None)
 
-    refused = reply.call("POST", f"{production}/rollback", scope="promote", json={})
+    changed = {"scenario_files": [{**SCENARIO_FILE, "sha256": "6" * 64}]}  # the client's scenario file changed
+    refused = reply.call("POST", f"{production}/rollback", scope="promote", json={"requirements": changed})
     assert refused.status_code == 409
 
     back = reply.call("POST", f"{production}/rollback", scope="promote", json={"requirements": REQUIREMENTS})
@@ -971,6 +1014,7 @@ def test_a_run_round_trips(reply: Api) -> None:
         "complete": False,  # a run of no scenario is never evidence
         "scenario_files": [],
         "scenarios": [],
+        "runner": "write-token",  # the token that recorded it, whatever its client says
     }
     assert (created.status_code, created.json()) == (201, expected)
     assert reply.call("GET", f"/runs/{run_id}", scope="read").json() == expected

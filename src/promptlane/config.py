@@ -72,6 +72,9 @@ class Settings:
     gate_model: str | dict[str, str] | None = None
     """The model a run must have used to open a protected label (default: the model the version declares);
     a table maps prompt names to models, ``"*"`` for the others."""
+    gate_trusted_runners: tuple[str, ...] = ()
+    """Who may make the runs that open a protected label: token names (a run recorded through a registry server
+    is its token's) or authors (a run stored directly); empty: anyone's runs count."""
     dataset_roots: tuple[str, ...] = ()
     """Folders outside the project that scenario files may read datasets from (relative ones against the root);
     a dataset anywhere else outside the project is refused."""
@@ -194,12 +197,17 @@ def _as_model_or_table(value: Any) -> str | dict[str, str]:
     return _as_model(value)
 
 
-def _as_labels(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [part for part in value.split(",")]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"expected a list of label names, got {value!r}")
-    return tuple(v.strip() for v in value if v.strip())
+def _as_names(what: str) -> Callable[[Any], tuple[str, ...]]:
+    """A parser of a list of names (``what``: label names, ...); the environment gives it comma-separated."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected a list of {what}, got {value!r}")
+        return tuple(v.strip() for v in value if v.strip())
+
+    return parse
 
 
 def _as_folders(value: Any) -> tuple[str, ...]:
@@ -213,7 +221,7 @@ def _as_folders(value: Any) -> tuple[str, ...]:
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "registry": _as_url,
     "default_label": _as_str,
-    "protected_labels": _as_labels,
+    "protected_labels": _as_names("label names"),
     "prompts": _as_str,
     "evals": _as_str,
     "cache_ttl": _as_float,
@@ -230,6 +238,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "fetch_timeout": _as_float,
     "snapshots": _as_str,
     "dataset_roots": _as_folders,
+    "gate_trusted_runners": _as_names("token names or authors"),
 }
 _SECRETS = frozenset({"token"})
 """Keys read from the environment (or flags), never from a config file that may be committed."""

@@ -10,7 +10,7 @@ declares, or the model the configuration names for gating.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import LabelError
@@ -18,7 +18,7 @@ from .fingerprint import JUDGE_MODEL, VERSION
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
 
-__all__ = ["GateError", "GateRequirements", "GateVerdict", "check_gate"]
+__all__ = ["GateError", "GateRequirements", "GateVerdict", "candidate_runs", "check_gate", "observed_parts"]
 
 _CANDIDATE_RUNS = 50
 
@@ -114,16 +114,34 @@ def _changed(part: ScenarioFileRef, then: str, run: RunRecord) -> str:
 
 
 def check_gate(
-    runs: Sequence[RunRecord], version: PromptVersion, files: Sequence[ScenarioFileRef], model: str | None
+    runs: Sequence[RunRecord],
+    version: PromptVersion,
+    files: Sequence[ScenarioFileRef],
+    model: str | None,
+    *,
+    trusted: Collection[str] = (),
 ) -> GateVerdict:
     """Whether ``version`` may take a protected label, given its runs (newest first).
 
     Args:
         runs: The version's runs, newest first.
         version: The version.
-        files: The scenario files that target the prompt now.
+        files: The fingerprint's parts as they are now.
         model: The model a qualifying run must have used (None: any).
+        trusted: The identities whose runs are evidence (empty: anyone's); the others have no say either way.
     """
+    others = [run for run in runs if trusted and run.identity not in trusted]
+    if others and len(others) == len(runs):
+        names = ", ".join(sorted({repr(run.identity or "unknown") for run in others}))
+        return GateVerdict(
+            passed=False,
+            run=runs[0],
+            problems=[
+                f"no run of {version.ref} by a trusted runner (gate_trusted_runners: {', '.join(trusted)}); "
+                f"its runs were made by {names}"
+            ],
+        )
+    runs = [run for run in runs if run not in others]
     if not files:
         return GateVerdict(
             passed=False, problems=[f"no scenario files target {version.name}: a gated label needs scenarios"]
@@ -163,6 +181,17 @@ def _comparable(run: RunRecord, files: Sequence[ScenarioFileRef], model: str | N
         return False
     recorded = {ref.path: ref.sha256 for ref in run.scenario_files}
     return all(recorded.get(ref.path) == ref.sha256 for ref in files)
+
+
+def observed_parts(runs: Sequence[RunRecord], trusted: Collection[str] = ()) -> list[ScenarioFileRef]:
+    """The inputs as the newest finished, complete run (of any version; by a trusted runner, when some are named)
+    saw them: its scenario files, datasets and judge model. What a registry server without the project's files
+    holds to be current, so an older run on other inputs is stale there too. (Its Python modules and version are
+    not: another version's run may have used another model.)"""
+    for run in runs:
+        if run.status in ("passed", "failed", "error") and run.complete and (not trusted or run.identity in trusted):
+            return [part for part in run.scenario_files if part.path != VERSION and not part.path.startswith("python:")]
+    return []
 
 
 def candidate_runs(store: object, version: PromptVersion) -> list[RunRecord]:

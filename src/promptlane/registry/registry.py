@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from .._budget import RenderLimits
 from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import ConfigError, LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
-from .fingerprint import merge, model_parts, scenario_files_for, version_part
+from .fingerprint import model_parts, scenario_files_for, version_part
 from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate
 from .labels import LATEST, check_label_name, check_target, rollback_point
 from .rollout import choose_version
@@ -590,28 +590,19 @@ class Registry:
         # What only the version decides, computed here (a client's word does not count): its content, and the
         # module of its python: model where this process can find it.
         own = [version_part(version.content_hash), *model_parts(model, self.settings.root)]
-        parts = merge([*own, *requirements.scenario_files]) if requirements.scenario_files else []
-        return check_gate(candidate_runs(self.store, version), version, parts, model)
+        mine = {part.path for part in own}
+        parts = [*own, *(part for part in requirements.scenario_files if part.path not in mine)]
+        parts = parts if requirements.scenario_files else []
+        runs = candidate_runs(self.store, version)
+        return check_gate(runs, version, parts, model, trusted=self.settings.gate_trusted_runners)
 
     def _gate(
-        self,
-        name: str,
-        label: str,
-        versions: Iterable[int],
-        force: bool,
-        reason: str | None,
-        *,
-        gated: bool = False,
-        requirements: GateRequirements | None = None,
+        self, name: str, label: str, versions: Iterable[int], requirements: GateRequirements | None
     ) -> tuple[str | None, str | None]:
-        """(gate, evidence) for a move of ``label`` to ``versions``; GateError when a protected label (or any
-        label, when ``gated``) would move to a version without a qualifying run."""
-        if force and not (reason and reason.strip()):
-            raise LabelError("a forced move needs a reason (--reason)")
-        if label not in self.settings.protected_labels and not gated:
+        """(gate, evidence) for a move of ``label`` to ``versions``: GateError when one has no qualifying run.
+        Without requirements (an ungated move), no gate."""
+        if requirements is None:
             return None, None
-        if force:
-            return "forced", None
         evidence = None
         for number in sorted(set(versions)):
             version = self.version(name, number)
@@ -621,6 +612,34 @@ class Registry:
             assert verdict.run is not None
             evidence = verdict.run.id
         return "passed", evidence
+
+    def _move(
+        self,
+        name: str,
+        label: str,
+        destination: Callable[[], Target],
+        write: Callable[[str | None, str | None], LabelEvent],
+        *,
+        force: bool,
+        reason: str | None,
+        gated: bool = False,
+        requirements: GateRequirements | None = None,
+    ) -> LabelEvent:
+        """Check the gate on the target a move writes, and write it, in one transaction holding the prompt's write
+        lock: a concurrent move can change neither the target (a rollback's destination) nor the evidence between
+        the check and the write. The project's files are read before the lock is taken."""
+        if force and not (reason and reason.strip()):
+            raise LabelError("a forced move needs a reason (--reason)")
+        through_gate = gated or label in self.settings.protected_labels
+        requirements = (requirements or self.gate_requirements(name)) if through_gate and not force else None
+        forced = "forced" if force and through_gate else None
+
+        def check_and_write() -> LabelEvent:
+            gate, evidence = self._gate(name, label, destination(), requirements)
+            return write(gate or forced, evidence)
+
+        locked = getattr(self.store, "locked", None)
+        return check_and_write() if locked is None else locked(name, check_and_write)
 
     def set_label(
         self,
@@ -666,9 +685,17 @@ class Registry:
                 requirements=requirements or self.gate_requirements(name),
             )
         else:
-            gate, evidence = self._gate(name, label, target, force, reason, gated=gated, requirements=requirements)
-            event = self.store.move_label(
-                name, label, target, kind=kind, actor=actor, reason=reason, gate=gate, evidence=evidence
+            event = self._move(
+                name,
+                label,
+                lambda: target,
+                lambda gate, evidence: self.store.move_label(
+                    name, label, target, kind=kind, actor=actor, reason=reason, gate=gate, evidence=evidence
+                ),
+                force=force,
+                reason=reason,
+                gated=gated,
+                requirements=requirements,
             )
         self.invalidate(name)
         return event
@@ -749,12 +776,24 @@ class Registry:
                 requirements=requirements or self.gate_requirements(name),
             )
         else:
-            events = self.store.label_events(name, label)
-            if not events:
-                raise NotFoundError(f"prompt {name!r} has no label {label!r}")
-            destination = rollback_point(events).from_target or {}
-            gate, evidence = self._gate(name, label, destination, force, reason, requirements=requirements)
-            event = self.store.rollback_label(name, label, actor=actor, reason=reason, gate=gate, evidence=evidence)
+
+            def destination() -> Target:  # read under the lock: the point a concurrent rollback leaves
+                events = self.store.label_events(name, label)
+                if not events:
+                    raise NotFoundError(f"prompt {name!r} has no label {label!r}")
+                return rollback_point(events).from_target or {}
+
+            event = self._move(
+                name,
+                label,
+                destination,
+                lambda gate, evidence: self.store.rollback_label(
+                    name, label, actor=actor, reason=reason, gate=gate, evidence=evidence
+                ),
+                force=force,
+                reason=reason,
+                requirements=requirements,
+            )
         self.invalidate(name)
         return event
 

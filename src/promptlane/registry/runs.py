@@ -296,7 +296,16 @@ class RunRecord:
     cost_usd: float = 0.0
     """Total cost, where prices are known."""
     created_by: str | None = None
-    """Who started it."""
+    """Who started it (as its client says)."""
+    runner: str | None = None
+    """The token that recorded it, for a run recorded through a registry server (the server sets it; a client
+    cannot); None for a run stored directly, whose identity is then :attr:`created_by`."""
+
+    @property
+    def identity(self) -> str | None:
+        """Who made the run, as the gate's ``gate_trusted_runners`` names it: the token's name for a run recorded
+        through a server, else the author that started it."""
+        return self.runner or self.created_by
 
     @property
     def cases(self) -> int:
@@ -344,6 +353,7 @@ class RunRecord:
             "scenario_files": [asdict(ref) for ref in self.scenario_files],
             "scenarios": [asdict(stats) for stats in self.scenarios],
             "settings": self.settings,
+            "runner": self.runner,
         }
 
     def with_details(self, data: dict[str, Any]) -> RunRecord:
@@ -351,6 +361,7 @@ class RunRecord:
         self.scenario_files = [ScenarioFileRef(**ref) for ref in data.get("scenario_files", ())]
         self.scenarios = [ScenarioStats(**stats) for stats in data.get("scenarios", ())]
         self.settings = dict(data.get("settings", {}))
+        self.runner = data.get("runner")
         return self
 
 

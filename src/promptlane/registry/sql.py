@@ -177,6 +177,22 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
                 time.sleep(0.01 * (attempt + 1))
         raise RegistryUnavailableError("could not store the batch: too much contention, try again")
 
+    def locked(self, name: str, work: Callable[[], T]) -> T:
+        """``work()`` in one transaction holding prompt ``name``'s write lock (the row's ``FOR UPDATE`` on
+        PostgreSQL, the database's write lock on SQLite), so what it reads cannot change before what it writes
+        (a label move checks the gate on the target it writes).
+
+        Raises:
+            NotFoundError: no prompt named ``name``.
+        """
+
+        def under_lock() -> T:
+            with self._write() as conn:
+                self._prompt_id(conn, name, lock=True)
+            return work()
+
+        return self.atomic(under_lock)
+
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()

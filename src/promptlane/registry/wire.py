@@ -280,6 +280,7 @@ def run_to_json(record: RunRecord) -> dict[str, Any]:
         "trace_id": record.trace_id,
         "cost_usd": record.cost_usd,
         "created_by": record.created_by,
+        "runner": record.runner,
         "cases": record.cases,
         "passed": record.passed,
         "failed": record.failed,
@@ -311,6 +312,7 @@ def run_from_json(data: Mapping[str, Any]) -> RunRecord:
             "scenario_files": [dict(ref) for ref in data.get("scenario_files", ())],
             "scenarios": [dict(stats) for stats in data.get("scenarios", ())],
             "settings": data.get("settings", {}),
+            "runner": data.get("runner"),
         }
     )
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import AuthError, NotFoundError
-from ..registry.gate import GateRequirements
+from ..registry.gate import GateRequirements, observed_parts
 from ..registry.labels import LATEST, check_label_name, check_target
 from ..registry.registry import PushResult
 from ..registry.rollout import target_from_keys
@@ -60,17 +60,29 @@ def _label_path(request: Request) -> str:
 
 
 def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
-    """What a run must show to open the gate: the client's scenario files as they are now, and the server's own
-    where it has them, which win (scenario files in the server's evals folder are required too, with the
-    server's content); the model is the server's `gate_model`, else the one the version declares, never the
-    client's, which could name whatever model its run used. A client cannot lower the server's bar; where the
-    server has no scenario files, it trusts the client's."""
-    own = state(request).registry.gate_requirements(name)
-    files = (
-        {ref.path: ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files} if given else {}
-    )
-    files.update({ref.path: ref for ref in own.scenario_files})
-    return GateRequirements(scenario_files=tuple(files.values()), model=own.model)
+    """What a run must show to open the gate.
+
+    The fingerprint: the client's parts, and the server's own scenario files where it has the project (its value
+    wins where both name a file). A server without them holds current the inputs the newest complete run of the
+    prompt saw (by a trusted runner, when some are named), and requires those too: a client can add to the bar but
+    not lower it (where its value and the newest run's differ, no run satisfies both: run the evals again). The
+    model: the server's `gate_model`, else the one the version declares, never the client's, which could name
+    whatever model its run used."""
+    registry = state(request).registry
+    own = registry.gate_requirements(name)
+    parts = [ScenarioFileRef(path=ref.path, sha256=ref.sha256) for ref in given.scenario_files] if given else []
+    if own.scenario_files:
+        ours = {ref.path for ref in own.scenario_files}
+        parts = [*own.scenario_files, *(ref for ref in parts if ref.path not in ours)]
+    else:
+        runs = registry.store.list_runs(name, limit=50)
+        seen = {(ref.path, ref.sha256) for ref in parts}
+        parts += [
+            ref
+            for ref in observed_parts(runs, registry.settings.gate_trusted_runners)
+            if (ref.path, ref.sha256) not in seen
+        ]
+    return GateRequirements(scenario_files=tuple(parts), model=own.model)
 
 
 def _may_force(request: Request, force: bool) -> None:

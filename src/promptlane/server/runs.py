@@ -64,6 +64,7 @@ async def list_runs(request: Request) -> Response:
 async def create_run(request: Request) -> Response:
     body = await read_body(request, schemas.RunIn)
     record = _record(body)
+    record.runner = _runner(request)
     store = state(request).registry.store
 
     def create() -> None:
@@ -93,6 +94,7 @@ async def update_run(request: Request) -> Response:
     if existing.id != body.id:  # get_run takes prefixes: an update needs the whole id
         raise NotFoundError(f"no run {body.id!r}")
     record = _record(body)
+    record.runner = existing.runner  # who recorded it does not change
     if record.status in ("passed", "failed", "error"):
         await _check_tallies(store, record)
     await run_in_threadpool(store.update_run, record)
@@ -153,6 +155,12 @@ async def list_cases(request: Request) -> Response:
     page = await run_in_threadpool(lambda: store.case_page(record.id, after=after, limit=limit, statuses=statuses))
     cases = [json.loads(data) for _, data in page]
     return json_response({"cases": cases, "next": page[-1][0] if len(page) == limit else None})
+
+
+def _runner(request: Request) -> str | None:
+    """The name of the token that made the request (None where the server checks no tokens)."""
+    token = getattr(request.state, "token", None)
+    return None if token is None else token.name
 
 
 def _record(body: schemas.RunIn) -> Any:

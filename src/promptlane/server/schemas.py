@@ -371,6 +371,7 @@ class Run(BaseModel):
     trace_id: str | None
     cost_usd: float
     created_by: str | None
+    runner: str | None = Field(description="The token that recorded the run (set by the server).")
     cases: int
     passed: int
     failed: int
