@@ -246,6 +246,86 @@ def test_trusted_runners_make_the_only_evidence(gated: Registry) -> None:
         trusting.set_rollout("greet", "production", {1: 100})
 
 
+ROWS_MODEL = """\
+import re
+
+
+def mostly(messages, info):
+    # Polite to N1..N16 except N3: 2 of 3 rows, 15 of 30.
+    number = int(re.search(r"N(\\d+)", str(messages[-1].parts[-1].content)).group(1))
+    return "Hello!" if number <= 16 and number != 3 else "Go away."
+
+
+def plain(messages, info):
+    return "Hi."
+
+
+def judge(messages, info):
+    return '{"score": 0.9}' if "OUTPUT:\\nHello" in str(messages[-1].parts[-1].content) else '{"score": 0.2}'
+"""
+
+
+def _rows_project(reg: Registry, rows: int, expect: str) -> None:
+    """greet's scenarios: one scenario over ``rows`` names (threshold 50%), and a model module for it."""
+    (reg.settings.root / "rows_for_gate.py").write_text(ROWS_MODEL)
+    data = reg.settings.evals_dir / "names.jsonl"
+    data.write_text("".join(f'{{"name": "N{n}"}}\n' for n in range(1, rows + 1)))
+    scenario = f"  - name: rows\n    dataset: names.jsonl\n    threshold: 0.5\n    expect:\n      - {expect}\n"
+    (reg.settings.evals_dir / "greet.yaml").write_text(f"prompt: greet\nscenarios:\n{scenario}")
+
+
+@pytest.mark.parametrize(("rows", "regressed"), [(30, True), (3, False)])
+def test_a_version_significantly_worse_than_the_serving_one_is_refused(
+    gated: Registry, rows: int, regressed: bool
+) -> None:
+    _rows_project(gated, rows, "contains: Hello")
+    gated.push_spec("greet", {"template": "Say hello to {{ name }}", "model": "python:rows_for_gate:mostly"})
+    serving, candidate = run_eval(gated, 1), run_eval(gated, 3)
+    assert (serving.passed, candidate.status, candidate.passed) == (rows, "passed", 15 if rows == 30 else 2)
+    gated.set_label("greet", "production", 1)
+
+    if not regressed:  # 2/3 against 3/3 proves nothing
+        assert gated.set_label("greet", "production", 3).evidence == candidate.id
+        return
+    with pytest.raises(GateError) as refused:
+        gated.set_label("greet", "production", 3)
+    assert refused.value.problems == [
+        "rows: 15/30 (50%) vs 30/30 (100%) serving, p<0.001: greet@3 regressed against greet@1"
+    ]
+    with pytest.raises(GateError, match="regressed against greet@1"):
+        gated.promote("greet", "production", version=3)
+    assert gated.set_label("greet", "staging", 3).gate is None  # the rule is production's (gate_no_regression)
+
+
+def test_a_drop_in_judge_scores_is_a_regression(gated: Registry) -> None:
+    _rows_project(gated, 30, "judge: {rubric: greets warmly, threshold: 0.1}")
+    gated.push_spec("greet", {"template": "Say hello to {{ name }}", "model": "python:rows_for_gate:plain"})
+    judge = "python:rows_for_gate:judge"
+    gated.settings = dataclasses.replace(gated.settings, judge_model=judge)
+    assert run_eval(gated, 1, judge_model=judge).status == "passed"
+    assert run_eval(gated, 3, judge_model=judge).status == "passed"  # every case passes, at a lower score
+    gated.set_label("greet", "production", 1)
+
+    with pytest.raises(GateError) as refused:
+        gated.set_label("greet", "production", 3)
+    (problem,) = refused.value.problems
+    assert problem.startswith("rows: 30/30 (100%) vs 30/30 (100%) serving, p=1; mean score 0.20 vs 0.90 serving")
+    assert problem.endswith("regressed against greet@1")
+
+
+def test_the_serving_version_needs_a_run_to_compare_with(gated: Registry) -> None:
+    gated.set_label("greet", "production", 1, force=True, reason="before evals")
+    run_eval(gated, 2)
+    with pytest.raises(GateError) as refused:
+        gated.set_label("greet", "production", 2)
+    assert refused.value.problems == [
+        "production serves greet@1, which has no complete run on the current inputs to compare greet@2 with "
+        "(gate_no_regression): run `promptlane eval --prompt greet --version 1`"
+    ]
+    run_eval(gated, 1)
+    assert gated.set_label("greet", "production", 2).gate == "passed"
+
+
 def test_a_new_scenario_file_must_be_covered(gated: Registry) -> None:
     run_eval(gated, 1)
     (gated.settings.evals_dir / "more.yaml").write_text(SCENARIOS.replace("polite", "kind"))
@@ -283,6 +363,7 @@ def test_concurrent_rollbacks_and_moves_write_only_what_the_gate_checked(gated: 
     # production: v1 (forced, no run), then v2, then v3 (both with passing runs). Eight rollbacks and moves at once:
     # the gate was checked outside the write lock and the rollback's target recomputed inside it, so a second
     # rollback landed on v1, recorded as "passed" with v2's run as evidence.
+    gated.settings = dataclasses.replace(gated.settings, gate_no_regression=())  # v1 has no run to compare with
     gated.push_spec("greet", {"template": "Say hey to {{ name }}", "model": "python:models_for_gate:polite"})
     gated.set_label("greet", "production", 1, force=True, reason="first release, before evals")
     for version in (2, 3):

@@ -488,6 +488,11 @@ def test_the_cli_works_against_a_server_as_against_a_database(served: Served, re
 
     evaluated = cli(write, "eval", "--cache", "off")
     assert evaluated.exit_code == 0, evaluated.output
+    refused = cli(promote, "promote", NAME, "--to", "production")  # no worse than what production serves: v1...
+    assert refused.exit_code == 1
+    assert f"run `promptlane eval --prompt {NAME} --version 1`" in refused.stderr  # ...which has no run to compare
+    # v1 cannot run the example's scenarios (it offers none of their tools): this server opts out of the rule.
+    served.registry.settings = dataclasses.replace(served.registry.settings, gate_no_regression=())
     runs = cli(read, "runs", "list", "--prompt", NAME)
     assert runs.exit_code == 0 and "support/reply" in runs.stdout and "v2" in runs.stdout
 

@@ -72,6 +72,11 @@ class Settings:
     gate_model: str | dict[str, str] | None = None
     """The model a run must have used to open a protected label (default: the model the version declares);
     a table maps prompt names to models, ``"*"`` for the others."""
+    gate_no_regression: tuple[str, ...] = ("production",)
+    """Gated labels a version takes only if it is not significantly worse than the version the label serves, on
+    the same scenarios and inputs (``[]``: none)."""
+    gate_confidence: float = 0.95
+    """The confidence at which the no-regression rule calls a drop significant (from 0.5 to 0.999999)."""
     gate_trusted_runners: tuple[str, ...] = ()
     """Who may make the runs that open a protected label: token names (a run recorded through a registry server
     is its token's) or authors (a run stored directly); empty: anyone's runs count."""
@@ -197,6 +202,13 @@ def _as_model_or_table(value: Any) -> str | dict[str, str]:
     return _as_model(value)
 
 
+def _as_confidence(value: Any) -> float:
+    confidence = _as_float(value)
+    if not 0.5 <= confidence <= 0.999999:
+        raise ValueError(f"expected a confidence from 0.5 to 0.999999, got {value!r}")
+    return confidence
+
+
 def _as_names(what: str) -> Callable[[Any], tuple[str, ...]]:
     """A parser of a list of names (``what``: label names, ...); the environment gives it comma-separated."""
 
@@ -239,6 +251,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "snapshots": _as_str,
     "dataset_roots": _as_folders,
     "gate_trusted_runners": _as_names("token names or authors"),
+    "gate_no_regression": _as_names("label names"),
+    "gate_confidence": _as_confidence,
 }
 _SECRETS = frozenset({"token"})
 """Keys read from the environment (or flags), never from a config file that may be committed."""

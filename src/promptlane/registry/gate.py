@@ -15,10 +15,19 @@ from dataclasses import dataclass, field
 
 from ..errors import LabelError
 from .fingerprint import JUDGE_MODEL, VERSION
+from .no_regression import Comparison
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
 
-__all__ = ["GateError", "GateRequirements", "GateVerdict", "candidate_runs", "check_gate", "observed_parts"]
+__all__ = [
+    "GateError",
+    "GateRequirements",
+    "GateVerdict",
+    "candidate_runs",
+    "check_gate",
+    "newest_comparable",
+    "observed_parts",
+]
 
 _CANDIDATE_RUNS = 50
 
@@ -66,6 +75,8 @@ class GateVerdict:
     """The run that qualifies it (or the newest run looked at)."""
     problems: list[str] = field(default_factory=list)
     """What is missing, when it does not pass."""
+    comparison: Comparison | None = None
+    """The run against the serving version's, scenario by scenario, where the no-regression rule applies."""
 
 
 def _model_problem(name: str, run: RunRecord, version: PromptVersion, model: str) -> str:
@@ -181,6 +192,16 @@ def _comparable(run: RunRecord, files: Sequence[ScenarioFileRef], model: str | N
         return False
     recorded = {ref.path: ref.sha256 for ref in run.scenario_files}
     return all(recorded.get(ref.path) == ref.sha256 for ref in files)
+
+
+def newest_comparable(
+    runs: Sequence[RunRecord], files: Sequence[ScenarioFileRef], model: str | None, trusted: Collection[str] = ()
+) -> RunRecord | None:
+    """The newest run (of ``runs``, newest first) that is evidence either way: finished, complete, by a trusted
+    runner, on ``model`` and these inputs; passed or not (the serving version's baseline need not have passed)."""
+    return next(
+        (run for run in runs if (not trusted or run.identity in trusted) and _comparable(run, files, model)), None
+    )
 
 
 def observed_parts(runs: Sequence[RunRecord], trusted: Collection[str] = ()) -> list[ScenarioFileRef]:

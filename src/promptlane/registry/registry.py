@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,9 @@ from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import ConfigError, LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
 from .fingerprint import model_parts, scenario_files_for, version_part
-from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate
+from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, newest_comparable
 from .labels import LATEST, check_label_name, check_target, rollback_point
+from .no_regression import Comparison, compare, scores_by_scenario
 from .rollout import choose_version
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store, Target
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .http import HttpStore
     from .prompt import Prompt
     from .remote import RemoteCache
+    from .runs import RunRecord, ScenarioFileRef
 
 __all__ = ["PushResult", "Registry", "parse_ref"]
 
@@ -582,31 +584,78 @@ class Registry:
         files = scenario_files_for(name, settings.evals_dir, settings.root, judge_model=settings.judge_model)
         return GateRequirements(scenario_files=tuple(files), model=settings.gate_model_for(name))
 
-    def gate_verdict(self, version: PromptVersion, requirements: GateRequirements | None = None) -> GateVerdict:
-        """Whether ``version`` may take a protected label now (see :mod:`promptlane.registry.gate`), by this
-        project's requirements or the ones given (a server checks a client's)."""
-        requirements = requirements or self.gate_requirements(version.name)
+    def _gate_parts(
+        self, version: PromptVersion, requirements: GateRequirements
+    ) -> tuple[list[ScenarioFileRef], str | None]:
+        """(the fingerprint a run of ``version`` needs, the model it needs)."""
         model = requirements.model or version.spec.get("model")
+        if not requirements.scenario_files:
+            return [], model
         # What only the version decides, computed here (a client's word does not count): its content, and the
         # module of its python: model where this process can find it.
         own = [version_part(version.content_hash), *model_parts(model, self.settings.root)]
         mine = {part.path for part in own}
-        parts = [*own, *(part for part in requirements.scenario_files if part.path not in mine)]
-        parts = parts if requirements.scenario_files else []
-        runs = candidate_runs(self.store, version)
-        return check_gate(runs, version, parts, model, trusted=self.settings.gate_trusted_runners)
+        return [*own, *(part for part in requirements.scenario_files if part.path not in mine)], model
+
+    def gate_verdict(
+        self, version: PromptVersion, requirements: GateRequirements | None = None, *, label: str | None = None
+    ) -> GateVerdict:
+        """Whether ``version`` may take a protected label now (see :mod:`promptlane.registry.gate`), by this
+        project's requirements or the ones given (a server checks a client's). With ``label``, where the
+        no-regression rule applies to it, also not worse than the version it serves now."""
+        requirements = requirements or self.gate_requirements(version.name)
+        parts, model = self._gate_parts(version, requirements)
+        trusted = self.settings.gate_trusted_runners
+        verdict = check_gate(candidate_runs(self.store, version), version, parts, model, trusted=trusted)
+        if not verdict.passed or label is None or label not in self.settings.gate_no_regression:
+            return verdict
+        assert verdict.run is not None
+        comparison = self._compare_with_serving(version, verdict.run, label, requirements)
+        if comparison is None:
+            return verdict
+        problems = comparison.problems(version, label)
+        return replace(verdict, passed=not problems, problems=problems, comparison=comparison)
+
+    def _compare_with_serving(
+        self, version: PromptVersion, evidence: RunRecord, label: str, requirements: GateRequirements
+    ) -> Comparison | None:
+        """``version``'s evidence run against the newest complete run of the version ``label`` serves (the largest
+        share of a rollout) on the same inputs; None when the label serves nothing yet, or serves ``version``."""
+        try:
+            current = self.store.get_label(version.name, label).target
+        except NotFoundError:
+            return None
+        if not current or version.number in current:
+            return None
+        serving = self.version(version.name, max(current, key=lambda number: (current[number], number)))
+        parts, model = self._gate_parts(serving, requirements)
+        runs = candidate_runs(self.store, serving)
+        baseline = newest_comparable(runs, parts, model, self.settings.gate_trusted_runners)
+        scores = None
+        if baseline is not None:
+            scores = (
+                scores_by_scenario(self.store.run_cases(evidence.id)),
+                scores_by_scenario(self.store.run_cases(baseline.id)),
+            )
+        return compare(serving, evidence, baseline, scores=scores, confidence=self.settings.gate_confidence)
 
     def _gate(
-        self, name: str, label: str, versions: Iterable[int], requirements: GateRequirements | None
+        self,
+        name: str,
+        label: str,
+        versions: Iterable[int],
+        requirements: GateRequirements | None,
+        *,
+        compare: bool = True,
     ) -> tuple[str | None, str | None]:
-        """(gate, evidence) for a move of ``label`` to ``versions``: GateError when one has no qualifying run.
-        Without requirements (an ungated move), no gate."""
+        """(gate, evidence) for a move of ``label`` to ``versions``: GateError when one has no qualifying run (or,
+        with ``compare``, is worse than what the label serves). Without requirements (an ungated move), no gate."""
         if requirements is None:
             return None, None
         evidence = None
         for number in sorted(set(versions)):
             version = self.version(name, number)
-            verdict = self.gate_verdict(version, requirements)
+            verdict = self.gate_verdict(version, requirements, label=label if compare else None)
             if not verdict.passed:
                 raise GateError(label, version, verdict.problems, protected=label in self.settings.protected_labels)
             assert verdict.run is not None
@@ -624,6 +673,7 @@ class Registry:
         reason: str | None,
         gated: bool = False,
         requirements: GateRequirements | None = None,
+        compare: bool = True,
     ) -> LabelEvent:
         """Check the gate on the target a move writes, and write it, in one transaction holding the prompt's write
         lock: a concurrent move can change neither the target (a rollback's destination) nor the evidence between
@@ -635,7 +685,7 @@ class Registry:
         forced = "forced" if force and through_gate else None
 
         def check_and_write() -> LabelEvent:
-            gate, evidence = self._gate(name, label, destination(), requirements)
+            gate, evidence = self._gate(name, label, destination(), requirements, compare=compare)
             return write(gate or forced, evidence)
 
         locked = getattr(self.store, "locked", None)
@@ -793,6 +843,7 @@ class Registry:
                 force=force,
                 reason=reason,
                 requirements=requirements,
+                compare=False,  # a rollback returns to what served before: evidence, but no comparison
             )
         self.invalidate(name)
         return event
