@@ -497,3 +497,20 @@ def test_cli_label_refuses_and_promote_moves(gated: Registry, project: Path, mon
     lines = promoted.stdout.splitlines()
     assert lines[0] == "greet: production -> v1 (was -)"
     assert lines[1].startswith("  gate: passed (run ")
+
+
+def test_the_report_explains_the_verdict_part_by_part(gated: Registry, project: Path) -> None:
+    record = run_eval(gated, 1)
+    (project / "models_for_gate.py").write_text(MODEL + "\n# edited\n")
+    report = gated.gate_report("greet", version=1)
+    assert (report.label, report.gated, report.verdict.passed, report.verdict.run) == (
+        "production",
+        True,
+        False,
+        record,
+    )
+    states = {part.name: part.state for part in report.parts}
+    assert states == {"version": "current", "python:models_for_gate": "changed", "evals/greet.yaml": "current"}
+    assert report.verdict.problems == [f"python:models_for_gate changed since run {record.id[:8]}"]
+    assert gated.gate_report("greet").version.number == 2  # the newest, without a run
+    assert {part.state for part in gated.gate_report("greet").parts} == {"not covered"}

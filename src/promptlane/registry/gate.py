@@ -21,8 +21,10 @@ from .store import PromptVersion
 
 __all__ = [
     "GateError",
+    "GateReport",
     "GateRequirements",
     "GateVerdict",
+    "PartState",
     "candidate_runs",
     "check_gate",
     "newest_comparable",
@@ -77,6 +79,40 @@ class GateVerdict:
     """What is missing, when it does not pass."""
     comparison: Comparison | None = None
     """The run against the serving version's, scenario by scenario, where the no-regression rule applies."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartState:
+    """One part of the fingerprint: its value now, and the one the evidence run recorded."""
+
+    name: str
+    """The part: a scenario file's path, a dataset's, ``python:module``, ``judge model`` or ``version``."""
+    now: str
+    """Its value now (a content hash, ``missing``, ``dist:NAME==VERSION``, a model)."""
+    then: str | None
+    """Its value when the run was made (None: the run did not record it, or there is no run)."""
+
+    @property
+    def state(self) -> str:
+        """``current``, ``changed`` or ``not covered``."""
+        return "not covered" if self.then is None else "current" if self.then == self.now else "changed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateReport:
+    """The gate's verdict on a version for a label, with everything that explains it (``promptlane gate``)."""
+
+    version: PromptVersion
+    """The version."""
+    label: str
+    """The label."""
+    gated: bool
+    """Whether moves of the label go through the gate (it is protected); ``promote`` always does."""
+    verdict: GateVerdict
+    """The verdict: the evidence run (or the newest run looked at), the problems, the comparison with the version
+    the label serves."""
+    parts: list[PartState]
+    """The fingerprint, part by part, against the run's."""
 
 
 def _model_problem(name: str, run: RunRecord, version: PromptVersion, model: str) -> str:

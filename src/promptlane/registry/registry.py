@@ -23,7 +23,16 @@ from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import ConfigError, LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
 from .fingerprint import model_parts, scenario_files_for, version_part
-from .gate import GateError, GateRequirements, GateVerdict, candidate_runs, check_gate, newest_comparable
+from .gate import (
+    GateError,
+    GateReport,
+    GateRequirements,
+    GateVerdict,
+    PartState,
+    candidate_runs,
+    check_gate,
+    newest_comparable,
+)
 from .labels import LATEST, check_label_name, check_target, rollback_point
 from .no_regression import Comparison, compare, scores_by_scenario
 from .rollout import choose_version
@@ -615,6 +624,29 @@ class Registry:
             return verdict
         problems = comparison.problems(version, label)
         return replace(verdict, passed=not problems, problems=problems, comparison=comparison)
+
+    def gate_report(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        requirements: GateRequirements | None = None,
+    ) -> GateReport:
+        """The gate's verdict on ``version`` (default: the newest) for ``label`` (default: the first protected
+        label, else ``production``), part by part: what ``promptlane gate`` prints."""
+        label = label or next(iter(self.settings.protected_labels), "production")
+        check_label_name(label)
+        if self.remote is not None:
+            return self.remote.gate_report(name, version=version, label=label)
+        record = self._newest(name) if version is None else self.version(name, version)
+        requirements = requirements or self.gate_requirements(name)
+        verdict = self.gate_verdict(record, requirements, label=label)
+        parts, _ = self._gate_parts(record, requirements)
+        recorded = {part.path: part.sha256 for part in verdict.run.scenario_files} if verdict.run else {}
+        states = [PartState(name=part.path, now=part.sha256, then=recorded.get(part.path)) for part in parts]
+        gated = label in self.settings.protected_labels
+        return GateReport(version=record, label=label, gated=gated, verdict=verdict, parts=states)
 
     def _compare_with_serving(
         self, version: PromptVersion, evidence: RunRecord, label: str, requirements: GateRequirements
