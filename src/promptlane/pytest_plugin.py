@@ -11,6 +11,11 @@ whose expectations fail, as a failure with the reasons, the variables, the outpu
 a scenario with ``threshold`` below 1 report pass or xfail, and an extra ``...[threshold]`` item fails when
 the pass rate is below the threshold.
 
+With ``--prompt-evals-baseline LABEL``, the version LABEL serves is also run on the same selection, after the
+versions under test, and recorded as its own run: the no-regression rule of the gate compares a candidate with
+that run when it promotes. The baseline is a measurement, not a test: it has no items, only a line in the
+summary, so its failures never fail the session.
+
 Under pytest-xdist, the first worker to take a lock runs the harness for the whole selection; the others
 read their cases' results from the registry once the runs are done; the controller promotes, once.
 """
@@ -25,15 +30,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .harness import EvalOptions
     from .harness.scenarios import ScenariosDocument, ScenarioSpec
-    from .registry import Registry
+    from .registry import Prompt, Registry
     from .registry.runs import CaseResult, RunRecord
 
 _CACHE_MODES = ("off", "on", "replay")
@@ -53,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--prompt-evals-cache", metavar="MODE", help="Recorded responses: off, on or replay.")
     group.addoption("--prompt-evals-concurrency", metavar="N", help="Cases in flight at once (default 16).")
     group.addoption("--prompt-evals-promote", metavar="LABEL", help="After a passing session, promote to LABEL.")
+    group.addoption(
+        "--prompt-evals-baseline",
+        metavar="LABEL",
+        help="Also run the version LABEL serves, recorded as the baseline a promotion compares with.",
+    )
     group.addoption(
         "--prompt-evals-allow-version-code",
         action="store_true",
@@ -74,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("cache", "off, on or replay."),
         ("concurrency", "Cases in flight at once."),
         ("promote", "Label to promote to after a passing session."),
+        ("baseline", "Label whose version is also run, as the baseline of the no-regression rule."),
     ):
         parser.addini(f"prompt_evals_{name}", help_text, default=None)
 
@@ -87,6 +99,7 @@ class _Options:
     concurrency: int
     promote: str | None
     paths: tuple[Path, ...]
+    baseline: str | None = None
     allow_version_code: bool = False
 
     @classmethod
@@ -119,6 +132,15 @@ class _Options:
                 check_model(model)
             except ValueError as exc:
                 raise pytest.UsageError(f"--prompt-evals-model: {exc}") from None
+        baseline = value("baseline")
+        if baseline is not None:
+            from .errors import LabelError
+            from .registry.labels import check_label_name
+
+            try:
+                check_label_name(baseline)
+            except LabelError as exc:
+                raise pytest.UsageError(f"--prompt-evals-baseline: {exc}") from None
         paths = tuple(Path(p) for p in config.getini("prompt_evals_paths"))
         if not paths:
             from .config import load_settings
@@ -132,6 +154,7 @@ class _Options:
             concurrency=integer("concurrency") or 16,
             promote=value("promote"),
             paths=tuple(p.resolve() for p in paths),
+            baseline=baseline,
             allow_version_code=bool(
                 config.getoption("prompt_evals_allow_version_code") or config.getini("prompt_evals_allow_version_code")
             ),
@@ -309,6 +332,14 @@ def _location(result: CaseResult) -> str:
     return f"{result.file}:{result.line}" if result.line else result.file
 
 
+def _summary_line(record: RunRecord, tag: str = "") -> str:
+    """``greet v2: passed, 9/9 passed (100%), run 3f2c9a1b7e04``, with ``tag`` after the version."""
+    return (
+        f"{record.prompt} v{record.version}{tag}: {record.status}, {record.passed}/{record.cases} passed "
+        f"({record.pass_rate:.0%}), run {record.id[:12]}"
+    )
+
+
 def _describe(result: CaseResult, run_line: str) -> str:
     lines = [f"{result.status.upper()} {result.case} ({_location(result)})"]
     if result.error is not None:
@@ -356,6 +387,9 @@ class _PromptEvals:
         self.results: dict[tuple[str, str, str], CaseResult] = {}  # (prompt, file, case) -> result
         self.runs: dict[str, str] = {}  # prompt -> run id
         self.records: list[RunRecord] = []
+        self.baselines: dict[str, str] = {}  # prompt -> the baseline's run id
+        self.baseline_records: list[RunRecord] = []
+        self.baseline_notes: list[str] = []  # why a prompt has no baseline run
         self.error: str | None = None
         self.done = threading.Event()
         self.changed = threading.Condition()
@@ -363,6 +397,7 @@ class _PromptEvals:
         self.loop: Any = None
         self.task: Any = None
         self.promoted: list[str] = []
+        self.refused = False  # the registry refused a promotion
         self.bad_files = 0  # scenario files that failed to collect
         self._registry: Registry | None = None
 
@@ -495,8 +530,69 @@ class _PromptEvals:
                 self.runs[name] = run.record.id
                 self._publish(done=False)
                 self.records.append(await run.run())
+            self._publish(done=False, ready=True)
+            if self.options.baseline is not None:
+                # A stored version: its python: model runs only when allowed.
+                baseline = replace(options, version_code=self.options.allow_version_code)
+                await self._run_baselines(documents, versions, baseline, tracer_provider, logger_provider)
         finally:
             shutdown()
+
+    async def _run_baselines(
+        self,
+        documents: dict[str, list[ScenariosDocument]],
+        versions: dict[str, Prompt],
+        options: EvalOptions,
+        tracer_provider: Any,
+        logger_provider: Any,
+    ) -> None:
+        """Run the version the baseline label serves, for each prompt, on the candidate's selection. A baseline
+        that cannot run is a note in the summary, never the session's error."""
+        from .errors import PromptlaneError
+        from .harness import EvalRun
+
+        for name, number in self._serving(versions).items():
+            try:
+                run = EvalRun(
+                    store=self.registry.store,
+                    prompt=self.registry.get(name, version=number),
+                    documents=documents[name],
+                    options=options,
+                    tracer_provider=tracer_provider,
+                    logger_provider=logger_provider,
+                )
+            except PromptlaneError as exc:
+                self.baseline_notes.append(f"{name}: baseline v{number} ({self.options.baseline}) not run: {exc}")
+                continue
+            self.baselines[name] = run.record.id
+            self._publish(done=False, ready=True)
+            self.baseline_records.append(await run.run())
+
+    def _serving(self, versions: dict[str, Prompt]) -> dict[str, int]:
+        """The version the baseline label serves (the largest share of a rollout) for each prompt, where it is set
+        and serves another version than the one under test; a note for each prompt left without one."""
+        from .errors import NotFoundError, PromptlaneError
+
+        label = self.options.baseline
+        assert label is not None
+        serving: dict[str, int] = {}
+        for name, prompt in versions.items():
+            try:
+                target = self.registry.store.get_label(name, label).target
+            except NotFoundError:
+                target = {}
+            except PromptlaneError as exc:
+                self.baseline_notes.append(f"{name}: no baseline: {exc}")
+                continue
+            if not target:
+                self.baseline_notes.append(f"{name}: no baseline: {label} is not set")
+                continue
+            number = max(target, key=lambda n: (target[n], n))
+            if number == prompt.version:
+                self.baseline_notes.append(f"{name}: no baseline: {label} serves v{number}, the version under test")
+                continue
+            serving[name] = number
+        return serving
 
     def _deliver(self, prompt: str, result: CaseResult) -> None:
         # Keyed by where the run locates the case (a dataset case: its dataset file), as items are.
@@ -505,17 +601,27 @@ class _PromptEvals:
             self.results[key] = result
             self.changed.notify_all()
 
-    def _publish(self, *, done: bool) -> None:
+    def _publish(self, *, done: bool, ready: bool = False) -> None:
+        """Tell the other processes of an xdist session where the runs are: ``ready`` once the runs of the
+        versions under test are finished (the items' results), ``done`` once the baselines are too."""
         if self.worker or self.controller:
             folder = _state_dir()
             folder.mkdir(parents=True, exist_ok=True)
-            _write_json(folder / "state.json", {"runs": self.runs, "error": self.error, "done": done})
+            state = {
+                "runs": self.runs,
+                "baselines": self.baselines,
+                "baseline_notes": self.baseline_notes,
+                "error": self.error,
+                "ready": ready or done,
+                "done": done,
+            }
+            _write_json(folder / "state.json", state)
 
     # a follower: wait for the leader's runs, then read the results from the registry
 
     def _follow(self) -> None:
         try:
-            state = self._wait_for_state(lambda s: bool(s.get("done")))
+            state = self._wait_for_state(lambda s: bool(s.get("ready")))
             self.runs, self.error = dict(state.get("runs", {})), state.get("error")
             for prompt, run_id in self.runs.items():
                 for result in self.registry.store.run_cases(run_id):
@@ -574,9 +680,15 @@ class _PromptEvals:
             with contextlib.suppress(TimeoutError):
                 state = self._wait_for_state(lambda s: bool(s.get("done")), timeout=5)
                 self.runs, self.error = dict(state.get("runs", {})), state.get("error")
+                self.baselines = dict(state.get("baselines", {}))
+                self.baseline_notes = list(state.get("baseline_notes", []))
             self.records = [self.registry.store.get_run(run_id) for run_id in self.runs.values()]
+            self.baseline_records = [self.registry.store.get_run(run_id) for run_id in self.baselines.values()]
         if self.options.promote and not self.error:
             self._promote(self.options.promote, passed=exitstatus == pytest.ExitCode.OK)
+            if self.refused and session.exitstatus == pytest.ExitCode.OK:
+                # As `promptlane promote` exits 1 when the gate refuses: the step that was to promote fails.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _promote(self, label: str, *, passed: bool) -> None:
         from .errors import PromptlaneError
@@ -595,19 +707,41 @@ class _PromptEvals:
             try:
                 self.registry.promote(record.prompt, label, version=record.version, reason="pytest --prompt-evals")
             except PromptlaneError as exc:
-                self.promoted.append(f"{record.prompt}: not promoted to {label}: {exc}")
+                self.refused = True
+                self.promoted.append(
+                    f"{record.prompt}: not promoted to {label}: {exc}{self._baseline_hint(record, label)}"
+                )
                 continue
             self.promoted.append(f"{record.prompt}: {label} -> v{record.version} (run {record.id[:12]})")
 
+    def _baseline_hint(self, record: RunRecord, label: str) -> str:
+        """How to make the run the refusal of ``record``'s version asks for, when it is the serving version's
+        baseline and this session did not try to make it."""
+        from .errors import PromptlaneError
+
+        if self.options.baseline == label or self.registry.remote is not None:
+            return ""
+        try:
+            verdict = self.registry.gate_verdict(self.registry.version(record.prompt, record.version), label=label)
+        except PromptlaneError:
+            return ""
+        comparison = verdict.comparison
+        if comparison is None or comparison.baseline is not None:
+            return ""
+        return f"\n  (--prompt-evals-baseline {label} runs {comparison.serving.ref} in the same session)"
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.worker or not (self.records or self.error or self.promoted):
+        if self.worker or not (
+            self.records or self.baseline_records or self.baseline_notes or self.error or self.promoted
+        ):
             return
         terminalreporter.section("prompt evals")
         for record in self.records:
-            terminalreporter.write_line(
-                f"{record.prompt} v{record.version}: {record.status}, {record.passed}/{record.cases} passed "
-                f"({record.pass_rate:.0%}), run {record.id[:12]}"
-            )
+            terminalreporter.write_line(_summary_line(record))
+        for record in self.baseline_records:
+            terminalreporter.write_line(_summary_line(record, f" (baseline: {self.options.baseline})"))
+        for line in self.baseline_notes:
+            terminalreporter.write_line(line)
         if self.error:
             terminalreporter.write_line(f"error: {self.error}")
         for line in self.promoted:
