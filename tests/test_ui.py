@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from promptlane.config import load_settings
+from promptlane.config import Settings, load_settings
 from promptlane.registry import Registry
-from promptlane.registry.runs import CaseResult, RunRecord
+from promptlane.registry.runs import CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from promptlane.registry.tables import ui_sessions
 from promptlane.registry.tokens import create_token, hash_secret
 from promptlane.server import create_app
@@ -757,3 +757,122 @@ def test_previews_are_rate_limited_per_token(login: Login, registry: Registry) -
     assert preview(second).status_code == 200  # another token has its own budget
     now[0] += 1.0
     assert [preview(first).status_code for _ in range(5)] == [200] * 4 + [429]  # four a second
+
+
+# --- the gate explained: the prompt page shows the report `promptlane gate` prints and the API sends --------------
+
+
+def finished_run(registry: Registry, version: int, *, passed: int, cases: int) -> RunRecord:
+    """A finished run of support/reply@``version`` on the inputs as they are now, by the gate's model: one
+    scenario, ``refund``, that needs 50%."""
+    parts = registry.gate_report(REPLY, version=version).parts
+    now = datetime.now(timezone.utc)
+    record = RunRecord(
+        id=uuid.uuid4().hex,
+        prompt=REPLY,
+        version=version,
+        model=registry.settings.gate_model_for(REPLY) or "test",
+        status="passed",
+        started_at=now,
+        finished_at=now,
+        created_by="ci",
+        scenario_files=[ScenarioFileRef(path=part.name, sha256=part.now) for part in parts],
+        scenarios=[
+            ScenarioStats(
+                name="refund", file="evals/reply.yaml", threshold=0.5, cases=cases, passed=passed, failed=cases - passed
+            )
+        ],
+    )
+    registry.store.create_run(record)
+    registry.store.update_run(record)
+    return record
+
+
+def gate_section(html: str) -> str:
+    match = re.search(r'<section id="gate">(.*?)</section>', html, re.S)
+    assert match, html
+    return match.group(1)
+
+
+def api_report(client: TestClient, registry: Registry) -> dict[str, Any]:
+    """The API's report on support/reply (the newest version, production), as another client reads it."""
+    _, secret = create_token(registry.store, f"api-{time.monotonic_ns()}", ["read"], created_by="t")
+    answer = client.get(f"/api/v1{PAGE}/-/gate", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_the_prompt_page_explains_the_gate_of_each_protected_label(login: Login, registry: Registry) -> None:
+    client = login("read")
+    closed = gate_section(client.get(PAGE).text)
+    assert "production for v1: closed" in text(closed)
+    assert "No run to look at." in closed
+    parts = registry.gate_report(REPLY).parts
+    assert closed.count('class="state-not-covered"') == len(parts) > 2  # the version, the model, evals/...
+    assert "<li>no eval run of support/reply@1: promptlane eval --prompt support/reply --version 1</li>" in closed
+
+    record = finished_run(registry, 1, passed=3, cases=4)
+    opened = gate_section(client.get(PAGE).text)
+
+    assert "production for v1: open" in text(opened)
+    assert f'Evidence: <a href="/runs/{record.id}">run {record.id[:12]}</a>' in " ".join(opened.split())
+    assert opened.count('class="state-current"') == len(parts)
+    assert "refund evals/reply.yaml 3/4 (75%) 50%" in text(opened)
+    assert "To open the gate" not in opened
+    assert api_report(client, registry)["verdict"]["passed"] is True
+
+
+def test_the_page_shows_the_serving_versions_rates_and_the_same_problems_as_the_api(
+    login: Login, registry: Registry
+) -> None:
+    finished_run(registry, 1, passed=30, cases=30)
+    registry.set_label(REPLY, "production", 1)
+    registry.push_spec(REPLY, {**_spec_without_includes(registry), "description": "v2"})
+    finished_run(registry, 2, passed=15, cases=30)
+    client = login("read")
+
+    shown = gate_section(client.get(PAGE).text)
+
+    assert "production for v2: closed" in text(shown)
+    assert "Against v1, which production serves" in shown
+    assert "15/30 (50%) vs 30/30 (100%) serving, p&lt;0.001" in shown and '<span class="tag">regressed</span>' in shown
+    problems = re.findall(r"<li>(.*?)</li>", shown)
+    assert [p.replace("<", "&lt;") for p in api_report(client, registry)["verdict"]["problems"]] == problems
+    assert len(problems) == 1 and "15/30 (50%) vs 30/30 (100%) serving, p&lt;0.001" in problems[0]
+
+
+def test_on_a_server_without_the_project_the_page_and_its_moves_judge_as_the_api(tmp_path: Path) -> None:
+    # No scenario files here: the server holds current what the newest complete run saw (as the API does), so the
+    # page says the gate is open, and a move from it goes through (it was refused: 'no scenario files target').
+    registry = Registry(
+        settings=Settings(
+            root=tmp_path, registry=f"sqlite:///{tmp_path / 'server.db'}", protected_labels=("production",)
+        )
+    )
+    registry.push_spec(REPLY, {"template": "Hello {{ name }}", "model": "test"})
+    content = registry.version(REPLY, 1).content_hash
+    now = datetime.now(timezone.utc)
+    record = RunRecord(
+        id=uuid.uuid4().hex,
+        prompt=REPLY,
+        version=1,
+        model="test",
+        status="passed",
+        started_at=now,
+        finished_at=now,
+        scenario_files=[
+            ScenarioFileRef(path="evals/reply.yaml", sha256="5" * 64),
+            ScenarioFileRef(path="version", sha256=content),
+        ],
+        scenarios=[ScenarioStats(name="greets", file="evals/reply.yaml", cases=2, passed=2)],
+    )
+    registry.store.create_run(record)
+    registry.store.update_run(record)
+    client = TestClient(create_app(registry, auth=False), follow_redirects=False, base_url="http://127.0.0.1:8750")
+
+    assert "production for v1: open" in text(gate_section(client.get(PAGE).text))
+    moved = post(client, f"{PAGE}/-/labels", label="production", target="1", reason="release")
+
+    assert moved.status_code == 303, text(moved.text)
+    assert registry.history(REPLY, "production")[-1].evidence == record.id
+    registry.close()

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from _live import LiveServer
 from promptlane.config import load_settings
 from promptlane.registry import Registry
-from promptlane.registry.runs import CaseResult, EvaluationResult, RunRecord
+from promptlane.registry.runs import CaseResult, EvaluationResult, RunRecord, ScenarioFileRef, ScenarioStats
 from promptlane.registry.tokens import create_token
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -612,3 +612,73 @@ def test_output_is_escaped(page: Page, site: Site, shots: Screenshots) -> None:
     shots.take(page, "editor")
     assert page.evaluate("window.injected") is None
     assert page.locator("main b, main i, main script").count() == 0
+
+
+# --- the gate explained ---------------------------------------------------------------------------------------------
+
+
+def finished_run(registry: Registry, version: int, *, passed: int, cases: int) -> RunRecord:
+    """A finished run of support/reply@``version`` on the inputs as they are now, by the gate's model: one
+    scenario, ``refund``, that needs 50%."""
+    parts = registry.gate_report("support/reply", version=version).parts
+    now = datetime.now(timezone.utc)
+    record = RunRecord(
+        id=uuid.uuid4().hex,
+        prompt="support/reply",
+        version=version,
+        model=registry.settings.gate_model_for("support/reply") or "test",
+        status="passed",
+        started_at=now,
+        finished_at=now,
+        created_by="ci",
+        scenario_files=[ScenarioFileRef(path=part.name, sha256=part.now) for part in parts],
+        scenarios=[
+            ScenarioStats(
+                name="refund", file="evals/reply.yaml", threshold=0.5, cases=cases, passed=passed, failed=cases - passed
+            )
+        ],
+    )
+    registry.store.create_run(record)
+    registry.store.update_run(record)
+    return record
+
+
+def test_the_prompt_page_explains_the_gate(page: Page, site: Site, shots: Screenshots) -> None:
+    log_in(page, site, "read", "/prompts/support/reply")
+    gate = page.locator("#gate-production")
+    expect(gate.locator("h3")).to_have_text(re.compile(r"production for v1:\s+closed"))
+    expect(gate.locator(".evidence")).to_have_text("No run to look at.")
+    parts = site.registry.gate_report("support/reply").parts
+    expect(gate.locator("table.parts tbody tr")).to_have_count(len(parts))
+    expect(gate.locator("td.state-not-covered")).to_have_count(len(parts))
+    expect(gate.locator("ul.problems li")).to_have_text(
+        ["no eval run of support/reply@1: promptlane eval --prompt support/reply --version 1"]
+    )
+    shots.take(page, "gate-closed")
+
+    record = finished_run(site.registry, 1, passed=30, cases=30)
+    page.reload()
+    expect(gate.locator("h3")).to_have_text(re.compile(r"production for v1:\s+open"))
+    expect(gate.locator("td.state-current")).to_have_count(len(parts))
+    expect(gate.locator("table.scenarios tbody tr td")).to_have_text(
+        ["refund", "evals/reply.yaml", "30/30 (100%)", "50%"]
+    )
+    expect(gate.locator("ul.problems")).to_have_count(0)
+    shots.take(page, "gate-open")
+    gate.get_by_role("link", name=f"run {record.id[:12]}").click()
+    expect(page).to_have_url(f"{site.url}/runs/{record.id}")
+
+    site.registry.set_label("support/reply", "production", 1)
+    spec = {key: value for key, value in site.registry.version("support/reply", 1).spec.items() if key != "includes"}
+    site.registry.push_spec("support/reply", {**spec, "description": "v2"})
+    finished_run(site.registry, 2, passed=15, cases=30)
+    page.goto("/prompts/support/reply")
+    expect(gate.locator("h3")).to_have_text(re.compile(r"production for v2:\s+closed"))
+    expect(gate.locator("table.scenarios th").last).to_have_text("Against v1, which production serves")
+    expect(gate.locator("table.scenarios tbody td").last).to_have_text(
+        "15/30 (50%) vs 30/30 (100%) serving, p<0.001 regressed"
+    )
+    expect(gate.locator("ul.problems li")).to_have_text(site.registry.gate_report("support/reply").verdict.problems)
+    expect(gate.locator("ul.problems li")).to_contain_text("15/30 (50%) vs 30/30 (100%) serving, p<0.001")
+    gate.scroll_into_view_if_needed()
+    shots.take(page, "gate-regressed")

@@ -31,11 +31,12 @@ import httpx
 from .. import errors
 from ..errors import AuthError, NotFoundError, RegistryError, RegistryUnavailableError
 from ._deadline import deadline, deadline_transport, past_deadline
-from .gate import GateError, GateRequirements
+from .gate import GateError, GateReport, GateRequirements
 from .runs import CaseResult, RunRecord
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
 from .wire import (
     event_from_json,
+    gate_report_from_json,
     label_from_json,
     run_from_json,
     run_to_json,
@@ -339,6 +340,12 @@ class HttpStore:
         """Promote ``version`` (or the newest that passes) to ``label`` through the server's gate."""
         body = {"version": version, "reason": reason, "actor": actor, "requirements": _requirements(requirements)}
         return event_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/promote", body=body))
+
+    def gate_report(self, name: str, *, version: int | None, label: str) -> GateReport:
+        """The server's gate verdict on ``version`` (None: the newest) for ``label``, part by part, by the server's
+        requirements (its scenario files, else what the newest complete run saw)."""
+        params = {"label": label, "version": version}
+        return gate_report_from_json(self._json("GET", f"{prompt_path(name)}/-/gate", params=params), name=name)
 
     # --- the application path ------------------------------------------------------------------------------
 

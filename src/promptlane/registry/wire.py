@@ -10,21 +10,27 @@ or label other than the one asked for are a ``ValueError`` saying which, never a
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime, timezone
 from typing import Any
 
 from .._canonical import content_hash
 from ..errors import LabelError
+from .gate import GateReport, GateVerdict, PartState
 from .labels import check_target
+from .no_regression import Comparison, ScenarioComparison
+from .regression import RateTest, ScoreTest
 from .runs import RunRecord
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
 
 __all__ = [
     "event_from_json",
     "event_to_json",
+    "gate_report_from_json",
+    "gate_report_to_json",
     "label_from_json",
     "label_to_json",
     "run_from_json",
@@ -340,3 +346,103 @@ def token_from_json(data: Mapping[str, Any]) -> TokenRecord:
         revoked_at=time_in(data.get("revoked_at")),
         revoked_by=data.get("revoked_by"),
     )
+
+
+def gate_report_to_json(report: GateReport) -> dict[str, Any]:
+    """The gate's verdict on a version for a label, explained: what ``promptlane gate --json`` prints and
+    ``GET /api/v1/prompts/{name}/-/gate`` answers.
+
+    ``{"version", "label", "gated", "verdict": {"passed", "run", "problems", "comparison"}, "parts"}``: the
+    version and the runs as :func:`version_to_json` and :func:`run_to_json` write them; each part with its
+    ``state`` (``current``, ``changed``, ``not covered``); the comparison with the version the label serves, each
+    scenario with its tests and their ``description`` (a mean score there is none of is null).
+    """
+    verdict = report.verdict
+    return {
+        "version": version_to_json(report.version),
+        "label": report.label,
+        "gated": report.gated,
+        "verdict": {
+            "passed": verdict.passed,
+            "run": None if verdict.run is None else run_to_json(verdict.run),
+            "problems": list(verdict.problems),
+            "comparison": None if verdict.comparison is None else _comparison_to_json(verdict.comparison),
+        },
+        "parts": [{"name": p.name, "now": p.now, "then": p.then, "state": p.state} for p in report.parts],
+    }
+
+
+def gate_report_from_json(data: Mapping[str, Any], *, name: str | None = None) -> GateReport:
+    """The inverse of :func:`gate_report_to_json` (derived fields are ignored); ``name``: the prompt asked for.
+
+    Raises:
+        ValueError: a version is not what it should be (see :func:`version_from_json`). KeyError, TypeError:
+            the document has another shape.
+    """
+    verdict = data["verdict"]
+    comparison = verdict.get("comparison")
+    return GateReport(
+        version=version_from_json(data["version"], name=name),
+        label=data["label"],
+        gated=bool(data["gated"]),
+        verdict=GateVerdict(
+            passed=bool(verdict["passed"]),
+            run=None if verdict.get("run") is None else run_from_json(verdict["run"]),
+            problems=[str(problem) for problem in verdict.get("problems") or ()],
+            comparison=None if comparison is None else _comparison_from_json(comparison, name),
+        ),
+        parts=[PartState(name=part["name"], now=part["now"], then=part.get("then")) for part in data["parts"]],
+    )
+
+
+def _comparison_to_json(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "serving": version_to_json(comparison.serving),
+        "baseline": None if comparison.baseline is None else run_to_json(comparison.baseline),
+        "scenarios": [
+            {
+                "scenario": scenario.scenario,
+                "file": scenario.file,
+                "rate": asdict(scenario.rate),
+                "score": None if scenario.score is None else _score_to_json(scenario.score),
+                "regressed": scenario.regressed,
+                "description": scenario.describe(),
+            }
+            for scenario in comparison.scenarios
+        ],
+    }
+
+
+def _comparison_from_json(data: Mapping[str, Any], name: str | None) -> Comparison:
+    return Comparison(
+        serving=version_from_json(data["serving"], name=name),
+        baseline=None if data.get("baseline") is None else run_from_json(data["baseline"]),
+        scenarios=[
+            ScenarioComparison(
+                scenario=item["scenario"],
+                file=item["file"],
+                rate=RateTest(**{field.name: item["rate"][field.name] for field in fields(RateTest)}),
+                score=None if item.get("score") is None else _score_from_json(item["score"]),
+            )
+            for item in data["scenarios"]
+        ],
+    )
+
+
+_MEANS = ("candidate_mean", "baseline_mean")
+
+
+def _score_to_json(score: ScoreTest) -> dict[str, Any]:
+    """A score test; the mean of no scores (nan) is null, as JSON has no nan."""
+    data = asdict(score)
+    for key in _MEANS:
+        if math.isnan(data[key]):
+            data[key] = None
+    return data
+
+
+def _score_from_json(data: Mapping[str, Any]) -> ScoreTest:
+    values = {field.name: data[field.name] for field in fields(ScoreTest)}
+    for key in _MEANS:
+        values[key] = math.nan if values[key] is None else float(values[key])
+    return ScoreTest(**values)

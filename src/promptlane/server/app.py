@@ -21,7 +21,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..errors import PromptlaneError
 from ..registry import Registry
-from . import prompts, runs, tokens
+from . import gate, prompts, runs, tokens
 from ._http import Endpoint, HttpError, error_response, json_response
 from .auth import Auth, LoopbackOnly
 from .cache import ServerCache
@@ -33,7 +33,8 @@ __all__ = ["ENDPOINTS", "create_app"]
 
 log = logging.getLogger("promptlane.server")
 
-ENDPOINTS: Sequence[Endpoint] = [*prompts.ENDPOINTS, *runs.ENDPOINTS, *tokens.ENDPOINTS]
+# gate's route first: a prompt's own route (`/prompts/{name}`, any path) would take its path too.
+ENDPOINTS: Sequence[Endpoint] = [*gate.ENDPOINTS, *prompts.ENDPOINTS, *runs.ENDPOINTS, *tokens.ENDPOINTS]
 
 
 def _guarded(endpoint: Endpoint) -> Any:

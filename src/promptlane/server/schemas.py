@@ -27,6 +27,7 @@ __all__ = [
     "Error",
     "Event",
     "GateIn",
+    "GateReport",
     "JsonValue",
     "Label",
     "LabelMoveIn",
@@ -396,3 +397,70 @@ class Token(BaseModel):
     revoked_at: str | None
     revoked_by: str | None
     active: bool
+
+
+class FingerprintPart(BaseModel):
+    name: str = Field(description="A scenario file's path, a dataset's, `python:module`, `judge model` or `version`.")
+    now: str = Field(description="Its value now: a SHA-256, `missing`, `dist:NAME==VERSION`, a model.")
+    then: str | None = Field(description="Its value when the run was made (null: the run did not record it).")
+    state: Literal["current", "changed", "not covered"]
+
+
+class RateTest(BaseModel):
+    """Pass counts compared: a one-sided Fisher's exact test."""
+
+    candidate_passed: int
+    candidate_total: int
+    baseline_passed: int
+    baseline_total: int
+    p_value: float
+    confidence: float
+    regressed: bool
+
+
+class ScoreTest(BaseModel):
+    """Mean scores compared: a bootstrap interval of the change."""
+
+    candidate_mean: float | None = Field(description="null: the candidate has no scores.")
+    baseline_mean: float | None = Field(description="null: the serving version has no scores.")
+    candidate_n: int
+    baseline_n: int
+    low: float
+    high: float
+    confidence: float
+    method: Literal["bootstrap", "normal", "too few"]
+    regressed: bool
+
+
+class ScenarioComparison(BaseModel):
+    scenario: str
+    file: str
+    rate: RateTest
+    score: ScoreTest | None
+    regressed: bool
+    description: str = Field(description="For people: `greets: 7/10 (70%) vs 10/10 (100%) serving, p=0.105`.")
+
+
+class Comparison(BaseModel):
+    """The evidence run against the serving version's newest complete run on the same inputs."""
+
+    serving: Version
+    baseline: Run | None = Field(description="null: the serving version has no run to compare with.")
+    scenarios: list[ScenarioComparison]
+
+
+class GateVerdict(BaseModel):
+    passed: bool
+    run: Run | None = Field(description="The evidence run (or the newest run looked at); null: none.")
+    problems: list[str] = Field(description="What would open the gate, one line each (empty when it is open).")
+    comparison: Comparison | None = Field(description="Where the label's no-regression rule applies.")
+
+
+class GateReport(BaseModel):
+    """The gate's verdict on a version for a label, part by part (what `promptlane gate` prints)."""
+
+    version: Version
+    label: str
+    gated: bool = Field(description="Whether moves of the label go through the gate (it is protected).")
+    verdict: GateVerdict
+    parts: list[FingerprintPart]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -51,6 +52,17 @@ templates.filters["show"] = lambda value: (
 )
 templates.filters["target"] = format_target  # v3, or v3 90% / v4 10%
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _short(value: str | None) -> str:
+    """A fingerprint part's value as shown: a content hash by its first 12 digits, another value (a model,
+    ``missing``) whole, none as ``-``."""
+    if value is None:
+        return "-"
+    return value[:12] if re.fullmatch(r"[0-9a-f]{64}", value) else value
+
+
+templates.filters["short"] = _short
 
 
 @pass_context

@@ -1,5 +1,9 @@
-"""Pages for reading prompts and moving labels: the prompt list, a prompt (labels, gate verdicts, versions,
-history), the side-by-side diff, and label moves, rollouts and rollbacks through the gate."""
+"""Pages for reading prompts and moving labels: the prompt list, a prompt (labels, the gate's verdict for each
+protected label explained, gate verdicts, versions, history), the side-by-side diff, and label moves, rollouts and
+rollbacks through the gate.
+
+The page judges by the server's requirements, as the API does (:mod:`promptlane.server.gate`), and so do the moves
+made from it: what the page says of the gate is what a move from it meets."""
 
 from __future__ import annotations
 
@@ -12,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...errors import LabelError, NotFoundError, PromptlaneError
-from ...registry.gate import GateError
+from ...registry.gate import GateError, GateReport
 from ...registry.labels import check_label_name, parse_weights
 from ...registry.store import format_target
 from ...spec_diff import diff_specs
 from .._http import status_for
+from ..gate import server_requirements
 from ..state import state
 from ._page import Page, page, redirect, render
 
@@ -75,17 +80,32 @@ def _prompt_context(view: Page, name: str) -> dict[str, Any]:
     versions = registry.versions(name)[::-1]  # newest first
     labels = {state.label: state for state in registry.labels(name)}
     protected = set(registry.settings.protected_labels)
-    requirements = registry.gate_requirements(name)
+    requirements = server_requirements(view.request, name)
     verdicts = {v.number: registry.gate_verdict(v, requirements) for v in versions[:10]}
+    gates = [
+        _gate_view(registry.gate_report(name, version=versions[0].number, label=label, requirements=requirements))
+        for label in registry.settings.protected_labels
+    ]
     return {
         "versions": versions,
         "labels": labels,
         "label_names": sorted({*labels, *protected}),
         "protected": protected,
         "verdicts": verdicts,
+        "gates": gates,
         "history": list(reversed(registry.history(name)))[:50],
         "scenario_files": requirements.scenario_files,
     }
+
+
+def _gate_view(report: GateReport) -> dict[str, Any]:
+    """A protected label's gate report as the page shows it: each scenario of the run beside its comparison with
+    the serving version's run (None where there is none)."""
+    comparison = report.verdict.comparison
+    compared = {(c.file, c.scenario): c for c in comparison.scenarios} if comparison is not None else {}
+    run = report.verdict.run
+    scenarios = [(stats, compared.get((stats.file, stats.name))) for stats in (run.scenarios if run else [])]
+    return {"report": report, "verdict": report.verdict, "run": run, "scenarios": scenarios, "comparison": comparison}
 
 
 @page("read")
@@ -139,7 +159,10 @@ async def move_label(view: Page) -> Response:
         if force and not view.may("admin"):
             raise LabelError("a forced move past the gate needs a token with the admin scope")
         kind = "move" if len(target) == 1 else "rollout"
-        view.registry.set_rollout(name, label, target, reason=reason, force=force, actor=view.who, kind=kind)
+        requirements = server_requirements(view.request, name)
+        view.registry.set_rollout(
+            name, label, target, reason=reason, force=force, actor=view.who, kind=kind, requirements=requirements
+        )
         return label
 
     return await _label_change(view, name, move, notice="moved", reason=reason)
@@ -152,7 +175,9 @@ async def rollback(view: Page) -> Response:
     reason = str(form.get("reason") or "").strip() or None
 
     def undo() -> str:
-        view.registry.rollback(name, label, reason=reason, actor=view.who)
+        view.registry.rollback(
+            name, label, reason=reason, actor=view.who, requirements=server_requirements(view.request, name)
+        )
         return label
 
     return await _label_change(view, name, undo, notice="rolled-back")
