@@ -165,9 +165,7 @@ def test_promote_refuses_a_candidate_significantly_worse_than_the_serving_versio
         assert [event.kind for event in registry.history("greet", "production")] == ["rollout"]
         with pytest.raises(GateError) as refused:
             registry.promote("greet", "production", version=2)
-    assert refused.value.problems == [
-        "rows: 15/30 (50%) vs 30/30 (100%) serving, p<0.001: greet@2 regressed against greet@1"
-    ]
+    assert refused.value.problems == ["rows regressed: 15/30 (50%) vs 30/30 (100%) serving, p<0.001"]
     assert_lines(result, f"greet: not promoted to production: {refused.value}")  # the message the CLI prints
 
 
@@ -201,7 +199,8 @@ def test_without_a_baseline_run_promote_refuses_and_names_the_commands_that_make
     assert list(runs_by_version(project.path)) == [2]
     assert_lines(
         result,
-        "greet: not promoted to production: production is protected: greet@2 needs a passing eval run first\n"
+        "greet: not promoted to production: production is protected: greet@2 must not be worse than greet@1, "
+        "which production serves\n"
         "  - production serves greet@1, which has no complete run on the current inputs to compare greet@2 with "
         "(gate_no_regression): run `promptlane eval --prompt greet --version 1`\n"
         "  (override with --force --reason TEXT; the audit log records it)\n"

@@ -193,6 +193,11 @@ ROUTES = [
     Route("PUT", f"{_P}/-/labels/{{label}}", "/prompts/support/reply/-/labels/staging", "promote"),
     Route("POST", f"{_P}/-/labels/{{label}}/rollback", "/prompts/support/reply/-/labels/staging/rollback", "promote"),
     Route("POST", f"{_P}/-/labels/{{label}}/promote", "/prompts/support/reply/-/labels/staging/promote", "promote"),
+    Route("POST", f"{_P}/-/labels/{{label}}/approve", "/prompts/support/reply/-/labels/staging/approve", "promote"),
+    Route("POST", f"{_P}/-/labels/{{label}}/reject", "/prompts/support/reply/-/labels/staging/reject", "promote"),
+    Route("GET", f"{_P}/-/requests", "/prompts/support/reply/-/requests", "read"),
+    Route("GET", "/api/v1/requests", "/requests", "read"),
+    Route("GET", f"{_P}/-/gate", "/prompts/support/reply/-/gate", "read"),
     Route("GET", f"{_P}/-/history", "/prompts/support/reply/-/history", "read"),
     Route("GET", "/api/v1/snapshot", "/snapshot?label=staging", "read"),
     Route("GET", "/api/v1/runs", "/runs", "read"),
@@ -881,6 +886,8 @@ def test_a_passing_run_opens_the_gate_and_the_move_names_the_token(reply: Api) -
         "evidence": run_id,
         "undoes": None,
         "at": WHEN,
+        "requested_by": None,
+        "requested_at": None,
     }
     assert reply.call("GET", "/prompts/support/reply/-/history?label=production").json() == [moved.json()]
     label = reply.call("GET", "/prompts/support/reply/-/labels/production").json()

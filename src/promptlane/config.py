@@ -77,6 +77,9 @@ class Settings:
     the same scenarios and inputs (``[]``: none)."""
     gate_confidence: float = 0.95
     """The confidence at which the no-regression rule calls a drop significant (from 0.5 to 0.999999)."""
+    require_approval: tuple[str, ...] = ()
+    """Labels whose moves wait for a second person: a move by one identity (a token's name, or the local author)
+    is pending until another approves it (``promptlane approve``), through the gate again."""
     gate_trusted_runners: tuple[str, ...] = ()
     """Who may make the runs that open a protected label: token names (a run recorded through a registry server
     is its token's) or authors (a run stored directly); empty: anyone's runs count."""
@@ -252,6 +255,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "dataset_roots": _as_folders,
     "gate_trusted_runners": _as_names("token names or authors"),
     "gate_no_regression": _as_names("label names"),
+    "require_approval": _as_names("label names"),
     "gate_confidence": _as_confidence,
 }
 _SECRETS = frozenset({"token"})

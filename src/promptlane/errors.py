@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "ApprovalError",
     "AuthError",
     "ConfigError",
     "IncludeError",
@@ -186,6 +187,11 @@ class NotFoundError(RegistryError):
 
 class LabelError(RegistryError):
     """A label move is not allowed: a reserved name, bad rollout weights, nothing to roll back to."""
+
+
+class ApprovalError(LabelError):
+    """A move that waits for a second person cannot be approved: its requester is approving it, the label moved
+    since it was asked for, or the request reviewed is not the one pending."""
 
 
 class RegistryUnavailableError(RegistryError):

@@ -83,11 +83,12 @@ err: Any = _LazyConsole(stderr=True)
 
 
 def exit_status(exc: PromptlaneError) -> int:
-    """The exit status a known error means: 1 for a gate refusal, 3 for an unreachable registry, else 2."""
-    from ..errors import RegistryUnavailableError
+    """The exit status a known error means: 1 for a refusal (the gate, an approval), 3 for an unreachable
+    registry, else 2."""
+    from ..errors import ApprovalError, RegistryUnavailableError
     from ..registry.gate import GateError
 
-    if isinstance(exc, GateError):
+    if isinstance(exc, (GateError, ApprovalError)):
         return EXIT_FAILED
     if isinstance(exc, RegistryUnavailableError):
         return EXIT_UNREACHABLE
@@ -114,7 +115,7 @@ def print_json(data: Any) -> None:
 
 _ORDER = (
     "init", "check", "push", "list", "show", "history", "diff", "render", "eval", "runs", "label", "rollout",
-    "promote", "rollback", "schema", "serve", "token",
+    "promote", "rollback", "gate", "pending", "approve", "reject", "schema", "serve", "token",
 )  # fmt: skip
 """Commands in the order of a prompt's life, for ``--help``."""
 

@@ -1,4 +1,5 @@
-"""Commands that move labels: label, rollout, rollback. Every move is recorded in the audit log."""
+"""Commands that move labels: label, rollout, promote, rollback; and approve, reject and pending, for labels whose
+moves wait for a second person. Every move is recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ._app import app, out, registry
+from ._app import AsJson, app, out, print_json, registry
 
 if TYPE_CHECKING:
     from ..registry import LabelEvent
+    from ..registry.store import LabelRequest
 
 __all__: list[str] = []
 
@@ -17,9 +19,13 @@ Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorde
 Force = Annotated[bool, typer.Option("--force", help="Move a protected label without the gate (needs --reason).")]
 
 
-def _report(event: LabelEvent) -> None:
+def _report(event: LabelEvent | LabelRequest) -> None:
     from ..registry import format_target
+    from ..registry.store import LabelRequest
 
+    if isinstance(event, LabelRequest):
+        out.print(_requested(event), markup=False)
+        return
     before = format_target(event.from_target)
     line = f"{event.prompt}: {event.label} -> {format_target(event.to_target)} (was {before})"
     if event.gate == "passed":
@@ -81,3 +87,65 @@ def rollback(
 ) -> None:
     """Return a label to where it pointed before its last move (repeat to go further back)."""
     _report(registry(ctx).rollback(name, label_name, reason=reason, force=force))
+
+
+def _requested(request: LabelRequest) -> str:
+    from ..registry import format_target
+
+    line = (
+        f"{request.prompt}: {request.label} -> {format_target(request.to_target)} waits for approval "
+        f"(request {request.id}, asked by {request.requested_by}; was {format_target(request.from_target)})"
+    )
+    if request.evidence:
+        line += f"\n  gate: passed (run {request.evidence[:12]}), checked again when approved"
+    command = f"promptlane approve {request.prompt} {request.label}"
+    return line + f"\n  someone other than {request.requester} approves it: {command}"
+
+
+Request = Annotated[
+    int | None, typer.Option("--request", help="Only if the pending move is this request (as `pending` lists it).")
+]
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The prompt.")],
+    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="The label whose move waits for approval.")],
+    request: Request = None,
+    reason: Reason = None,
+) -> None:
+    """Approve the move of a label that waits for a second person: it moves, through the gate again."""
+    _report(registry(ctx).approve(name, label_name, request=request, reason=reason))
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The prompt.")],
+    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="The label whose move waits for approval.")],
+    request: Request = None,
+    reason: Reason = None,
+) -> None:
+    """Reject (or, as its requester, withdraw) the move of a label that waits for approval."""
+    rejected = registry(ctx).reject(name, label_name, request=request, reason=reason)
+    out.print(f"{rejected.prompt}: request {rejected.id} ({rejected.label}) rejected", markup=False)
+
+
+@app.command()
+def pending(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="The prompt (default: every prompt).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the label moves waiting for approval."""
+    from ..registry.wire import request_to_json
+
+    requests = registry(ctx).requests(name)
+    if as_json:
+        print_json([request_to_json(request) for request in requests])
+        return
+    if not requests:
+        out.print("no moves waiting for approval")
+    for request in requests:
+        out.print(_requested(request), markup=False)

@@ -10,7 +10,7 @@ import typer
 from ._app import AsJson, app, out, print_json, registry
 
 if TYPE_CHECKING:
-    from ..registry import PromptVersion
+    from ..registry import LabelEvent, PromptVersion
 
 __all__: list[str] = []
 
@@ -154,11 +154,19 @@ def history(
             event.kind,
             format_target(event.from_target),
             format_target(event.to_target),
-            escape(event.actor or "-"),
+            escape(_by(event)),
             f"{event.gate} {event.evidence[:12]}" if event.evidence else event.gate or "-",
             escape(event.reason or ""),
         )
     out.print(moves)
+
+
+def _by(event: LabelEvent) -> str:
+    """Who moved it; for an approved move, who asked and when, then who approved."""
+    if event.requested_by is None:
+        return event.actor or "-"
+    asked = event.requested_at.strftime("%Y-%m-%d %H:%M:%S") if event.requested_at else "?"
+    return f"{event.requested_by} (asked {asked}), approved by {event.actor or '-'}"
 
 
 def _ref_for(name: str, text: str) -> str:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import LabelError
 from .fingerprint import JUDGE_MODEL, VERSION
-from .no_regression import Comparison
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
+
+if TYPE_CHECKING:
+    from .no_regression import Comparison
 
 __all__ = [
     "GateError",
@@ -35,9 +38,18 @@ _CANDIDATE_RUNS = 50
 
 
 class GateError(LabelError):
-    """A protected label cannot move: the version has no qualifying run. The message lists what is missing."""
+    """A protected label cannot move: the version has no qualifying run, or is worse than the version the label
+    serves. The message lists what is missing."""
 
-    def __init__(self, label: str, version: PromptVersion, problems: Sequence[str], *, protected: bool = True) -> None:
+    def __init__(
+        self,
+        label: str,
+        version: PromptVersion,
+        problems: Sequence[str],
+        *,
+        protected: bool = True,
+        serving: PromptVersion | None = None,
+    ) -> None:
         self.problems = list(problems)
         """What is missing, one line each."""
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
@@ -45,7 +57,11 @@ class GateError(LabelError):
             head, hint = f"{label} is protected", "override with --force --reason TEXT; the audit log records it"
         else:  # a promotion, which is gated even to an unprotected label
             head, hint = f"promoting to {label}", f"{label} is not protected: `promptlane label` moves it without a run"
-        super().__init__(f"{head}: {version.ref} needs a passing eval run first\n{lines}\n  ({hint})")
+        if serving is None:
+            what = "needs a passing eval run first"
+        else:  # the no-regression rule refused it
+            what = f"must not be worse than {serving.ref}, which {label} serves"
+        super().__init__(f"{head}: {version.ref} {what}\n{lines}\n  ({hint})")
 
     @classmethod
     def from_message(cls, message: str, problems: Sequence[str]) -> GateError:

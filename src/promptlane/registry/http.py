@@ -33,11 +33,12 @@ from ..errors import AuthError, NotFoundError, RegistryError, RegistryUnavailabl
 from ._deadline import deadline, deadline_transport, past_deadline
 from .gate import GateError, GateReport, GateRequirements
 from .runs import CaseResult, RunRecord
-from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
+from .store import LabelEvent, LabelRequest, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
 from .wire import (
     event_from_json,
     gate_report_from_json,
     label_from_json,
+    request_from_json,
     run_from_json,
     run_to_json,
     snapshot_from_json,
@@ -60,6 +61,7 @@ Snapshot = dict[str, tuple[dict[int, int], list[PromptVersion]]]
 _ERRORS: dict[str, type[errors.PromptlaneError]] = {
     name: getattr(errors, name)
     for name in (
+        "ApprovalError",
         "ConfigError",
         "IncludeError",
         "LabelError",
@@ -300,8 +302,9 @@ class HttpStore:
         actor: str | None,
         gated: bool,
         requirements: GateRequirements,
-    ) -> LabelEvent:
-        """Point ``label`` at ``target`` through the server's gate (409 -> GateError)."""
+    ) -> LabelEvent | LabelRequest:
+        """Point ``label`` at ``target`` through the server's gate (409 -> GateError); a label that requires
+        approval answers the pending request."""
         body = {
             "target": target_out(target),
             "kind": kind,
@@ -311,7 +314,7 @@ class HttpStore:
             "gated": gated,
             "requirements": _requirements(requirements),
         }
-        return event_from_json(self._json("PUT", f"{prompt_path(name)}/-/labels/{quote(label)}", body=body))
+        return _moved(self._json("PUT", f"{prompt_path(name)}/-/labels/{quote(label)}", body=body))
 
     def rollback_gated(
         self,
@@ -322,10 +325,10 @@ class HttpStore:
         force: bool,
         actor: str | None,
         requirements: GateRequirements,
-    ) -> LabelEvent:
+    ) -> LabelEvent | LabelRequest:
         """Roll ``label`` back through the server's gate."""
         body = {"reason": reason, "force": force, "actor": actor, "requirements": _requirements(requirements)}
-        return event_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/rollback", body=body))
+        return _moved(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/rollback", body=body))
 
     def promote(
         self,
@@ -336,10 +339,32 @@ class HttpStore:
         reason: str | None,
         actor: str | None,
         requirements: GateRequirements,
-    ) -> LabelEvent:
+    ) -> LabelEvent | LabelRequest:
         """Promote ``version`` (or the newest that passes) to ``label`` through the server's gate."""
         body = {"version": version, "reason": reason, "actor": actor, "requirements": _requirements(requirements)}
-        return event_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/promote", body=body))
+        return _moved(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/promote", body=body))
+
+    def label_requests(self, name: str | None) -> list[LabelRequest]:
+        """The moves waiting for approval (of one prompt, or all)."""
+        path = f"{prompt_path(name)}/-/requests" if name is not None else f"{_API}/requests"
+        data = self._json("GET", path)
+        if not isinstance(data, list):
+            raise ValueError(f"asked for pending moves, got {str(data)[:80]}")
+        return [request_from_json(item) for item in data]
+
+    def approve_request(
+        self, name: str, label: str, *, request: int | None, reason: str | None, actor: str | None
+    ) -> LabelEvent:
+        """Approve the move of ``label`` waiting for approval, through the server's gate."""
+        body = {"request": request, "reason": reason, "actor": actor}
+        return event_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/approve", body=body))
+
+    def reject_request(
+        self, name: str, label: str, *, request: int | None, reason: str | None, actor: str | None
+    ) -> LabelRequest:
+        """Reject the move of ``label`` waiting for approval."""
+        body = {"request": request, "reason": reason, "actor": actor}
+        return request_from_json(self._json("POST", f"{prompt_path(name)}/-/labels/{quote(label)}/reject", body=body))
 
     def gate_report(self, name: str, *, version: int | None, label: str) -> GateReport:
         """The server's gate verdict on ``version`` (None: the newest) for ``label``, part by part, by the server's
@@ -495,3 +520,8 @@ def _requirements(requirements: GateRequirements) -> dict[str, Any]:
         "scenario_files": [asdict(ref) for ref in requirements.scenario_files],
         "model": requirements.model,
     }
+
+
+def _moved(data: Any) -> LabelEvent | LabelRequest:
+    """A move's answer: the audit event, or (from a label that requires approval) the pending request."""
+    return request_from_json(data) if isinstance(data, dict) and "requester" in data else event_from_json(data)

@@ -40,10 +40,14 @@ class ScenarioComparison:
         """A significant drop in the pass rate or the mean score."""
         return self.rate.regressed or (self.score is not None and self.score.regressed)
 
-    def describe(self) -> str:
-        """``greets: 7/10 (70%) vs 10/10 (100%) serving, p=0.105``, and the scores' comparison when there is one."""
-        text = f"{self.scenario}: {self.rate.describe()}"
+    def detail(self) -> str:
+        """``7/10 (70%) vs 10/10 (100%) serving, p=0.105``, and the scores' comparison when there is one."""
+        text = self.rate.describe()
         return f"{text}; {self.score.describe()}" if self.score is not None else text
+
+    def describe(self) -> str:
+        """``greets: 7/10 (70%) vs 10/10 (100%) serving, p=0.105`` (and the scores')."""
+        return f"{self.scenario}: {self.detail()}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,10 +75,7 @@ class Comparison:
                 f"{candidate.ref} with (gate_no_regression): run `promptlane eval --prompt {serving.name} "
                 f"--version {serving.number}`"
             ]
-        return [
-            f"{scenario.describe()}: {candidate.ref} regressed against {self.serving.ref}"
-            for scenario in self.regressed
-        ]
+        return [f"{scenario.scenario} regressed: {scenario.detail()}" for scenario in self.regressed]
 
 
 def scores_by_scenario(cases: Iterable[CaseResult]) -> dict[str, list[float]]:

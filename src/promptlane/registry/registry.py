@@ -7,43 +7,30 @@ it must: the store is opened on the first cache miss.
 
 from __future__ import annotations
 
-import getpass
 import logging
-import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._budget import RenderLimits
 from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
-from ..errors import ConfigError, LabelError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
-from .fingerprint import model_parts, scenario_files_for, version_part
-from .gate import (
-    GateError,
-    GateReport,
-    GateRequirements,
-    GateVerdict,
-    PartState,
-    candidate_runs,
-    check_gate,
-    newest_comparable,
-)
-from .labels import LATEST, check_label_name, check_target, rollback_point
-from .no_regression import Comparison, compare, scores_by_scenario
+from ..errors import ConfigError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
+from ._author import default_author
+from .labels import LATEST
+from .moves import LabelMoves
 from .rollout import choose_version
-from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store, Target
+from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store
 
 if TYPE_CHECKING:
     from ..spec import PromptFile, PromptSpec
     from .http import HttpStore
     from .prompt import Prompt
     from .remote import RemoteCache
-    from .runs import RunRecord, ScenarioFileRef
+
 
 __all__ = ["PushResult", "Registry", "parse_ref"]
 
@@ -82,31 +69,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     return ref, None, None
 
 
-_author_cache: list[str] = []
-
-
-def default_author() -> str:
-    """git's user.name, else the login name."""
-    if not _author_cache:
-        name = ""
-        if shutil.which("git"):
-            try:
-                result = subprocess.run(
-                    ["git", "config", "user.name"], capture_output=True, text=True, timeout=2, check=False
-                )
-                name = result.stdout.strip()
-            except (OSError, subprocess.SubprocessError):
-                name = ""
-        if not name:
-            try:
-                name = getpass.getuser()
-            except Exception:
-                name = "unknown"
-        _author_cache.append(name)
-    return _author_cache[0]
-
-
-class Registry:
+class Registry(LabelMoves):
     """Prompts, versions and labels, from a local SQLite file, a PostgreSQL database or a registry server.
 
     Args:
@@ -585,300 +548,6 @@ class Registry:
 
     def _newest(self, name: str) -> PromptVersion:
         return self.store.get_version(name, self.store.latest_number(name))
-
-    def gate_requirements(self, name: str) -> GateRequirements:
-        """What this project asks of a run of ``name`` to open a protected label: the fingerprint of its scenario
-        files that target the prompt, as they are now, and the configured gate model."""
-        settings = self.settings
-        files = scenario_files_for(name, settings.evals_dir, settings.root, judge_model=settings.judge_model)
-        return GateRequirements(scenario_files=tuple(files), model=settings.gate_model_for(name))
-
-    def _gate_parts(
-        self, version: PromptVersion, requirements: GateRequirements
-    ) -> tuple[list[ScenarioFileRef], str | None]:
-        """(the fingerprint a run of ``version`` needs, the model it needs)."""
-        model = requirements.model or version.spec.get("model")
-        if not requirements.scenario_files:
-            return [], model
-        # What only the version decides, computed here (a client's word does not count): its content, and the
-        # module of its python: model where this process can find it.
-        own = [version_part(version.content_hash), *model_parts(model, self.settings.root)]
-        mine = {part.path for part in own}
-        return [*own, *(part for part in requirements.scenario_files if part.path not in mine)], model
-
-    def gate_verdict(
-        self, version: PromptVersion, requirements: GateRequirements | None = None, *, label: str | None = None
-    ) -> GateVerdict:
-        """Whether ``version`` may take a protected label now (see :mod:`promptlane.registry.gate`), by this
-        project's requirements or the ones given (a server checks a client's). With ``label``, where the
-        no-regression rule applies to it, also not worse than the version it serves now."""
-        requirements = requirements or self.gate_requirements(version.name)
-        parts, model = self._gate_parts(version, requirements)
-        trusted = self.settings.gate_trusted_runners
-        verdict = check_gate(candidate_runs(self.store, version), version, parts, model, trusted=trusted)
-        if not verdict.passed or label is None or label not in self.settings.gate_no_regression:
-            return verdict
-        assert verdict.run is not None
-        comparison = self._compare_with_serving(version, verdict.run, label, requirements)
-        if comparison is None:
-            return verdict
-        problems = comparison.problems(version, label)
-        return replace(verdict, passed=not problems, problems=problems, comparison=comparison)
-
-    def gate_report(
-        self,
-        name: str,
-        *,
-        version: int | None = None,
-        label: str | None = None,
-        requirements: GateRequirements | None = None,
-    ) -> GateReport:
-        """The gate's verdict on ``version`` (default: the newest) for ``label`` (default: the first protected
-        label, else ``production``), part by part: what ``promptlane gate`` prints."""
-        label = label or next(iter(self.settings.protected_labels), "production")
-        check_label_name(label)
-        if self.remote is not None:
-            return self.remote.gate_report(name, version=version, label=label)
-        record = self._newest(name) if version is None else self.version(name, version)
-        requirements = requirements or self.gate_requirements(name)
-        verdict = self.gate_verdict(record, requirements, label=label)
-        parts, _ = self._gate_parts(record, requirements)
-        recorded = {part.path: part.sha256 for part in verdict.run.scenario_files} if verdict.run else {}
-        states = [PartState(name=part.path, now=part.sha256, then=recorded.get(part.path)) for part in parts]
-        gated = label in self.settings.protected_labels
-        return GateReport(version=record, label=label, gated=gated, verdict=verdict, parts=states)
-
-    def _compare_with_serving(
-        self, version: PromptVersion, evidence: RunRecord, label: str, requirements: GateRequirements
-    ) -> Comparison | None:
-        """``version``'s evidence run against the newest complete run of the version ``label`` serves (the largest
-        share of a rollout) on the same inputs; None when the label serves nothing yet, or serves ``version``."""
-        try:
-            current = self.store.get_label(version.name, label).target
-        except NotFoundError:
-            return None
-        if not current or version.number in current:
-            return None
-        serving = self.version(version.name, max(current, key=lambda number: (current[number], number)))
-        parts, model = self._gate_parts(serving, requirements)
-        runs = candidate_runs(self.store, serving)
-        baseline = newest_comparable(runs, parts, model, self.settings.gate_trusted_runners)
-        scores = None
-        if baseline is not None:
-            scores = (
-                scores_by_scenario(self.store.run_cases(evidence.id)),
-                scores_by_scenario(self.store.run_cases(baseline.id)),
-            )
-        return compare(serving, evidence, baseline, scores=scores, confidence=self.settings.gate_confidence)
-
-    def _gate(
-        self,
-        name: str,
-        label: str,
-        versions: Iterable[int],
-        requirements: GateRequirements | None,
-        *,
-        compare: bool = True,
-    ) -> tuple[str | None, str | None]:
-        """(gate, evidence) for a move of ``label`` to ``versions``: GateError when one has no qualifying run (or,
-        with ``compare``, is worse than what the label serves). Without requirements (an ungated move), no gate."""
-        if requirements is None:
-            return None, None
-        evidence = None
-        for number in sorted(set(versions)):
-            version = self.version(name, number)
-            verdict = self.gate_verdict(version, requirements, label=label if compare else None)
-            if not verdict.passed:
-                raise GateError(label, version, verdict.problems, protected=label in self.settings.protected_labels)
-            assert verdict.run is not None
-            evidence = verdict.run.id
-        return "passed", evidence
-
-    def _move(
-        self,
-        name: str,
-        label: str,
-        destination: Callable[[], Target],
-        write: Callable[[str | None, str | None], LabelEvent],
-        *,
-        force: bool,
-        reason: str | None,
-        gated: bool = False,
-        requirements: GateRequirements | None = None,
-        compare: bool = True,
-    ) -> LabelEvent:
-        """Check the gate on the target a move writes, and write it, in one transaction holding the prompt's write
-        lock: a concurrent move can change neither the target (a rollback's destination) nor the evidence between
-        the check and the write. The project's files are read before the lock is taken."""
-        if force and not (reason and reason.strip()):
-            raise LabelError("a forced move needs a reason (--reason)")
-        through_gate = gated or label in self.settings.protected_labels
-        requirements = (requirements or self.gate_requirements(name)) if through_gate and not force else None
-        forced = "forced" if force and through_gate else None
-
-        def check_and_write() -> LabelEvent:
-            gate, evidence = self._gate(name, label, destination(), requirements, compare=compare)
-            return write(gate or forced, evidence)
-
-        locked = getattr(self.store, "locked", None)
-        return check_and_write() if locked is None else locked(name, check_and_write)
-
-    def set_label(
-        self,
-        name: str,
-        label: str,
-        version: int,
-        *,
-        reason: str | None = None,
-        force: bool = False,
-        actor: str | None = None,
-    ) -> LabelEvent:
-        """Point ``label`` at ``version``; recorded in the audit log."""
-        return self.set_rollout(name, label, {version: 100}, reason=reason, force=force, actor=actor, kind="move")
-
-    def set_rollout(
-        self,
-        name: str,
-        label: str,
-        target: Target,
-        *,
-        reason: str | None = None,
-        force: bool = False,
-        actor: str | None = None,
-        kind: str = "rollout",
-        gated: bool = False,
-        requirements: GateRequirements | None = None,
-    ) -> LabelEvent:
-        """Point ``label`` at a weighted rollout (``{3: 90, 4: 10}``); recorded in the audit log. Moves of
-        protected labels (and every move when ``gated``) need each version to pass the gate."""
-        check_label_name(label)
-        target = check_target(target)
-        actor = actor or self.settings.author or default_author()
-        if self.remote is not None:  # the server applies its gate to this project's requirements
-            event = self.remote.move_label_gated(
-                name,
-                label,
-                target,
-                kind=kind,
-                reason=reason,
-                force=force,
-                actor=actor,
-                gated=gated,
-                requirements=requirements or self.gate_requirements(name),
-            )
-        else:
-            event = self._move(
-                name,
-                label,
-                lambda: target,
-                lambda gate, evidence: self.store.move_label(
-                    name, label, target, kind=kind, actor=actor, reason=reason, gate=gate, evidence=evidence
-                ),
-                force=force,
-                reason=reason,
-                gated=gated,
-                requirements=requirements,
-            )
-        self.invalidate(name)
-        return event
-
-    def promote(
-        self,
-        name: str,
-        label: str,
-        *,
-        version: int | None = None,
-        reason: str | None = None,
-        actor: str | None = None,
-        requirements: GateRequirements | None = None,
-    ) -> LabelEvent:
-        """Move ``label`` to ``version``, or to the newest version that passes the gate, through the gate.
-
-        Raises:
-            GateError: the version (or, without one, the newest version) has no qualifying run.
-        """
-        requirements = requirements or self.gate_requirements(name)
-        if self.remote is not None:  # the server finds the version and applies its gate
-            event = self.remote.promote(
-                name,
-                label,
-                version=version,
-                reason=reason,
-                actor=actor or self.settings.author or default_author(),
-                requirements=requirements,
-            )
-            self.invalidate(name)
-            return event
-        if version is None:
-            versions = self.versions(name)[::-1]  # newest first
-            if not versions:
-                raise NotFoundError(f"prompt {name!r} has no versions")
-            for candidate in versions:
-                if self.gate_verdict(candidate, requirements).passed:
-                    version = candidate.number
-                    break
-            else:
-                newest = versions[0]
-                problems = self.gate_verdict(newest, requirements).problems
-                raise GateError(label, newest, problems, protected=label in self.settings.protected_labels)
-        assert version is not None
-        # A promotion is gated even to an unprotected label: "promote" means "with evidence".
-        return self.set_rollout(
-            name,
-            label,
-            {version: 100},
-            reason=reason,
-            actor=actor,
-            kind="promote",
-            gated=True,
-            requirements=requirements,
-        )
-
-    def rollback(
-        self,
-        name: str,
-        label: str,
-        *,
-        reason: str | None = None,
-        force: bool = False,
-        actor: str | None = None,
-        requirements: GateRequirements | None = None,
-    ) -> LabelEvent:
-        """Return ``label`` to where it pointed before its newest move (repeat to walk further back). A
-        protected label's rollback goes through the gate like any move (``force`` in an emergency)."""
-        check_label_name(label)
-        actor = actor or self.settings.author or default_author()
-        if self.remote is not None:
-            event = self.remote.rollback_gated(
-                name,
-                label,
-                reason=reason,
-                force=force,
-                actor=actor,
-                requirements=requirements or self.gate_requirements(name),
-            )
-        else:
-
-            def destination() -> Target:  # read under the lock: the point a concurrent rollback leaves
-                events = self.store.label_events(name, label)
-                if not events:
-                    raise NotFoundError(f"prompt {name!r} has no label {label!r}")
-                return rollback_point(events).from_target or {}
-
-            event = self._move(
-                name,
-                label,
-                destination,
-                lambda gate, evidence: self.store.rollback_label(
-                    name, label, actor=actor, reason=reason, gate=gate, evidence=evidence
-                ),
-                force=force,
-                reason=reason,
-                requirements=requirements,
-                compare=False,  # a rollback returns to what served before: evidence, but no comparison
-            )
-        self.invalidate(name)
-        return event
 
 
 def _spec_data(spec: Mapping[str, Any] | PromptSpec) -> Any:

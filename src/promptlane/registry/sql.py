@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from ..errors import ConfigError, NotFoundError, RegistryError, RegistryUnavaila
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target, rollback_point
 from .migrate import ensure_schema
+from .sql_requests import SQLRequests
 from .sql_run_pages import SQLRunPages
 from .sql_runs import SQLRuns
 from .sql_sessions import SQLSessions
@@ -70,7 +72,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
+class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
     """A registry store in a SQL database."""
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
@@ -388,6 +390,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
         reason: str | None,
         gate: str | None,
         evidence: str | None = None,
+        requested: tuple[str | None, datetime] | None = None,
     ) -> LabelEvent:
         check_label_name(label)
         target = check_target(target)
@@ -403,7 +406,9 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
             missing = sorted(set(target) - known)
             if missing:
                 raise NotFoundError(f"prompt {name!r} has no version {', '.join(map(str, missing))}")
-            return self._record_move(conn, prompt_id, name, label, target, kind, actor, reason, gate, None, evidence)
+            return self._record_move(
+                conn, prompt_id, name, label, target, kind, actor, reason, gate, None, evidence, requested
+            )
 
     @unavailable
     def rollback_label(
@@ -415,6 +420,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
         reason: str | None,
         gate: str | None,
         evidence: str | None = None,
+        requested: tuple[str | None, datetime] | None = None,
     ) -> LabelEvent:
         with self._write() as conn:
             prompt_id = self._prompt_id(conn, name, lock=True)
@@ -424,7 +430,18 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
             point = rollback_point(events)
             assert point.from_target is not None
             return self._record_move(
-                conn, prompt_id, name, label, point.from_target, "rollback", actor, reason, gate, point.id, evidence
+                conn,
+                prompt_id,
+                name,
+                label,
+                point.from_target,
+                "rollback",
+                actor,
+                reason,
+                gate,
+                point.id,
+                evidence,
+                requested,
             )
 
     def _record_move(
@@ -440,8 +457,10 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
         gate: str | None,
         undoes: int | None,
         evidence: str | None = None,
+        requested: tuple[str | None, datetime] | None = None,
     ) -> LabelEvent:
         moved_at = now()
+        requested_by, requested_at = requested or (None, None)
         current = conn.execute(
             select(labels.c.target).where(labels.c.prompt_id == prompt_id, labels.c.name == label)
         ).scalar()
@@ -464,6 +483,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
             "undoes": undoes,
             "at": moved_at,
             "evidence": evidence,
+            "requested_by": requested_by,
+            "requested_at": requested_at,
         }
         inserted = conn.execute(label_events.insert().values(**event_row)).inserted_primary_key
         assert inserted is not None
@@ -481,6 +502,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
             undoes=undoes,
             at=moved_at,
             evidence=evidence,
+            requested_by=requested_by,
+            requested_at=requested_at,
         )
 
     def _events(self, conn: Connection, prompt_id: int, name: str, label: str | None) -> list[LabelEvent]:
@@ -501,6 +524,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions):
                 undoes=row.undoes,
                 at=utc(row.at),
                 evidence=row.evidence,
+                requested_by=row.requested_by,
+                requested_at=utc(row.requested_at) if row.requested_at else None,
             )
             for row in conn.execute(query.order_by(label_events.c.id))
         ]

@@ -24,7 +24,7 @@ from .store import MAX_VERSION, LabelEvent, LabelState, PromptSummary, PromptVer
 
 __all__ = ["SQLiteReads", "open_sqlite_reads"]
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The schema these queries are written for; ``tests/test_store.py`` checks it is ``tables.HEAD_REVISION``."""
 
 _IDLE = 4
@@ -259,8 +259,8 @@ class SQLiteReads:
     def label_events(self, name: str, label: str | None = None) -> Sequence[LabelEvent]:
         prompt_id = self._prompt_id(name)
         query = (
-            "SELECT id, label, kind, from_target, to_target, actor, reason, gate, undoes, at, evidence "
-            "FROM pl_label_events WHERE prompt_id = ?"
+            "SELECT id, label, kind, from_target, to_target, actor, reason, gate, undoes, at, evidence, "
+            "requested_by, requested_at FROM pl_label_events WHERE prompt_id = ?"
         )
         args: list[Any] = [prompt_id]
         if label is not None:
@@ -280,8 +280,22 @@ class SQLiteReads:
                 undoes=undoes,
                 at=_time(at),
                 evidence=evidence,
+                requested_by=requested_by,
+                requested_at=_time(requested_at) if requested_at else None,
             )
-            for event_id, event_label, kind, from_target, to_target, actor, reason, gate, undoes, at, evidence in (
-                self._rows(query + " ORDER BY id", *args)
-            )
+            for (
+                event_id,
+                event_label,
+                kind,
+                from_target,
+                to_target,
+                actor,
+                reason,
+                gate,
+                undoes,
+                at,
+                evidence,
+                requested_by,
+                requested_at,
+            ) in self._rows(query + " ORDER BY id", *args)
         ]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_VERSION",
     "LabelEvent",
+    "LabelRequest",
     "LabelState",
     "PromptSummary",
     "PromptVersion",
@@ -126,6 +127,52 @@ class LabelEvent:
     """When (UTC)."""
     evidence: str | None = None
     """For a gated move: the id of the passing run that allowed it."""
+    requested_by: str | None = None
+    """For a move approved by a second person (``actor``): who asked for it."""
+    requested_at: datetime | None = None
+    """When it was asked for."""
+
+
+RequestStatus = Literal["pending", "approved", "rejected", "superseded"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelRequest:
+    """A move of a label that waits for a second person (``require_approval``): it moves the label once someone
+    else approves it, through the gate again."""
+
+    id: int
+    """Increasing id."""
+    prompt: str
+    """The prompt's name."""
+    label: str
+    """The label's name."""
+    kind: str
+    """``move``, ``rollout``, ``promote`` or ``rollback``."""
+    from_target: dict[int, int] | None
+    """Where the label pointed when the move was asked for: approving it after the label moved is refused."""
+    to_target: dict[int, int]
+    """Where it would point."""
+    reason: str | None
+    """Why, as the requester gave it."""
+    requested_by: str | None
+    """Who asked (as recorded in the audit log)."""
+    requester: str
+    """Their identity: a token's name, or the local author. The approver must be another."""
+    requested_at: datetime
+    """When."""
+    evidence: str | None
+    """The run the gate accepted when it was asked for (it is checked again at approval)."""
+    status: RequestStatus
+    """``pending``, ``approved``, ``rejected``, or ``superseded`` (a newer request for the label replaced it)."""
+    decided_by: str | None = None
+    """Who approved or rejected it."""
+    decided_at: datetime | None = None
+    """When."""
+    decision: str | None = None
+    """Why it was rejected (or approved), as given."""
+    event_id: int | None = None
+    """The audit log's event of the move, once approved."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,8 +266,10 @@ class Store(Protocol):
         reason: str | None,
         gate: str | None,
         evidence: str | None = None,
+        requested: tuple[str | None, datetime] | None = None,
     ) -> LabelEvent:
-        """Point ``label`` at ``target`` and record the event, atomically. Unknown versions: NotFoundError."""
+        """Point ``label`` at ``target`` and record the event, atomically (``requested``: who asked for the move
+        and when, for one approved by ``actor``). Unknown versions: NotFoundError."""
         ...
 
     def rollback_label(
@@ -232,6 +281,7 @@ class Store(Protocol):
         reason: str | None,
         gate: str | None,
         evidence: str | None = None,
+        requested: tuple[str | None, datetime] | None = None,
     ) -> LabelEvent:
         """Undo the newest move of ``label`` not yet undone; LabelError when there is nothing to return to."""
         ...

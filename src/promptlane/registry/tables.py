@@ -24,6 +24,7 @@ __all__ = [
     "HEAD_REVISION",
     "VERSION_TABLE",
     "label_events",
+    "label_requests",
     "labels",
     "metadata",
     "prompts",
@@ -34,7 +35,7 @@ __all__ = [
     "versions",
 ]
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The newest migration; a store whose schema is older is upgraded on open."""
 VERSION_TABLE = "pl_alembic_version"
 """Alembic's bookkeeping table, prefixed so it cannot clash with an application's own Alembic."""
@@ -89,7 +90,32 @@ label_events = Table(
     Column("undoes", Integer),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("evidence", String(32)),
+    Column("requested_by", String(255)),
+    Column("requested_at", DateTime(timezone=True)),
     Index("ix_pl_label_events_prompt_label", "prompt_id", "label"),
+)
+
+label_requests = Table(
+    "pl_label_requests",
+    metadata,
+    # A move of a label that needs a second person (require_approval): pending until approved or rejected.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prompt_id", Integer, ForeignKey("pl_prompts.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(63), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("from_target", Text),
+    Column("to_target", Text, nullable=False),
+    Column("reason", Text),
+    Column("requested_by", String(255)),
+    Column("requester", String(255), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("evidence", String(32)),
+    Column("status", String(16), nullable=False),
+    Column("decided_by", String(255)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decision", Text),
+    Column("event_id", Integer),
+    Index("ix_pl_label_requests_prompt_status", "prompt_id", "status"),
 )
 
 runs = Table(

@@ -24,7 +24,7 @@ from .labels import check_target
 from .no_regression import Comparison, ScenarioComparison
 from .regression import RateTest, ScoreTest
 from .runs import RunRecord
-from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
+from .store import LabelEvent, LabelRequest, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
 
 __all__ = [
     "event_from_json",
@@ -232,6 +232,8 @@ def event_to_json(event: LabelEvent) -> dict[str, Any]:
         "evidence": event.evidence,
         "undoes": event.undoes,
         "at": time_out(event.at),
+        "requested_by": event.requested_by,
+        "requested_at": time_out(event.requested_at),
     }
 
 
@@ -249,6 +251,50 @@ def event_from_json(data: Mapping[str, Any]) -> LabelEvent:
         evidence=data.get("evidence"),
         undoes=data.get("undoes"),
         at=time_in(data["at"]),  # type: ignore[arg-type]
+        requested_by=data.get("requested_by"),
+        requested_at=time_in(data.get("requested_at")),
+    )
+
+
+def request_to_json(request: LabelRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "prompt": request.prompt,
+        "label": request.label,
+        "kind": request.kind,
+        "from_target": target_out(request.from_target),
+        "to_target": target_out(request.to_target),
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "requester": request.requester,
+        "requested_at": time_out(request.requested_at),
+        "evidence": request.evidence,
+        "status": request.status,
+        "decided_by": request.decided_by,
+        "decided_at": time_out(request.decided_at),
+        "decision": request.decision,
+        "event_id": request.event_id,
+    }
+
+
+def request_from_json(data: Mapping[str, Any]) -> LabelRequest:
+    return LabelRequest(
+        id=data["id"],
+        prompt=data["prompt"],
+        label=data["label"],
+        kind=data["kind"],
+        from_target=target_in(data.get("from_target")),
+        to_target=target_in(data["to_target"]) or {},
+        reason=data.get("reason"),
+        requested_by=data.get("requested_by"),
+        requester=data["requester"],
+        requested_at=time_in(data["requested_at"]),  # type: ignore[arg-type]
+        evidence=data.get("evidence"),
+        status=data["status"],
+        decided_by=data.get("decided_by"),
+        decided_at=time_in(data.get("decided_at")),
+        decision=data.get("decision"),
+        event_id=data.get("event_id"),
     )
 
 

@@ -66,6 +66,8 @@ class Endpoint:
     """Answers 304 to a matching If-None-Match."""
     errors: tuple[int, ...] = ()
     """Error statuses it can answer besides 401/403/422."""
+    accepted: type[BaseModel] | None = None
+    """What it answers with 202 when the work waits (a label move that needs approval answers the request)."""
 
 
 class HttpError(Exception):

@@ -121,6 +121,9 @@ def openapi_document(endpoints: Sequence[Endpoint], *, auth: bool) -> dict[str, 
         responses: dict[str, Any] = {str(endpoint.status): success}
         if endpoint.status == 201 and endpoint.method == "POST" and endpoint.response is not None:
             responses["200"] = {**success, "description": "Already there"}
+        if endpoint.accepted is not None:
+            waiting = {"application/json": {"schema": _schema(endpoint.accepted, components)}}
+            responses["202"] = {"description": "Waits for approval by someone else", "content": waiting}
         if endpoint.etag:
             responses["304"] = {"description": "Not modified (the If-None-Match ETag still matches)"}
         statuses = {422, 503, *endpoint.errors} | ({401, 403} if auth and endpoint.scope else set())

@@ -16,10 +16,10 @@ from ..registry.labels import LATEST, check_label_name, check_target
 from ..registry.registry import PushResult
 from ..registry.rollout import target_from_keys
 from ..registry.runs import ScenarioFileRef
-from ..registry.store import MAX_VERSION
+from ..registry.store import MAX_VERSION, LabelEvent, LabelRequest
 from ..registry.tokens import allows
-from ..registry.wire import event_to_json, label_to_json, summary_to_json, version_to_json
-from ..spec import check_prompt_name
+from ..registry.wire import event_to_json, label_to_json, request_to_json, summary_to_json, version_to_json
+from ..spec import NAME_MAX_LENGTH, NAME_PATTERN, check_prompt_name
 from . import schemas
 from ._http import Endpoint, HttpError, checked, json_response, not_modified, read_body
 from .cache import Answer
@@ -83,6 +83,20 @@ def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> 
             if (ref.path, ref.sha256) not in seen
         ]
     return GateRequirements(scenario_files=tuple(parts), model=own.model)
+
+
+def _identity(request: Request) -> str | None:
+    """Who makes a move, as ``require_approval`` tells people apart: the token's name (None without tokens: the
+    name the client gives)."""
+    token = getattr(request.state, "token", None)
+    return None if token is None else token.name
+
+
+def _moved(result: LabelEvent | LabelRequest) -> Response:
+    """A move's answer: the audit event (200), or the request that waits for approval (202)."""
+    if isinstance(result, LabelRequest):
+        return json_response(request_to_json(result), status=202)
+    return json_response(event_to_json(result))
 
 
 def _may_force(request: Request, force: bool) -> None:
@@ -208,13 +222,14 @@ async def move_label(request: Request) -> Response:
             reason=body.reason,
             force=body.force,
             actor=actor(request, body.actor),
+            identity=_identity(request),
             kind=body.kind,
             gated=body.gated,
             requirements=_requirements(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
-    return json_response(event_to_json(event))
+    return _moved(event)
 
 
 async def rollback(request: Request) -> Response:
@@ -229,11 +244,12 @@ async def rollback(request: Request) -> Response:
             reason=body.reason,
             force=body.force,
             actor=actor(request, body.actor),
+            identity=_identity(request),
             requirements=_requirements(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
-    return json_response(event_to_json(event))
+    return _moved(event)
 
 
 async def promote(request: Request) -> Response:
@@ -247,11 +263,53 @@ async def promote(request: Request) -> Response:
             version=body.version,
             reason=body.reason,
             actor=actor(request, body.actor),
+            identity=_identity(request),
             requirements=_requirements(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
+    return _moved(event)
+
+
+async def list_requests(request: Request) -> Response:
+    prompt = request.query_params.get("prompt") or None
+    name = checked(check_prompt_name, prompt) if prompt is not None else None
+    requests = await run_in_threadpool(state(request).registry.requests, name)
+    return json_response([request_to_json(item) for item in requests])
+
+
+async def list_prompt_requests(request: Request) -> Response:
+    requests = await run_in_threadpool(state(request).registry.requests, _name(request))
+    return json_response([request_to_json(item) for item in requests])
+
+
+async def approve(request: Request) -> Response:
+    name, label = _name(request), _label_path(request)
+    body = await read_body(request, schemas.DecisionIn)
+    registry = state(request).registry
+    event = await run_in_threadpool(
+        lambda: registry.approve(
+            name,
+            label,
+            request=body.request,
+            reason=body.reason,
+            actor=actor(request, body.actor),
+            identity=_identity(request),
+            requirements=_requirements(request, name, None),
+        )
+    )
+    state(request).cache.invalidate(name)
     return json_response(event_to_json(event))
+
+
+async def reject(request: Request) -> Response:
+    name, label = _name(request), _label_path(request)
+    body = await read_body(request, schemas.DecisionIn)
+    registry = state(request).registry
+    rejected = await run_in_threadpool(
+        lambda: registry.reject(name, label, request=body.request, reason=body.reason, actor=actor(request, body.actor))
+    )
+    return json_response(request_to_json(rejected))
 
 
 _LABEL = f"^({schemas.LABEL_PATTERN.strip('^$')})?$"
@@ -332,6 +390,7 @@ ENDPOINTS = [
         body=schemas.LabelMoveIn,
         response=schemas.Event,
         errors=(404, 409),
+        accepted=schemas.LabelRequestOut,
     ),
     Endpoint(
         "POST",
@@ -342,6 +401,7 @@ ENDPOINTS = [
         body=schemas.RollbackIn,
         response=schemas.Event,
         errors=(404, 409),
+        accepted=schemas.LabelRequestOut,
     ),
     Endpoint(
         "POST",
@@ -352,6 +412,54 @@ ENDPOINTS = [
         body=schemas.PromoteIn,
         response=schemas.Event,
         errors=(404, 409),
+        accepted=schemas.LabelRequestOut,
+    ),
+    Endpoint(
+        "POST",
+        f"{_PROMPT}/-/labels/{{label}}/approve",
+        approve,
+        "promote",
+        "Approve the move of a label that waits for a second person, through the gate again",
+        body=schemas.DecisionIn,
+        response=schemas.Event,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "POST",
+        f"{_PROMPT}/-/labels/{{label}}/reject",
+        reject,
+        "promote",
+        "Reject (or withdraw) the move of a label that waits for approval",
+        body=schemas.DecisionIn,
+        response=schemas.LabelRequestOut,
+        errors=(404, 409),
+    ),
+    Endpoint(
+        "GET",
+        f"{_PROMPT}/-/requests",
+        list_prompt_requests,
+        "read",
+        "A prompt's label moves waiting for approval",
+        response=schemas.LabelRequestOut,
+        response_list=True,
+        errors=(404,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/requests",
+        list_requests,
+        "read",
+        "Label moves waiting for approval",
+        response=schemas.LabelRequestOut,
+        response_list=True,
+        query={
+            "prompt": {
+                "type": "string",
+                "maxLength": NAME_MAX_LENGTH,
+                "pattern": f"^({NAME_PATTERN.pattern[1:-1]})?$",
+                "description": "Only this prompt's.",
+            }
+        },
     ),
     Endpoint(
         "GET",

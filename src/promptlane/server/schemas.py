@@ -24,6 +24,7 @@ __all__ = [
     "CaseIn",
     "CasePage",
     "CasesIn",
+    "DecisionIn",
     "Error",
     "Event",
     "GateIn",
@@ -31,6 +32,7 @@ __all__ = [
     "JsonValue",
     "Label",
     "LabelMoveIn",
+    "LabelRequestOut",
     "PromoteIn",
     "PromptOut",
     "PushIn",
@@ -177,6 +179,16 @@ class PromoteIn(_Strict):
     reason: Text | None = None
     actor: Actor | None = None
     requirements: GateIn | None = None
+
+
+class DecisionIn(_Strict):
+    """An approval or a rejection of the move of a label that waits for a second person."""
+
+    request: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="Only if the pending move is this request."
+    )
+    reason: Text | None = None
+    actor: Actor | None = None
 
 
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
@@ -341,6 +353,29 @@ class Event(BaseModel):
     evidence: str | None
     undoes: int | None
     at: str
+    requested_by: str | None = Field(description="For a move approved by a second person (`actor`): who asked.")
+    requested_at: str | None = Field(description="When it was asked for.")
+
+
+class LabelRequestOut(BaseModel):
+    """A label move waiting for approval (`require_approval`), or one decided."""
+
+    id: int
+    prompt: str
+    label: str
+    kind: str
+    from_target: Weights | None
+    to_target: Weights
+    reason: str | None
+    requested_by: str | None
+    requester: str
+    requested_at: str
+    evidence: str | None
+    status: Literal["pending", "approved", "rejected", "superseded"]
+    decided_by: str | None
+    decided_at: str | None
+    decision: str | None
+    event_id: int | None
 
 
 class Resolve(BaseModel):
