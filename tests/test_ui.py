@@ -876,3 +876,238 @@ def test_on_a_server_without_the_project_the_page_and_its_moves_judge_as_the_api
     assert moved.status_code == 303, text(moved.text)
     assert registry.history(REPLY, "production")[-1].evidence == record.id
     registry.close()
+
+
+# --- two people for a protected move: moves that wait for approval, approved or rejected in the browser ---------
+
+
+@pytest.fixture
+def approval(registry: Registry) -> Registry:
+    """The demo's project with ``production`` requiring approval, and a passing run of v1."""
+    from dataclasses import replace
+
+    registry.settings = replace(registry.settings, require_approval=("production",))
+    finished_run(registry, 1, passed=3, cases=4)
+    return registry
+
+
+def token_of(client: TestClient) -> str:
+    """The name of the token the client logged in with (the page's header shows it)."""
+    match = re.search(r'<span class="who">\s*(\S+) \(', client.get("/").text)
+    assert match
+    return match.group(1)
+
+
+def approvals_section(html: str) -> str:
+    match = re.search(r'<div id="approvals">(.*?)</div>', html, re.S)
+    assert match, html
+    return match.group(1)
+
+
+def ask(client: TestClient, target: str = "1") -> int:
+    """Move production from the page: it waits for approval; the id of the request."""
+    asked = post(client, f"{PAGE}/-/labels", label="production", target=target, reason="first release")
+    assert asked.status_code == 303, text(asked.text)
+    match = re.fullmatch(
+        rf"{PAGE}\?notice=requested&label=production&request=(\d+)#approvals", asked.headers["location"]
+    )
+    assert match, asked.headers["location"]
+    return int(match.group(1))
+
+
+def test_a_move_that_requires_approval_waits_and_the_page_says_who_may_approve(
+    login: Login, approval: Registry
+) -> None:
+    alice = login("promote")
+    name = token_of(alice)
+    request = ask(alice)
+
+    page = alice.get(f"{PAGE}?notice=requested&label=production&request={request}").text
+
+    assert (
+        text(page).count(
+            f"production has not moved: request {request} (move - → v1, asked by {name}) waits for approval. "
+            f"Anyone but {name} whose token has the promote scope may approve or reject it below."
+        )
+        == 1
+    )
+    assert '<p class="notice waiting" role="status">' in page  # not the look of a move that happened
+    assert approval.labels(REPLY) == []
+    assert "production protected requires approval" in text(page)
+    (run,) = approval.store.list_runs(REPLY)
+    row = text(approvals_section(page))
+    assert f"#{request} production move: - → v1 browser (token {name})" in row
+    assert f"first release run {run.id[:12]}" in row
+    assert "you asked: someone else approves it" in row and "Withdraw" in row
+    assert "/approve" not in approvals_section(page)  # the requester is offered no Approve button
+    (pending,) = approval.requests(REPLY)
+    assert (pending.id, pending.requester, pending.requested_by) == (request, name, f"browser (token {name})")
+
+
+def test_the_requester_cannot_approve_their_own_move_in_the_browser_or_the_api(approval: Registry) -> None:
+    _, secret = create_token(approval.store, "alice", ["promote"], created_by="t")
+    alice = TestClient(create_app(approval), follow_redirects=False, base_url="http://127.0.0.1:8750")
+    alice.post("/login", data={"token": secret, "csrf": login_csrf(alice), "next": "/"})
+    request = ask(alice)
+
+    refused = post(alice, f"{PAGE}/-/labels/production/approve", request=str(request))
+
+    assert refused.status_code == 409
+    assert 'class="error" role="alert"' in refused.text and 'id="labels"' in refused.text  # the page, not a 500
+    assert (
+        "alice asked for this move of support/reply production: someone else must approve it "
+        "(production requires approval)"
+    ) in text(refused.text)
+    # A move asked for in the browser is the token's, as in the API: the same token cannot approve it there.
+    api = alice.post(
+        f"/api/v1{PAGE}/-/labels/production/approve",
+        json={"request": request},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert (api.status_code, api.json()["type"]) == (409, "ApprovalError")
+    assert approval.labels(REPLY) == [] and [r.id for r in approval.requests(REPLY)] == [request]
+
+
+def test_another_tokens_user_approves_and_the_label_moves(login: Login, approval: Registry) -> None:
+    alice, bob = login("promote"), login("promote")
+    asker, approver = token_of(alice), token_of(bob)
+    request = ask(alice)
+    section = approvals_section(bob.get(PAGE).text)
+    assert f'action="/prompts/{REPLY}/-/labels/production/approve"' in section
+    assert f'name="request" value="{request}"' in section and "you asked" not in section
+
+    approved = post(bob, f"{PAGE}/-/labels/production/approve", request=str(request))
+
+    assert approved.status_code == 303, text(approved.text)
+    assert approved.headers["location"] == f"{PAGE}?notice=approved&label=production&request={request}#labels"
+    page = bob.get(approved.headers["location"]).text
+    assert f"request {request} approved: production now points at v1" in text(page)
+    assert approval.labels(REPLY)[0].target == {1: 100}
+    assert approval.requests(REPLY) == [] and 'id="approvals"' not in page
+    (event,) = approval.history(REPLY, "production")
+    assert (event.actor, event.requested_by) == (f"browser (token {approver})", f"browser (token {asker})")
+    history = text(re.search(r'<section id="history">(.*?)</section>', page, re.S).group(1))  # type: ignore[union-attr]
+    asked_at = event.requested_at.strftime("%Y-%m-%d %H:%M")  # type: ignore[union-attr]
+    assert (
+        f"production move: - → v1 asked by browser (token {asker}) ({asked_at}), approved by browser (token {approver})"
+    ) in history
+
+
+def test_a_rejected_move_leaves_the_label_where_it_is(login: Login, approval: Registry) -> None:
+    alice, bob = login("promote"), login("promote")
+    request = ask(alice)
+
+    rejected = post(bob, f"{PAGE}/-/labels/production/reject", request=str(request), reason="not this week")
+
+    assert rejected.headers["location"] == f"{PAGE}?notice=rejected&label=production&request={request}#labels"
+    page = bob.get(rejected.headers["location"]).text
+    assert f"request {request} rejected: production stays at -" in text(page)
+    assert approval.labels(REPLY) == [] and approval.requests(REPLY) == []
+    decided: Any = approval.store
+    record = decided.get_request(REPLY, request)
+    assert (record.status, record.decided_by, record.decision) == (
+        "rejected",
+        f"browser (token {token_of(bob)})",
+        "not this week",
+    )
+    assert 'id="approvals"' not in page
+
+
+def test_a_read_only_user_sees_the_waiting_moves_but_no_buttons_and_cannot_decide(
+    login: Login, approval: Registry
+) -> None:
+    request = ask(login("promote"))
+    reader = login("read")
+
+    section = approvals_section(reader.get(PAGE).text)
+
+    assert f"#{request}" in text(section)
+    assert "<form" not in section and "<button" not in section and "Decide" not in section
+    for decision in ("approve", "reject"):
+        refused = post(reader, f"{PAGE}/-/labels/production/{decision}", request=str(request))
+        assert refused.status_code == 403 and "needs promote" in refused.text
+    assert [r.id for r in approval.requests(REPLY)] == [request]
+
+
+def test_approving_and_rejecting_need_the_csrf_value(login: Login, approval: Registry) -> None:
+    request = ask(login("promote"))
+    bob, mallory = login("promote"), login("promote")
+    for decision in ("approve", "reject"):
+        path = f"{PAGE}/-/labels/production/{decision}"
+        assert bob.post(path, data={"request": str(request)}).status_code == 403
+        forged = bob.post(path, data={"request": str(request), "csrf": csrf(mallory)})
+        assert forged.status_code == 403 and "the form expired" in forged.text
+    assert approval.labels(REPLY) == [] and [r.id for r in approval.requests(REPLY)] == [request]
+
+
+def test_refused_approvals_show_why_on_the_page(login: Login, approval: Registry) -> None:
+    alice, bob = login("promote"), login("promote")
+    path = f"{PAGE}/-/labels/production/approve"
+    nothing = post(bob, path)
+    assert nothing.status_code == 404
+    assert "no move of support/reply production is waiting for approval" in text(nothing.text)
+    assert 'id="labels"' in nothing.text  # the prompt's page, not an error page
+
+    first = ask(alice)
+    second = ask(alice, "1=100")
+    superseded = post(bob, path, request=str(first))
+    assert superseded.status_code == 409
+    assert f"is request {second} (to v1, by browser (token {token_of(alice)})), not {first}: review it first" in (
+        text(superseded.text)
+    )
+
+    reply = approval.settings.evals_dir / "reply.yaml"
+    reply.write_text(reply.read_text() + "\n# changed since the run\n")  # the evidence went stale
+    stale = post(bob, path, request=str(second))
+    assert stale.status_code == 409
+    shown = text(stale.text)
+    assert "evals/reply.yaml changed since run" in shown
+    assert "(the move still waits: approve it again once the gate is open)" in shown
+    assert approval.labels(REPLY) == [] and [r.id for r in approval.requests(REPLY)] == [second]
+
+
+def test_a_rollback_of_a_label_that_requires_approval_waits_too(login: Login, approval: Registry) -> None:
+    approval.set_label(REPLY, "production", 1, force=True, reason="set up")
+    approval.push_spec(REPLY, {**_spec_without_includes(approval), "description": "v2"})
+    approval.set_label(REPLY, "production", 2, force=True, reason="set up")
+    alice = login("promote")
+
+    asked = post(alice, f"{PAGE}/-/labels/production/rollback", reason="v2 misbehaves")
+
+    (request,) = approval.requests(REPLY)
+    assert asked.headers["location"] == f"{PAGE}?notice=requested&label=production&request={request.id}#approvals"
+    page = text(alice.get(asked.headers["location"]).text)
+    assert f"request {request.id} (rollback v2 → v1, asked by {token_of(alice)}) waits for approval" in page
+    assert approval.labels(REPLY)[0].target == {2: 100}
+
+
+def test_a_request_notice_shows_only_for_a_request_of_that_label_in_that_state(
+    login: Login, approval: Registry
+) -> None:
+    request = ask(login("promote"))
+    client = login("read")
+    assert 'role="status"' in client.get(f"{PAGE}?notice=requested&label=production&request={request}").text
+    for query in (
+        f"notice=approved&label=production&request={request}",  # it is pending: neither approved nor rejected
+        f"notice=rejected&label=production&request={request}",
+        f"notice=requested&label=staging&request={request}",
+        "notice=requested&label=production&request=999",
+        "notice=requested&label=production&request=x",
+        "notice=requested&label=production&request=" + "9" * 40,
+        "notice=requested&label=production",
+    ):
+        assert 'role="status"' not in client.get(f"{PAGE}?{query}").text, query
+
+
+def test_without_tokens_the_page_says_to_approve_a_browsers_move_elsewhere(login: Login, approval: Registry) -> None:
+    client = login(auth=False)
+    request = ask(client)
+
+    page = client.get(f"{PAGE}?notice=requested&label=production&request={request}").text
+
+    assert (
+        f"Someone other than browser approves it: promptlane approve support/reply production --request {request}."
+    ) in text(page)
+    assert "you asked: someone else approves it" in text(approvals_section(page))
+    approval.approve(REPLY, "production", actor="bob")  # another author, from the CLI
+    assert approval.labels(REPLY)[0].target == {1: 100}

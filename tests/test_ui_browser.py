@@ -682,3 +682,64 @@ def test_the_prompt_page_explains_the_gate(page: Page, site: Site, shots: Screen
     expect(gate.locator("ul.problems li")).to_contain_text("15/30 (50%) vs 30/30 (100%) serving, p<0.001")
     gate.scroll_into_view_if_needed()
     shots.take(page, "gate-regressed")
+
+
+# --- two people for a protected move ------------------------------------------------------------------------------
+
+
+def test_a_move_waits_for_approval_and_another_token_approves_it(
+    page: Page, browser: Browser, site: Site, shots: Screenshots
+) -> None:
+    from dataclasses import replace
+
+    site.registry.settings = replace(site.registry.settings, require_approval=("production",))
+    record = finished_run(site.registry, 1, passed=30, cases=30)
+    log_in(page, site, "release", "/prompts/support/reply")
+    move = page.locator("#move-label")
+    move.get_by_label("Label").fill("production")
+    move.get_by_label("Version or rollout").fill("1")
+    move.get_by_label("Reason").fill("first release")
+    move.get_by_role("button", name="Move label").click()
+
+    (request,) = site.registry.requests("support/reply")
+    expect(page.get_by_role("status")).to_have_text(
+        f"production has not moved: request {request.id} (move - → v1, asked by release) waits for approval. "
+        "Anyone but release whose token has the promote scope may approve or reject it below."
+    )
+    expect(page.locator("#labels tbody tr", has_text="production").locator("td").nth(1)).to_have_text("-")
+    mine = page.locator(f"#request-{request.id}")
+    expect(mine.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(mine).to_contain_text("you asked: someone else approves it")
+    shots.take(page, "asked")
+
+    other = browser.new_context(base_url=site.url)
+    approver = other.new_page()
+    try:
+        log_in(approver, site, "admin", "/prompts/support/reply")
+        row = approver.locator(f"#request-{request.id}")
+        expect(row.locator("td")).to_have_text(
+            [
+                f"#{request.id}",
+                "production",
+                "move: - → v1",
+                "browser (token release)",
+                re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d"),
+                "first release",
+                f"run {record.id[:12]}",
+                re.compile(r"Approve\s+Reject"),
+            ]
+        )
+        approver.locator("#approvals").scroll_into_view_if_needed()
+        shots.take(approver, "pending-list", full_page=False)
+        row.get_by_role("button", name="Approve").click()
+        expect(approver.get_by_role("status")).to_have_text(
+            f"request {request.id} approved: production now points at v1"
+        )
+        expect(approver.locator("#approvals")).to_have_count(0)
+        expect(approver.locator("#history tbody tr").first.locator("td").nth(3)).to_have_text(
+            re.compile(r"^asked by browser \(token release\) \(\d{4}-.*\), approved by browser \(token admin\)$")
+        )
+        shots.take(approver, "approved")
+    finally:
+        other.close()
+    assert site.registry.labels("support/reply")[0].target == {1: 100}

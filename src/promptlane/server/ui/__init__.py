@@ -83,6 +83,8 @@ ROUTES: list[BaseRoute] = [
     _page(f"{_P}/-/diff", browse.diff),
     _page(f"{_P}/-/labels", browse.move_label, ["POST"]),
     _page(f"{_P}/-/labels/{{label}}/rollback", browse.rollback, ["POST"]),
+    _page(f"{_P}/-/labels/{{label}}/approve", browse.approve, ["POST"]),
+    _page(f"{_P}/-/labels/{{label}}/reject", browse.reject, ["POST"]),
     _page(f"{_P}/-/edit", editor.edit, ["GET", "POST"]),
     _page(f"{_P}/-/preview", editor.preview, ["POST"]),
     _page(f"{_P}/-/scenarios", evals.scenarios, ["GET", "POST"]),

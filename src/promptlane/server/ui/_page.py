@@ -104,6 +104,13 @@ class Page:
         """The actor recorded for a change made from the browser."""
         return "browser" if self.token is None else f"browser (token {self.token.name})"
 
+    @property
+    def identity(self) -> str:
+        """Who the viewer is where a move needs a second person (``require_approval``): the token's name, as in
+        the API, so a move asked for here cannot be approved with the same token anywhere. Without tokens, every
+        browser is the same ``browser``."""
+        return self.who if self.token is None else self.token.name
+
 
 def render(page: Page, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     html = templates.get_template(template).render(page=page, **context)

@@ -1,6 +1,7 @@
-"""Pages for reading prompts and moving labels: the prompt list, a prompt (labels, the gate's verdict for each
-protected label explained, gate verdicts, versions, history), the side-by-side diff, and label moves, rollouts and
-rollbacks through the gate.
+"""Pages for reading prompts and moving labels: the prompt list, a prompt (labels, the moves waiting for approval,
+the gate's verdict for each protected label explained, gate verdicts, versions, history), the side-by-side diff,
+and label moves, rollouts and rollbacks through the gate, and approving or rejecting a move that waits for a
+second person (``require_approval``).
 
 The page judges by the server's requirements, as the API does (:mod:`promptlane.server.gate`), and so do the moves
 made from it: what the page says of the gate is what a move from it meets."""
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from ...errors import LabelError, NotFoundError, PromptlaneError
 from ...registry.gate import GateError, GateReport
 from ...registry.labels import check_label_name, parse_weights
-from ...registry.store import format_target
+from ...registry.store import LabelEvent, LabelRequest, format_target
 from ...spec_diff import diff_specs
 from .._http import status_for
 from ..gate import server_requirements
@@ -53,25 +54,59 @@ NOTICES = {
     "unchanged": "identical to v{version}: nothing new to save",
     "moved": "{label} now points at {target}",
     "rolled-back": "{label} rolled back to {target}",
+    "requested": (
+        "{label} has not moved: request {request} ({move}, asked by {requester}) waits for approval. {approvers}"
+    ),
+    "approved": "request {request} approved: {label} now points at {target}",
+    "rejected": "request {request} rejected: {label} stays at {target}",
 }
 """The notices a page shows after a change, by the key in its address (``?notice=saved&version=3``). Only
 these texts are shown, never text from the address: a link cannot make the page say something else. What is
-filled in is a version the prompt has, or a label it has and where that label points now (from the registry)."""
+filled in is a version the prompt has, a label it has and where that label points now, or a request of the label
+in the state the notice says (all from the registry)."""
+
+APPROVERS = {
+    True: "Anyone but {requester} whose token has the promote scope may approve or reject it below.",
+    False: "Someone other than {requester} approves it: promptlane approve {name} {label} --request {request}.",
+}
+"""Who may approve a move, by whether the server has tokens (without them every browser is the same person)."""
+
+_DECIDED = {"requested": "pending", "approved": "approved", "rejected": "rejected"}
+"""The state a request must be in for the notice of that key."""
 
 
-def _notice(query: Mapping[str, str], context: Mapping[str, Any]) -> str | None:
-    """The notice ``query`` names, filled in from ``context``; None for a key not in NOTICES, or a version or
-    label the prompt does not have."""
-    text = NOTICES.get(query.get("notice") or "")
+def _notice(view: Page, name: str, query: Mapping[str, str], context: Mapping[str, Any]) -> str | None:
+    """The notice ``query`` names, filled in from ``context`` and the registry; None for a key not in NOTICES, or
+    a version, label or request the prompt does not have (or a request not in the state the notice says)."""
+    key = query.get("notice") or ""
+    text = NOTICES.get(key)
     if text is None:
         return None
     version, label = query.get("version") or "", query.get("label") or ""
     if "{version}" in text and version not in {str(v.number) for v in context["versions"]}:
         return None
     state = context["labels"].get(label)
-    if "{label}" in text and state is None:
+    fields = {"version": version, "label": label, "target": format_target(state.target) if state else "-"}
+    if "{request}" in text:
+        found = _named_request(view, name, query.get("request") or "")
+        if found is None or found.label != label or found.status != _DECIDED[key]:
+            return None
+        move = f"{found.kind} {format_target(found.from_target)} → {format_target(found.to_target)}"
+        fields.update(request=str(found.id), move=move, requester=found.requester, name=name)
+        fields["approvers"] = APPROVERS[view.token is not None].format(**fields)
+    elif "{label}" in text and state is None:
         return None
-    return text.format(version=version, label=label, target=format_target(state.target) if state else "")
+    return text.format(**fields)
+
+
+def _named_request(view: Page, name: str, text: str) -> LabelRequest | None:
+    """Request ``text`` (its id) of prompt ``name``, whatever its state; None when there is none."""
+    store: Any = view.registry.store  # a SQL store: requests by id are not part of the Store protocol
+    try:
+        number = _request_id(text)
+        return None if number is None else store.get_request(name, number)
+    except NotFoundError:
+        return None
 
 
 def _prompt_context(view: Page, name: str) -> dict[str, Any]:
@@ -80,6 +115,7 @@ def _prompt_context(view: Page, name: str) -> dict[str, Any]:
     versions = registry.versions(name)[::-1]  # newest first
     labels = {state.label: state for state in registry.labels(name)}
     protected = set(registry.settings.protected_labels)
+    approval = set(registry.settings.require_approval)
     requirements = server_requirements(view.request, name)
     verdicts = {v.number: registry.gate_verdict(v, requirements) for v in versions[:10]}
     gates = [
@@ -89,8 +125,10 @@ def _prompt_context(view: Page, name: str) -> dict[str, Any]:
     return {
         "versions": versions,
         "labels": labels,
-        "label_names": sorted({*labels, *protected}),
+        "label_names": sorted({*labels, *protected, *approval}),
         "protected": protected,
+        "approval": approval,
+        "requests": registry.requests(name),
         "verdicts": verdicts,
         "gates": gates,
         "history": list(reversed(registry.history(name)))[:50],
@@ -111,9 +149,14 @@ def _gate_view(report: GateReport) -> dict[str, Any]:
 @page("read")
 async def prompt(view: Page) -> Response:
     name = view.request.path_params["name"]
-    context = await run_in_threadpool(_prompt_context, view, name)
-    notice = _notice(view.request.query_params, context)
-    return render(view, "prompt.html", name=name, notice=notice, **context)
+
+    def gather() -> dict[str, Any]:
+        context = _prompt_context(view, name)
+        query = view.request.query_params
+        notice = _notice(view, name, query, context)
+        return {**context, "notice": notice, "waiting": notice is not None and query.get("notice") == "requested"}
+
+    return render(view, "prompt.html", name=name, **await run_in_threadpool(gather))
 
 
 @page("read")
@@ -142,7 +185,8 @@ def _number(text: str | None, default: int | None) -> int:
 
 @page("read", write="promote")
 async def move_label(view: Page) -> Response:
-    """Point a label at a version or a rollout (``3=90 4=10``), through the gate, with a reason."""
+    """Point a label at a version or a rollout (``3=90 4=10``), through the gate, with a reason. A label that
+    requires approval does not move: the move waits for someone else."""
     name = view.request.path_params["name"]
     form = await view.request.form()
     label = str(form.get("label") or "").strip()
@@ -150,7 +194,7 @@ async def move_label(view: Page) -> Response:
     reason = str(form.get("reason") or "").strip() or None
     force = form.get("force") == "on"
 
-    def move() -> str:
+    def move() -> dict[str, object]:
         check_label_name(label)
         items = target_text.replace(",", " ").split()
         if len(items) == 1 and "=" not in items[0]:
@@ -160,12 +204,20 @@ async def move_label(view: Page) -> Response:
             raise LabelError("a forced move past the gate needs a token with the admin scope")
         kind = "move" if len(target) == 1 else "rollout"
         requirements = server_requirements(view.request, name)
-        view.registry.set_rollout(
-            name, label, target, reason=reason, force=force, actor=view.who, kind=kind, requirements=requirements
+        result = view.registry.set_rollout(
+            name,
+            label,
+            target,
+            reason=reason,
+            force=force,
+            actor=view.who,
+            identity=view.identity,
+            kind=kind,
+            requirements=requirements,
         )
-        return label
+        return _outcome(result, "moved")
 
-    return await _label_change(view, name, move, notice="moved", reason=reason)
+    return await _label_change(view, name, move, reason=reason)
 
 
 @page("read", write="promote")
@@ -174,25 +226,99 @@ async def rollback(view: Page) -> Response:
     form = await view.request.form()
     reason = str(form.get("reason") or "").strip() or None
 
-    def undo() -> str:
-        view.registry.rollback(
-            name, label, reason=reason, actor=view.who, requirements=server_requirements(view.request, name)
+    def undo() -> dict[str, object]:
+        result = view.registry.rollback(
+            name,
+            label,
+            reason=reason,
+            actor=view.who,
+            identity=view.identity,
+            requirements=server_requirements(view.request, name),
         )
-        return label
+        return _outcome(result, "rolled-back")
 
-    return await _label_change(view, name, undo, notice="rolled-back")
+    return await _label_change(view, name, undo)
+
+
+@page("read", write="promote")
+async def approve(view: Page) -> Response:
+    """Approve the move of a label waiting for approval, the one the form names (``request``): the label moves,
+    through the gate again, by the server's requirements. Its requester cannot approve it."""
+    name, label = view.request.path_params["name"], view.request.path_params["label"]
+    form = await view.request.form()
+    request = _request_id(form.get("request"))
+    reason = str(form.get("reason") or "").strip() or None
+
+    def decide() -> dict[str, object]:
+        check_label_name(label)
+        pending = view.registry.pending(name, label, request)
+        view.registry.approve(
+            name,
+            label,
+            request=pending.id,
+            reason=reason,
+            actor=view.who,
+            identity=view.identity,
+            requirements=server_requirements(view.request, name),
+        )
+        return {"notice": "approved", "label": label, "request": pending.id}
+
+    hint = "the move still waits: approve it again once the gate is open"
+    return await _label_change(view, name, decide, gate_hint=hint)
+
+
+@page("read", write="promote")
+async def reject(view: Page) -> Response:
+    """Reject the move of a label waiting for approval (by its requester: withdraw it), with an optional reason;
+    the label stays where it is."""
+    name, label = view.request.path_params["name"], view.request.path_params["label"]
+    form = await view.request.form()
+    request = _request_id(form.get("request"))
+    reason = str(form.get("reason") or "").strip() or None
+
+    def decide() -> dict[str, object]:
+        check_label_name(label)
+        rejected = view.registry.reject(name, label, request=request, reason=reason, actor=view.who)
+        return {"notice": "rejected", "label": label, "request": rejected.id}
+
+    return await _label_change(view, name, decide)
+
+
+def _request_id(value: object) -> int | None:
+    """The request a decision names (None: whichever waits)."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 15):
+        raise NotFoundError(f"no request {text!r}")
+    return int(text)
+
+
+def _outcome(result: LabelEvent | LabelRequest, notice: str) -> dict[str, object]:
+    """The notice after a move: ``notice`` for a label that moved, or the request that waits for approval."""
+    if isinstance(result, LabelRequest):
+        return {"notice": "requested", "label": result.label, "request": result.id}
+    return {"notice": notice, "label": result.label}
 
 
 async def _label_change(
-    view: Page, name: str, change: Callable[[], str], *, notice: str, reason: str | None = None
+    view: Page,
+    name: str,
+    change: Callable[[], dict[str, object]],
+    *,
+    reason: str | None = None,
+    gate_hint: str | None = None,
 ) -> Response:
-    """Make a label change (``change`` returns the label); then back to the prompt's page, or that page again
-    with the refusal and the reason typed (shown from here, never through the address)."""
+    """Make a label change (``change`` returns the notice to show, as the address names it); then back to the
+    prompt's page, or that page again with the refusal and the reason typed (shown from here, never through the
+    address). ``gate_hint`` says what to do about a refusal by the gate (default: how to force the move)."""
     try:
-        label = await run_in_threadpool(change)
+        notice = await run_in_threadpool(change)
     except GateError as exc:  # a refusal is shown on the prompt's page (the reason kept), not as an error page
         head = str(exc).splitlines()[0]
-        if view.may("admin"):
+        if gate_hint is not None:
+            hint = gate_hint
+        elif view.may("admin"):
             hint = "to move it anyway, tick 'force past the gate' and give a reason"
         else:
             hint = "an admin can force the move past the gate, with a reason"
@@ -201,7 +327,8 @@ async def _label_change(
     except PromptlaneError as exc:
         return await _refused(view, name, str(exc), reason, status=status_for(exc))
     state(view.request).cache.invalidate(name)  # the API's answers from this process show the move at once
-    return redirect(prompt_url(name, notice=notice, label=label) + "#labels")
+    anchor = "#approvals" if notice["notice"] == "requested" else "#labels"
+    return redirect(f"{prompt_url(name)}?{urlencode(notice)}{anchor}")
 
 
 async def _refused(view: Page, name: str, error: str, reason: str | None, *, status: int) -> Response:
