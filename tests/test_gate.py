@@ -179,6 +179,7 @@ def test_a_dataset_change_makes_the_run_stale(gated: Registry, project: Path) ->
         "evals/greet.yaml",
         "evals/datasets/names.jsonl",
         "version",
+        "repeat",
         "python:models_for_gate",
     ]
     data.write_text('{"name": "Cy"}\n{"name": "Di"}\n')
@@ -424,8 +425,8 @@ def test_scenario_files_for_reads_prompt_and_hash(tmp_path: Path) -> None:
     (evals / "rows.yaml").write_text("- {a: 1}\n")  # a dataset
     (evals / "broken.yaml").write_text("prompt: [\n")
     files = scenario_files_for("p", evals, tmp_path)
-    assert [ref.path for ref in files] == ["evals/a.yaml", "evals/sub/b.yml"]
-    assert all(len(ref.sha256) == 64 for ref in files)
+    assert [ref.path for ref in files] == ["evals/a.yaml", "evals/sub/b.yml", "repeat"]
+    assert all(len(ref.sha256) == 64 for ref in files[:2]) and files[2].sha256 == "as written"
 
 
 def _run(**changes: object) -> RunRecord:
@@ -510,7 +511,12 @@ def test_the_report_explains_the_verdict_part_by_part(gated: Registry, project: 
         record,
     )
     states = {part.name: part.state for part in report.parts}
-    assert states == {"version": "current", "python:models_for_gate": "changed", "evals/greet.yaml": "current"}
+    assert states == {
+        "version": "current",
+        "python:models_for_gate": "changed",
+        "evals/greet.yaml": "current",
+        "repeat": "current",
+    }
     assert report.verdict.problems == [f"python:models_for_gate changed since run {record.id[:8]}"]
     assert gated.gate_report("greet").version.number == 2  # the newest, without a run
     assert {part.state for part in gated.gate_report("greet").parts} == {"not covered"}

@@ -107,12 +107,6 @@ def trusting(reply: Api) -> Api:  # noqa: F811
     return reply
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PUT /runs/{id} lets any write token rewrite any run, a trusted runner's included, and the run keeps "
-    "its runner: a failing CI run can be unfinished (status running), given threshold 0, or re-stamped with the "
-    "current fingerprint, and the gate takes it (or the older passing CI run) as trusted evidence",
-)
 @pytest.mark.parametrize("tamper", ["unfinish", "threshold", "restamp"])
 def test_a_write_token_cannot_rewrite_a_trusted_runners_run(trusting: Api, tamper: str) -> None:
     if tamper == "restamp":
@@ -136,11 +130,6 @@ def test_a_write_token_cannot_rewrite_a_trusted_runners_run(trusting: Api, tampe
     assert refused.status_code == 403 or moved.status_code == 409, (refused.text, moved.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /runs/{id}/cases adds cases to a finished run (anyone's): the no-regression rule reads the "
-    "evidence run's scores from its stored cases, so padding them with high scores hides a drop",
-)
 def test_cases_cannot_be_added_to_a_finished_run(trusting: Api) -> None:
     run = _ci_run(trusting, 1, passed=2)
     case = {"scenario": "greets", "case": "extra", "file": "evals/reply.yaml", "status": "passed"}
@@ -166,13 +155,6 @@ def test_a_client_cannot_lower_the_bar_of_a_server_without_the_project(trusting:
 # --- approvals -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="approving a rollback re-computes the rollback point (store.rollback_label) instead of writing the "
-    "target the gate checked (the request's to_target): when the label moved away and back since the request, "
-    "'the label did not move' holds (same target) but the rollback point is another event, and the label lands "
-    "on a version without a run, recorded as gate: passed",
-)
 def test_approving_a_rollback_writes_the_target_the_gate_checked(approved: Registry) -> None:  # noqa: F811
     approved.push_spec("greet", {"template": "Say hey to {{ name }}", "model": "python:models_for_approvals:polite"})
     approved.set_label("greet", "production", 1, force=True, reason="first", actor="carol")
@@ -213,11 +195,6 @@ def test_a_superseded_request_is_not_approved_by_an_approval_in_flight(
 # --- no regression ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a version already in the serving rollout is never compared (`version.number in current`): a canary "
-    "that was not significantly worse on 3 rows goes to 100% although it is on the 30 rows there are now",
-)
 def test_a_canary_is_compared_again_before_it_takes_the_whole_label(gated: Registry) -> None:  # noqa: F811
     _rows(gated, 3)
     gated.push_spec("greet", {"template": "Say hello to {{ name }}", "model": "python:rows_for_gate:mostly"})
@@ -231,12 +208,6 @@ def test_a_canary_is_compared_again_before_it_takes_the_whole_label(gated: Regis
         gated.set_label("greet", "production", 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`promptlane eval --repeat N` overrides the scenarios' repeat, and the run is still complete evidence "
-    "on the same fingerprint: a candidate run with repeat 1 has a tenth of the cases, so its drop is not "
-    "significant (and a scenario's repeat/threshold against flakiness is bypassed)",
-)
 def test_a_run_with_fewer_repeats_than_its_scenarios_does_not_dodge_the_comparison(
     gated: Registry,  # noqa: F811
 ) -> None:

@@ -72,6 +72,7 @@ def test_a_version_without_a_run_is_closed_and_says_what_to_run(gated: Registry)
         f"version not covered - {content[:12]}",
         f"python:models_for_gate not covered - {gated.gate_report('greet').parts[1].now[:12]}",
         f"evals/greet.yaml not covered - {gated.gate_report('greet').parts[2].now[:12]}",
+        "repeat not covered - as written",
         "To open the gate:",
         "- no eval run of greet@2: promptlane eval --prompt greet --version 2",
     ]
@@ -87,8 +88,8 @@ def test_an_open_gate_shows_the_evidence_run_and_each_scenario(gated: Registry) 
     assert shown[0] == "greet@1 -> production: open"
     when = record.started_at.strftime("%Y-%m-%d %H:%M UTC")
     assert shown[1] == f"evidence: run {record.id[:12]} passed, {when}, model python:models_for_gate:polite, by ci"
-    assert [line.split()[1] for line in shown[3:6]] == ["current"] * 3
-    assert shown[6:] == [
+    assert [line.split()[1] for line in shown[3:7]] == ["current"] * 4
+    assert shown[7:] == [
         "scenario file passed pass rate needs",
         "polite evals/greet.yaml 1/1 100% 100% ok",
         "also-polite evals/greet.yaml 1/1 100% 100% ok",

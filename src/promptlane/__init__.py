@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_names
 from .errors import (
+    ApprovalError,
     AuthError,
     ConfigError,
     IncludeError,
@@ -54,6 +55,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ApprovalError",
     "AuthError",
     "ConfigError",
     "IncludeError",

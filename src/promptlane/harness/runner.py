@@ -28,7 +28,15 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from ..errors import ConfigError, TemplateError
-from ..registry.fingerprint import file_parts, judge_part, merge, model_parts, relative_path, version_part
+from ..registry.fingerprint import (
+    file_parts,
+    judge_part,
+    merge,
+    model_parts,
+    relative_path,
+    repeat_part,
+    version_part,
+)
 from ..registry.prompt import Prompt
 from ..registry.runs import HEARTBEAT_SECONDS, CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
@@ -462,6 +470,7 @@ def _fingerprint(
     parts = [part for d in documents for part in file_parts(d.path, d.sha256, d.document.data, root)]
     parts += judge_part([d.document.data for d in documents], options.judge_model, root)
     parts.append(version_part(content_hash))
+    parts.append(repeat_part(options.repeat))
     for model in models:
         parts += model_parts(model, root)
     return merge(parts)

@@ -11,7 +11,9 @@ The parts, by name:
 - the Python model a run used (the same form);
 - ``judge model``: the configured judge model, when a scenario judges (a judge naming its own model is part of its
   scenario file already);
-- ``version``: the content hash of the version evaluated.
+- ``version``: the content hash of the version evaluated;
+- ``repeat``: ``as written`` when each scenario ran its own ``repeat``, else the count ``--repeat`` forced (a run
+  with fewer repeats than its scenarios ask would dodge their thresholds and the no-regression comparison).
 
 Both sides compute the parts with the functions here, from the same inputs: the runner from the scenario files it
 read, the gate from the scenario files it finds. Finding those needs no harness: a scenario file is YAML with
@@ -30,7 +32,9 @@ from typing import Any
 from .runs import ScenarioFileRef
 
 __all__ = [
+    "AS_WRITTEN",
     "JUDGE_MODEL",
+    "REPEAT",
     "VERSION",
     "dataset_refs",
     "file_parts",
@@ -40,6 +44,7 @@ __all__ = [
     "model_parts",
     "python_part",
     "relative_path",
+    "repeat_part",
     "scenario_files_for",
     "version_part",
 ]
@@ -48,6 +53,10 @@ JUDGE_MODEL = "judge model"
 """The part that holds the configured judge model."""
 VERSION = "version"
 """The part that holds the evaluated version's content hash."""
+REPEAT = "repeat"
+"""The part that says whether the scenarios ran their own ``repeat``."""
+AS_WRITTEN = "as written"
+"""The ``repeat`` part's value for a run of the scenarios as written."""
 _CASE_MODEL = "(the case's model)"
 """The judge model part's value when no judge model is configured: each judge uses its case's model."""
 
@@ -207,6 +216,11 @@ def model_parts(model: str | None, root: Path | None) -> list[ScenarioFileRef]:
     return [] if part is None else [part]
 
 
+def repeat_part(repeat: int | None) -> ScenarioFileRef:
+    """The part that says how many times each case ran: as each scenario says, or as ``--repeat`` forced."""
+    return ScenarioFileRef(path=REPEAT, sha256=AS_WRITTEN if repeat is None else str(repeat))
+
+
 def version_part(content_hash: str) -> ScenarioFileRef:
     """The part of the version evaluated."""
     return ScenarioFileRef(path=VERSION, sha256=content_hash)
@@ -258,4 +272,4 @@ def scenario_files_for(
         if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
             found += file_parts(path, hashlib.sha256(raw).hexdigest(), data, root)
             datas.append(data)
-    return merge(found + judge_part(datas, judge_model, root))
+    return merge(found + judge_part(datas, judge_model, root)) + ([repeat_part(None)] if found else [])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import LabelError
-from .fingerprint import JUDGE_MODEL, VERSION
+from .fingerprint import JUDGE_MODEL, REPEAT, VERSION
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
 
@@ -171,6 +171,8 @@ def _changed(part: ScenarioFileRef, then: str, run: RunRecord) -> str:
     since = f"since run {run.id[:8]}"
     if part.path == JUDGE_MODEL:
         return f"the judge model changed {since} ({then} then, {part.sha256} now)"
+    if part.path == REPEAT:
+        return f"run {run.id[:8]} ran each case {then} times (--repeat), not as its scenarios say: run without --repeat"
     if part.path == VERSION:
         return f"run {run.id[:8]} evaluated other content (hash {then[:12]}, the version's is {part.sha256[:12]})"
     return f"{part.path} changed {since}"

@@ -7,7 +7,7 @@ not move at once but waits for a second person (:meth:`LabelMoves.approve`), thr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -71,11 +71,17 @@ class LabelMoves:
         return [*own, *(part for part in requirements.scenario_files if part.path not in mine)], model
 
     def gate_verdict(
-        self, version: PromptVersion, requirements: GateRequirements | None = None, *, label: str | None = None
+        self,
+        version: PromptVersion,
+        requirements: GateRequirements | None = None,
+        *,
+        label: str | None = None,
+        share: int = 100,
     ) -> GateVerdict:
         """Whether ``version`` may take a protected label now (see :mod:`promptlane.registry.gate`), by this
         project's requirements or the ones given (a server checks a client's). With ``label``, where the
-        no-regression rule applies to it, also not worse than the version it serves now."""
+        no-regression rule applies to it, also not worse than the version it serves now, when the move gives
+        ``version`` a larger ``share`` of the label than it has."""
         requirements = requirements or self.gate_requirements(version.name)
         parts, model = self._gate_parts(version, requirements)
         trusted = self.settings.gate_trusted_runners
@@ -83,7 +89,7 @@ class LabelMoves:
         if not verdict.passed or label is None or label not in self.settings.gate_no_regression:
             return verdict
         assert verdict.run is not None
-        comparison = self._compare_with_serving(version, verdict.run, label, requirements)
+        comparison = self._compare_with_serving(version, verdict.run, label, requirements, share)
         if comparison is None:
             return verdict
         problems = comparison.problems(version, label)
@@ -113,19 +119,21 @@ class LabelMoves:
         return GateReport(version=record, label=label, gated=gated, verdict=verdict, parts=states)
 
     def _compare_with_serving(
-        self, version: PromptVersion, evidence: RunRecord, label: str, requirements: GateRequirements
+        self, version: PromptVersion, evidence: RunRecord, label: str, requirements: GateRequirements, share: int
     ) -> Comparison | None:
-        """``version``'s evidence run against the newest complete run of the version ``label`` serves (the largest
-        share of a rollout) on the same inputs; None when the label serves nothing yet, or serves ``version``."""
+        """``version``'s evidence run against the newest complete run on the same inputs of the version ``label``
+        serves besides it (the largest share of a rollout), when the move gives ``version`` a larger share than it
+        has (a canary taking the whole label is compared again); None when there is nothing to compare with."""
         from .no_regression import compare, scores_by_scenario  # the statistics load only for a gated move
 
         try:
             current = self.store.get_label(version.name, label).target
         except NotFoundError:
             return None
-        if not current or version.number in current:
+        others = {number: weight for number, weight in current.items() if number != version.number}
+        if not others or share <= current.get(version.number or 0, 0):
             return None
-        serving = self.version(version.name, max(current, key=lambda number: (current[number], number)))
+        serving = self.version(version.name, max(others, key=lambda number: (others[number], number)))
         parts, model = self._gate_parts(serving, requirements)
         runs = candidate_runs(self.store, serving)
         baseline = newest_comparable(runs, parts, model, self.settings.gate_trusted_runners)
@@ -141,19 +149,21 @@ class LabelMoves:
         self,
         name: str,
         label: str,
-        versions: Iterable[int],
+        target: Target,
         requirements: GateRequirements | None,
         *,
         compare: bool = True,
     ) -> tuple[str | None, str | None]:
-        """(gate, evidence) for a move of ``label`` to ``versions``: GateError when one has no qualifying run (or,
-        with ``compare``, is worse than what the label serves). Without requirements (an ungated move), no gate."""
+        """(gate, evidence) for a move of ``label`` to ``target``: GateError when a version has no qualifying run
+        (or, with ``compare``, one that gains share is worse than what the label serves). Without requirements (an
+        ungated move), no gate."""
         if requirements is None:
             return None, None
         evidence = None
-        for number in sorted(set(versions)):
+        for number in sorted(target):
             version = self.version(name, number)
-            verdict = self.gate_verdict(version, requirements, label=label if compare else None)
+            compared = label if compare else None
+            verdict = self.gate_verdict(version, requirements, label=compared, share=target[number])
             if not verdict.passed:
                 serving = verdict.comparison.serving if verdict.comparison is not None else None
                 protected = label in self.settings.protected_labels
@@ -453,9 +463,9 @@ class LabelMoves:
             )
 
         def destination() -> Target:  # read under the lock: the label must not have moved since the request
-            current = self._current(name, label)
-            if current != pending.from_target:
-                was, now = format_target(pending.from_target), format_target(current)
+            events = self.store.label_events(name, label)
+            if (events[-1].id if events else None) != pending.after_event:  # even away and back
+                was, now = format_target(pending.from_target), format_target(self._current(name, label))
                 raise ApprovalError(
                     f"{label} moved since request {pending.id} was made (from {was} to {now}): ask for the move again"
                 )

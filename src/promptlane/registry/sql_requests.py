@@ -5,13 +5,13 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, func, select
 
 from ..errors import ApprovalError, NotFoundError
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target
 from .store import LabelRequest, RequestStatus, Target, target_from_json, target_to_json
-from .tables import label_requests, prompts
+from .tables import label_events, label_requests, prompts
 
 __all__ = ["SQLRequests"]
 
@@ -31,6 +31,7 @@ class SQLRequests:
             label=row.label,
             kind=row.kind,
             from_target=target_from_json(row.from_target),
+            after_event=row.after_event,
             to_target=target_from_json(row.to_target) or {},
             reason=row.reason,
             requested_by=row.requested_by,
@@ -65,6 +66,11 @@ class SQLRequests:
         asked_at = now()
         with self._write() as conn:
             prompt_id = self._prompt_id(conn, name, lock=True)
+            after_event = conn.execute(
+                select(func.max(label_events.c.id)).where(
+                    label_events.c.prompt_id == prompt_id, label_events.c.label == label
+                )
+            ).scalar()
             conn.execute(
                 label_requests.update()
                 .where(
@@ -79,6 +85,7 @@ class SQLRequests:
                 "label": label,
                 "kind": kind,
                 "from_target": target_to_json(from_target),
+                "after_event": after_event,
                 "to_target": target_to_json(target),
                 "reason": reason,
                 "requested_by": requested_by,

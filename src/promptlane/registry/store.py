@@ -150,7 +150,10 @@ class LabelRequest:
     kind: str
     """``move``, ``rollout``, ``promote`` or ``rollback``."""
     from_target: dict[int, int] | None
-    """Where the label pointed when the move was asked for: approving it after the label moved is refused."""
+    """Where the label pointed when the move was asked for."""
+    after_event: int | None
+    """The label's newest audit event when the move was asked for (None: it had none): approving it after the
+    label moved again (even away and back) is refused."""
     to_target: dict[int, int]
     """Where it would point."""
     reason: str | None

@@ -104,6 +104,7 @@ label_requests = Table(
     Column("label", String(63), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("from_target", Text),
+    Column("after_event", Integer),
     Column("to_target", Text, nullable=False),
     Column("reason", Text),
     Column("requested_by", String(255)),

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import NotFoundError
-from ..registry.runs import CaseResult, RunRecord
+from ..registry.runs import LEASE_EXPIRED, CaseResult, RunRecord
 from ..registry.store import MAX_VERSION
 from ..registry.wire import run_from_json, run_to_json
 from ..spec import NAME_MAX_LENGTH, NAME_PATTERN, check_prompt_name
@@ -93,6 +93,7 @@ async def update_run(request: Request) -> Response:
     existing = await run_in_threadpool(store.get_run, body.id)
     if existing.id != body.id:  # get_run takes prefixes: an update needs the whole id
         raise NotFoundError(f"no run {body.id!r}")
+    _may_change(request, existing)
     record = _record(body)
     record.runner = existing.runner  # who recorded it does not change
     if record.status in ("passed", "failed", "error"):
@@ -132,6 +133,7 @@ async def add_cases(request: Request) -> Response:
     record = await run_in_threadpool(store.get_run, run_id)
     if record.id != run_id:
         raise NotFoundError(f"no run {run_id!r}")
+    _may_change(request, record)
     await run_in_threadpool(store.add_cases, run_id, cases)
     return json_response({"added": len(cases)}, status=201)
 
@@ -155,6 +157,22 @@ async def list_cases(request: Request) -> Response:
     page = await run_in_threadpool(lambda: store.case_page(record.id, after=after, limit=limit, statuses=statuses))
     cases = [json.loads(data) for _, data in page]
     return json_response({"cases": cases, "next": page[-1][0] if len(page) == limit else None})
+
+
+def _may_change(request: Request, record: RunRecord) -> None:
+    """Only the token that recorded a run changes it (its cases, its status), and only until it is finished: a
+    finished run is evidence, and evidence does not change afterwards (a run its lease found interrupted is taken
+    back by its own process).
+
+    Raises:
+        HttpError: 403 for another token, 409 for a finished run.
+    """
+    if record.runner is not None and _runner(request) != record.runner:
+        raise HttpError(
+            403, f"run {record.id} was recorded by token {record.runner!r}: only it may change it", kind="AuthError"
+        )
+    if record.status != "running" and not (record.status == "interrupted" and record.reason == LEASE_EXPIRED):
+        raise HttpError(409, f"run {record.id} is finished ({record.status}): a finished run does not change")
 
 
 def _runner(request: Request) -> str | None:

@@ -365,6 +365,7 @@ class LabelRequestOut(BaseModel):
     label: str
     kind: str
     from_target: Weights | None
+    after_event: int | None = Field(description="The label's newest audit event when the move was asked for.")
     to_target: Weights
     reason: str | None
     requested_by: str | None

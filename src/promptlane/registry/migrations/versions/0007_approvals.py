@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("label", sa.String(63), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("from_target", sa.Text),
+        sa.Column("after_event", sa.Integer),
         sa.Column("to_target", sa.Text, nullable=False),
         sa.Column("reason", sa.Text),
         sa.Column("requested_by", sa.String(255)),
