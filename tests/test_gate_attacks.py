@@ -227,12 +227,6 @@ def test_a_run_with_fewer_repeats_than_its_scenarios_does_not_dodge_the_comparis
 # --- fingerprint: the runner and the gate must name and find the same parts -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a python: module the runner found on its sys.path (pytest's `pythonpath = src`, an editable install's "
-    "finder) but the gate's process cannot find is left out of the gate's parts: its source changes and the old "
-    "run still opens the gate",
-)
 def test_a_module_the_runner_found_is_checked_even_where_the_gate_cannot_find_it(
     gated: Registry,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
@@ -269,12 +263,6 @@ def shared(gated: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield folder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dataset outside the project root (dataset_roots) is named by its unresolved path as the scenario "
-    "file was given: relative for `promptlane eval` (discovered from the working directory), absolute for the "
-    "gate (and machine-specific across checkouts), so the gate never finds it covered",
-)
 def test_a_dataset_outside_the_root_is_the_same_part_for_the_runner_and_the_gate(
     gated: Registry,  # noqa: F811
     shared: Path,
@@ -305,12 +293,6 @@ def test_a_symlinked_dataset_inside_the_root_is_the_same_part_for_the_runner_and
         gated.set_label("greet", "production", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the gate finds scenario files by parsing YAML (any file whose data has prompt: and scenarios:), "
-    "`promptlane eval` and the pytest plugin by a line that starts with `scenarios:`/`prompt:`: a scenario file "
-    "written as JSON (valid YAML) is never run, yet the gate requires it: no run can ever open the label",
-)
 def test_a_scenario_file_the_gate_requires_is_one_eval_runs(gated: Registry) -> None:  # noqa: F811
     scenario = {"name": "json-style", "variables": {"name": "Cy"}, "expect": [{"contains": "Hello"}]}
     (gated.settings.evals_dir / "extra.yaml").write_text(json.dumps({"prompt": "greet", "scenarios": [scenario]}))

@@ -191,7 +191,9 @@ def _is_scenario_file(path: Path) -> bool:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-    return any(line.startswith("scenarios:") for line in text.splitlines())
+    from .registry.fingerprint import looks_like_scenario_file
+
+    return looks_like_scenario_file(text)
 
 
 def _plugin(config: pytest.Config) -> _PromptEvals:

@@ -29,7 +29,7 @@ from .._validation import spec_error_from_validation
 from .._yaml import YamlDocument, load_yaml
 from ..config import Settings, load_settings
 from ..errors import SpecError
-from ..registry.fingerprint import relative_path
+from ..registry.fingerprint import looks_like_scenario_file, relative_path
 from ..spec import NAME_PATTERN, check_model, discover_yaml_files
 from ..templates import analyze_template
 from .datasets import all_columns, first_columns, resolve_dataset
@@ -631,9 +631,6 @@ def _check_columns(
 
 # A scenario file has a top-level `scenarios:` (and `prompt:`, which also finds a file whose `scenarios:` is misspelt,
 # so that its error is reported instead of its cases silently not running); YAML datasets are lists.
-_SCENARIOS_KEY = re.compile(r"^(scenarios|prompt)\s*:", re.MULTILINE)
-
-
 def discover_scenario_files(paths: Iterable[Path]) -> list[Path]:
     """Scenario files under ``paths``: files as given; in folders, the ``*.yaml``/``*.yml`` files with a
     top-level ``scenarios:`` or ``prompt:`` key (YAML datasets may sit beside them)."""
@@ -645,7 +642,7 @@ def discover_scenario_files(paths: Iterable[Path]) -> list[Path]:
                     text = candidate.read_text(encoding="utf-8", errors="replace")
                 except OSError:
                     continue
-                if _SCENARIOS_KEY.search(text):
+                if looks_like_scenario_file(text):
                     found.add(candidate)
         else:
             found.update(discover_yaml_files([path]))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -34,12 +36,14 @@ from .runs import ScenarioFileRef
 __all__ = [
     "AS_WRITTEN",
     "JUDGE_MODEL",
+    "NOT_FOUND",
     "REPEAT",
     "VERSION",
     "dataset_refs",
     "file_parts",
     "is_scenario_file",
     "judge_part",
+    "looks_like_scenario_file",
     "merge",
     "model_parts",
     "python_part",
@@ -56,19 +60,26 @@ VERSION = "version"
 REPEAT = "repeat"
 """The part that says whether the scenarios ran their own ``repeat``."""
 AS_WRITTEN = "as written"
+NOT_FOUND = "not found here"
+"""A ``python:`` part's value where its module cannot be found."""
 """The ``repeat`` part's value for a run of the scenarios as written."""
 _CASE_MODEL = "(the case's model)"
 """The judge model part's value when no judge model is configured: each judge uses its case's model."""
 
 
 def relative_path(path: Path, root: Path | None) -> str:
-    """A path as runs record it: relative to the project root when under it (and a root is known), with forward
-    slashes."""
+    """A path as runs record it, with forward slashes: relative to the project root when one is known, resolved
+    first (``../shared/names.jsonl`` for a dataset beside the project: the same name for the runner and the gate,
+    and in every checkout with the same layout)."""
     if root is not None:
+        resolved, base = path.resolve(), root.resolve()
         try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
+            return resolved.relative_to(base).as_posix()
         except ValueError:
-            pass
+            try:
+                return Path(os.path.relpath(resolved, base)).as_posix()
+            except ValueError:  # another drive (Windows): no relative path
+                return resolved.as_posix()
     return path.as_posix()
 
 
@@ -130,7 +141,9 @@ def _module_file(module: str, root: Path | None) -> Path | None:
     parts = module.split(".")
     if not all(part.isidentifier() for part in parts):
         return None
-    found = _under(root, parts) if root is not None else None
+    found = None
+    for base in (root, root / "src") if root is not None else ():  # a src layout too, as pytest's pythonpath
+        found = found or _under(base, parts)
     loaded = sys.modules.get(module)
     if found is None and loaded is not None and isinstance(getattr(loaded, "__file__", None), str):
         found = Path(loaded.__file__)  # type: ignore[arg-type]
@@ -174,16 +187,15 @@ def _distribution(path: Path, module: str) -> str | None:
     return None
 
 
-def python_part(reference: str, root: Path | None) -> ScenarioFileRef | None:
+def python_part(reference: str, root: Path | None) -> ScenarioFileRef:
     """The part for a ``module:function`` reference: ``python:module``, with the module's content hash, or the
-    distribution that provides it. None when the module cannot be found here (a server without the project's
-    code does not check it; the client that sends its requirements does)."""
+    distribution that provides it, or :data:`NOT_FOUND` when the module cannot be found here: a run that found
+    it is then not evidence here (a registry server without the project's code skips such parts instead: the
+    client that sends its requirements checks them)."""
     module = reference.partition(":")[0]
     path = _module_file(module, root)
-    if path is None:
-        return None
-    sha256 = _distribution(path, module) or _sha256_of(path)
-    return None if sha256 is None else ScenarioFileRef(path=f"python:{module}", sha256=sha256)
+    found = None if path is None else _distribution(path, module) or _sha256_of(path)
+    return ScenarioFileRef(path=f"python:{module}", sha256=found or NOT_FOUND)
 
 
 def file_parts(path: Path, sha256: str, data: Any, root: Path | None) -> list[ScenarioFileRef]:
@@ -192,10 +204,7 @@ def file_parts(path: Path, sha256: str, data: Any, root: Path | None) -> list[Sc
     scenarios = data.get("scenarios") if isinstance(data, dict) else None
     names = [s.get("dataset") for s in scenarios if isinstance(s, dict)] if isinstance(scenarios, list) else []
     parts += dataset_refs(path, names, root)
-    for reference in _python_references(data):
-        part = python_part(reference, root)
-        if part is not None:
-            parts.append(part)
+    parts += [python_part(reference, root) for reference in _python_references(data)]
     return parts
 
 
@@ -209,11 +218,10 @@ def judge_part(datas: Iterable[Any], judge_model: str | None, root: Path | None)
 
 
 def model_parts(model: str | None, root: Path | None) -> list[ScenarioFileRef]:
-    """The part of a ``python:`` model's module (none for any other model, or one not found here)."""
+    """The part of a ``python:`` model's module (none for any other model)."""
     if model is None or not model.startswith("python:"):
         return []
-    part = python_part(model.removeprefix("python:"), root)
-    return [] if part is None else [part]
+    return [python_part(model.removeprefix("python:"), root)]
 
 
 def repeat_part(repeat: int | None) -> ScenarioFileRef:
@@ -234,19 +242,36 @@ def merge(parts: Iterable[ScenarioFileRef]) -> list[ScenarioFileRef]:
     return list(merged.values())
 
 
-def is_scenario_file(path: Path) -> bool:
-    """Whether ``path`` is a scenario file (YAML with ``prompt:`` and ``scenarios:``), not a dataset or another
-    part the gate's requirements list after one."""
+_SCENARIOS_KEY = re.compile(r"^(scenarios|prompt)\s*:", re.MULTILINE)
+
+
+def looks_like_scenario_file(text: str) -> bool:
+    """Whether a YAML file's text has a top-level ``scenarios:`` or ``prompt:`` key: how ``promptlane eval``, the
+    pytest plugin and the gate all tell a scenario file from a dataset beside it, without parsing it (a scenario
+    file written as JSON is not one for any of them)."""
+    return _SCENARIOS_KEY.search(text) is not None
+
+
+def _scenario_data(path: Path, raw: bytes) -> Any:
+    """The parsed scenario file at ``path``, or None when it is not one (see :func:`looks_like_scenario_file`)."""
     from .._yaml import load_data
     from ..errors import SpecError
 
+    if not looks_like_scenario_file(raw.decode("utf-8", errors="replace")):
+        return None
+    try:
+        data = load_data(raw, path)
+    except SpecError:
+        return None  # not a scenario file anyone could have run (eval refuses it, naming the line)
+    return data if isinstance(data, dict) and "prompt" in data and "scenarios" in data else None
+
+
+def is_scenario_file(path: Path) -> bool:
+    """Whether ``path`` is a scenario file, not a dataset or another part the gate's requirements list after
+    one."""
     if path.suffix not in (".yaml", ".yml") or not path.is_file():
         return False
-    try:
-        data = load_data(path.read_bytes(), path)
-    except SpecError:
-        return False
-    return isinstance(data, dict) and "prompt" in data and "scenarios" in data
+    return _scenario_data(path, path.read_bytes()) is not None
 
 
 def scenario_files_for(
@@ -254,9 +279,6 @@ def scenario_files_for(
 ) -> list[ScenarioFileRef]:
     """The parts of every scenario file under ``evals_dir`` whose ``prompt:`` is ``prompt``: each file, followed
     by the datasets and Python modules it names; then the judge model, when one judges."""
-    from .._yaml import load_data
-    from ..errors import SpecError
-
     found: list[ScenarioFileRef] = []
     datas: list[Any] = []
     if not evals_dir.is_dir():
@@ -265,11 +287,8 @@ def scenario_files_for(
         if path.suffix not in (".yaml", ".yml") or not path.is_file():
             continue
         raw = path.read_bytes()
-        try:
-            data = load_data(raw, path)
-        except SpecError:
-            continue  # not a scenario file anyone could have run (eval refuses it, naming the line)
-        if isinstance(data, dict) and data.get("prompt") == prompt and "scenarios" in data:
+        data = _scenario_data(path, raw)
+        if data is not None and data.get("prompt") == prompt:
             found += file_parts(path, hashlib.sha256(raw).hexdigest(), data, root)
             datas.append(data)
     return merge(found + judge_part(datas, judge_model, root)) + ([repeat_part(None)] if found else [])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import LabelError
-from .fingerprint import JUDGE_MODEL, REPEAT, VERSION
+from .fingerprint import JUDGE_MODEL, NOT_FOUND, REPEAT, VERSION
 from .runs import RunRecord, ScenarioFileRef
 from .store import PromptVersion
 
@@ -81,6 +81,9 @@ class GateRequirements:
     """The scenario files that target the prompt now, with their content hashes."""
     model: str | None = None
     """The model the run must have used; None: the model the version declares."""
+    unfound: bool = True
+    """Whether a ``python:`` module that cannot be found here is a problem (True: a run that found it is no
+    evidence here) or is skipped (a registry server without the project's code: its client checks it)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,8 @@ def _changed(part: ScenarioFileRef, then: str, run: RunRecord) -> str:
     since = f"since run {run.id[:8]}"
     if part.path == JUDGE_MODEL:
         return f"the judge model changed {since} ({then} then, {part.sha256} now)"
+    if part.sha256 == NOT_FOUND:
+        return f"{part.path} cannot be found here to check it against run {run.id[:8]}, which found it"
     if part.path == REPEAT:
         return f"run {run.id[:8]} ran each case {then} times (--repeat), not as its scenarios say: run without --repeat"
     if part.path == VERSION:

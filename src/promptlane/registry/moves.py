@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ..config import Settings
 from ..errors import ApprovalError, LabelError, NotFoundError
 from ._author import default_author
-from .fingerprint import model_parts, scenario_files_for, version_part
+from .fingerprint import NOT_FOUND, model_parts, scenario_files_for, version_part
 from .gate import (
     GateError,
     GateReport,
@@ -68,7 +68,10 @@ class LabelMoves:
         # module of its python: model where this process can find it.
         own = [version_part(version.content_hash), *model_parts(model, self.settings.root)]
         mine = {part.path for part in own}
-        return [*own, *(part for part in requirements.scenario_files if part.path not in mine)], model
+        parts = [*own, *(part for part in requirements.scenario_files if part.path not in mine)]
+        if not requirements.unfound:  # a server without the project's code: its client checks these
+            parts = [part for part in parts if part.sha256 != NOT_FOUND]
+        return parts, model
 
     def gate_verdict(
         self,

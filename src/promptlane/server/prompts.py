@@ -82,7 +82,7 @@ def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> 
             for ref in observed_parts(runs, registry.settings.gate_trusted_runners)
             if (ref.path, ref.sha256) not in seen
         ]
-    return GateRequirements(scenario_files=tuple(parts), model=own.model)
+    return GateRequirements(scenario_files=tuple(parts), model=own.model, unfound=False)
 
 
 def _identity(request: Request) -> str | None:
