@@ -102,6 +102,7 @@ def _requested(request: LabelRequest) -> str:
     return line + f"\n  someone other than {request.requester} approves it: {command}"
 
 
+Waiting = Annotated[str, typer.Argument(metavar="LABEL", help="The label whose move waits for approval.")]
 Request = Annotated[
     int | None, typer.Option("--request", help="Only if the pending move is this request (as `pending` lists it).")
 ]
@@ -111,7 +112,7 @@ Request = Annotated[
 def approve(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The prompt.")],
-    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="The label whose move waits for approval.")],
+    label_name: Waiting,
     request: Request = None,
     reason: Reason = None,
 ) -> None:
@@ -123,7 +124,7 @@ def approve(
 def reject(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The prompt.")],
-    label_name: Annotated[str, typer.Argument(metavar="LABEL", help="The label whose move waits for approval.")],
+    label_name: Waiting,
     request: Request = None,
     reason: Reason = None,
 ) -> None:
