@@ -392,6 +392,7 @@ class _PromptEvals:
         self.baselines: dict[str, str] = {}  # prompt -> the baseline's run id
         self.baseline_records: list[RunRecord] = []
         self.baseline_notes: list[str] = []  # why a prompt has no baseline run
+        self.export_problems: list[str] = []  # spans or logs that could not be exported, and why
         self.error: str | None = None
         self.done = threading.Event()
         self.changed = threading.Condition()
@@ -479,7 +480,7 @@ class _PromptEvals:
         from .errors import PromptlaneError
         from .harness import EvalOptions, EvalRun
         from .harness.session import resolve_versions
-        from .harness.telemetry import otlp_providers
+        from .harness.telemetry import otlp_export
 
         self.loop, self.task = asyncio.get_running_loop(), asyncio.current_task()
         settings = self.registry.settings
@@ -500,7 +501,8 @@ class _PromptEvals:
         except PromptlaneError as exc:
             self.error = str(exc)
             return
-        tracer_provider, logger_provider, shutdown = otlp_providers(None)
+        export = otlp_export()
+        tracer_provider, logger_provider = export.tracer_provider, export.logger_provider
         options = EvalOptions(
             model=self.options.model,
             concurrency=self.options.concurrency,
@@ -538,7 +540,8 @@ class _PromptEvals:
                 baseline = replace(options, version_code=self.options.allow_version_code)
                 await self._run_baselines(documents, versions, baseline, tracer_provider, logger_provider)
         finally:
-            shutdown()
+            # A bounded wait; what was lost is reported in the summary, and the session's outcome is the tests'.
+            self.export_problems = export.flush()
 
     async def _run_baselines(
         self,
@@ -613,6 +616,7 @@ class _PromptEvals:
                 "runs": self.runs,
                 "baselines": self.baselines,
                 "baseline_notes": self.baseline_notes,
+                "export_problems": self.export_problems,
                 "error": self.error,
                 "ready": ready or done,
                 "done": done,
@@ -684,6 +688,7 @@ class _PromptEvals:
                 self.runs, self.error = dict(state.get("runs", {})), state.get("error")
                 self.baselines = dict(state.get("baselines", {}))
                 self.baseline_notes = list(state.get("baseline_notes", []))
+                self.export_problems = list(state.get("export_problems", []))
             self.records = [self.registry.store.get_run(run_id) for run_id in self.runs.values()]
             self.baseline_records = [self.registry.store.get_run(run_id) for run_id in self.baselines.values()]
         if self.options.promote and not self.error:
@@ -734,7 +739,12 @@ class _PromptEvals:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.worker or not (
-            self.records or self.baseline_records or self.baseline_notes or self.error or self.promoted
+            self.records
+            or self.baseline_records
+            or self.baseline_notes
+            or self.export_problems
+            or self.error
+            or self.promoted
         ):
             return
         terminalreporter.section("prompt evals")
@@ -744,6 +754,8 @@ class _PromptEvals:
             terminalreporter.write_line(_summary_line(record, f" (baseline: {self.options.baseline})"))
         for line in self.baseline_notes:
             terminalreporter.write_line(line)
+        for line in self.export_problems:
+            terminalreporter.write_line(f"warning: {line}", yellow=True)
         if self.error:
             terminalreporter.write_line(f"error: {self.error}")
         for line in self.promoted:

@@ -22,6 +22,7 @@ from ._app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app, err, exit_stat
 
 if TYPE_CHECKING:
     from ..harness import ScenariosDocument
+    from ..harness.telemetry import OtlpExport
     from ..registry import Prompt, Registry
     from ..registry.runs import RunRecord
 
@@ -94,7 +95,13 @@ def eval_(
     ] = 4,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write the runs and their cases as JSON.")] = None,
     junit_file: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
-    otlp_endpoint: Annotated[str | None, typer.Option("--otlp-endpoint", help="Export traces with OTLP/HTTP.")] = None,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp-endpoint",
+            help="Export traces with OTLP/HTTP: a base URL (http://host:4318) or the traces URL (.../v1/traces).",
+        ),
+    ] = None,
     no_trace_content: Annotated[
         bool, typer.Option("--no-trace-content", help="Keep prompts and outputs off spans.")
     ] = False,
@@ -116,10 +123,15 @@ def eval_(
     from ..harness.models import RequestPolicy
     from ..harness.scenarios import discover_scenario_files, load_scenario_file
     from ..harness.session import resolve_versions
-    from ..harness.telemetry import otlp_providers
+    from ..harness.telemetry import otlp_export, signal_url
 
     for option, target in (("--json", json_file), ("--junit", junit_file)):
         _check_writable(option, target)
+    if otlp_endpoint is not None:
+        try:
+            signal_url(otlp_endpoint, "traces")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--otlp-endpoint") from None
     config = settings(ctx)
     try:
         # Options first: a bad --model or judge model is refused before anything is pushed.
@@ -158,26 +170,33 @@ def eval_(
         versions = resolve_versions(reg, sorted(groups), version=version, label=label)
     except PromptlaneError as exc:
         raise fail(exc) from None
-    tracer_provider, logger_provider, shutdown = otlp_providers(otlp_endpoint)
+    export = otlp_export(otlp_endpoint)
     records: list[RunRecord] = []
     stopped_status = 0
     try:
         for name, documents in groups.items():
             try:
-                records.append(
-                    _run_one(reg, versions[name], documents, options, tracer_provider, logger_provider, failures)
-                )
+                records.append(_run_one(reg, versions[name], documents, options, export, failures))
             except _Stopped as stopped:
                 records.append(stopped.record)
                 stopped_status = max(stopped_status, stopped.status)
     finally:
-        shutdown()
-    _write_reports(reg, records, json_file, junit_file)
+        _flush(export)
+    # A lost export is reported, never the run's verdict: the exit status below is the runs' alone.
+    _write_reports(reg, records, json_file, junit_file, export.to_json())
     if stopped_status:
         raise typer.Exit(stopped_status)
     failing = [record for record in records if record.status != "passed"]
     if failing:
         raise typer.Exit(_failure_status(reg, failing))
+
+
+def _flush(export: OtlpExport) -> None:
+    """Send the last spans and logs (a bounded wait), and say on stderr what could not be sent."""
+    from rich.markup import escape
+
+    for line in export.flush():
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}")
 
 
 def _check_writable(option: str, path: Path | None) -> None:
@@ -224,8 +243,7 @@ def _run_one(
     prompt: Prompt,
     documents: list[ScenariosDocument],
     options: Any,
-    tracer_provider: Any,
-    logger_provider: Any,
+    export: OtlpExport,
     failures: int,
 ) -> RunRecord:
     from ..harness import EvalRun
@@ -236,8 +254,8 @@ def _run_one(
             prompt=prompt,
             documents=documents,
             options=options,
-            tracer_provider=tracer_provider,
-            logger_provider=logger_provider,
+            tracer_provider=export.tracer_provider,
+            logger_provider=export.logger_provider,
         )
     except PromptlaneError as exc:
         raise fail(exc) from None
@@ -287,10 +305,23 @@ def _with_progress(run: Any) -> Any:
         return asyncio.run(run.run())
 
 
-def _write_reports(reg: Registry, records: list[RunRecord], json_file: Path | None, junit_file: Path | None) -> None:
-    from ..harness.reports import write_json, write_junit
+def _write_reports(
+    reg: Registry,
+    records: list[RunRecord],
+    json_file: Path | None,
+    junit_file: Path | None,
+    export: dict[str, Any] | None,
+) -> None:
+    """``--json``: ``{"runs": [...], "export": ...}``, the export's outcome (None when nothing was exported);
+    ``--junit``: JUnit XML."""
+    from ..harness.reports import write_junit, write_run_json
 
     if json_file is not None:
-        write_json(json_file, [(record, reg.store.run_cases(record.id)) for record in records])
+        with json_file.open("w", encoding="utf-8") as file:
+            file.write('{"runs": [')
+            for index, record in enumerate(records):
+                file.write("," if index else "")
+                write_run_json(file, record, reg.store.run_cases(record.id))
+            file.write(f'], "export": {json.dumps(export, ensure_ascii=False)}}}\n')
     if junit_file is not None:
         write_junit(junit_file, [(record, reg.store.run_cases(record.id)) for record in records])

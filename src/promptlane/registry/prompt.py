@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -182,7 +183,15 @@ class Prompt:
     @contextmanager
     def use(self) -> Iterator[Prompt]:
         """Within the block, the prompt's name, version and label are in OTel baggage, so every span started
-        inside carries them when ``promptlane.otel.PromptSpanProcessor`` is installed."""
+        inside carries them when ``promptlane.otel.PromptSpanProcessor`` is installed.
+
+        Baggage propagates: an instrumented HTTP client sends it to every service it calls (the W3C ``baggage``
+        header), a model provider's API included. ``PROMPTLANE_BAGGAGE=off`` keeps the prompt out of it (the
+        block then changes nothing; ``render`` still puts the prompt on the current span).
+        """
+        if os.environ.get("PROMPTLANE_BAGGAGE", "").strip().lower() in ("off", "false", "0"):
+            yield self
+            return
         with prompt_baggage(self._record.name, self._record.number, self.label):
             yield self
 
