@@ -19,6 +19,7 @@ from .._budget import RenderLimits
 from .._redact import mask_credentials
 from ..config import Settings, load_settings, resolve_registry_url
 from ..errors import ConfigError, NotFoundError, PromptlaneError, RegistryError, RegistryUnavailableError
+from ..otel import record_resolution, resolution_span, resolution_tracer
 from ._author import default_author
 from .labels import LATEST
 from .moves import LabelMoves
@@ -26,6 +27,8 @@ from .rollout import choose_version
 from .store import LabelEvent, LabelState, PromptSummary, PromptVersion, Store
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer, TracerProvider
+
     from ..spec import PromptFile, PromptSpec
     from .http import HttpStore
     from .prompt import Prompt
@@ -81,6 +84,8 @@ class Registry(LabelMoves):
         settings: Settings to use instead of loading them from the environment and config files.
         cache_ttl: Seconds a label resolution is cached (0 = always ask the store).
         default_label: The label ``get`` resolves when given none.
+        tracer_provider: Where ``get`` records its ``get_prompt`` spans; default: the global TracerProvider
+            the application set (none set: no spans).
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Registry(LabelMoves):
         settings: Settings | None = None,
         cache_ttl: float | None = None,
         default_label: str | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.url = resolve_registry_url(url, self.settings.root) if url else self.settings.registry_url
@@ -113,6 +119,7 @@ class Registry(LabelMoves):
         # Prompt objects are immutable views of immutable versions: one per (name, version, label, source).
         self._prompts: dict[tuple[str, int | None, str | None, str], Prompt] = {}
         self._warned: set[str] = set()
+        self._tracer = resolution_tracer(tracer_provider) if tracer_provider is not None else None
 
     # --- store --------------------------------------------------------------------------------------------
 
@@ -212,62 +219,85 @@ class Registry(LabelMoves):
         if version is not None and label is not None:
             raise ValueError("give a label or a version, not both")
         resolved_label = None if version is not None else (label or self.default_label)
-        if self._is_remote:
-            return self._get_remote(name, resolved_label, version, targeting_key, fallback)
-        try:
-            if version is not None:
-                record, fetched = self._version(name, version)
-            else:
-                assert resolved_label is not None
-                target, fetched = self._target(name, resolved_label)
-                record, fetched_version = self._version(
-                    name, choose_version(target, name, resolved_label, targeting_key)
-                )
-                fetched = fetched or fetched_version
-        except (NotFoundError, RegistryUnavailableError) as exc:
-            if fallback is None:
-                raise
-            self._warn_once(name, exc)
-            return _new_prompt(
-                self._fallback(name, fallback), label=resolved_label, source="fallback", limits=self.limits
-            )
-        source = "registry" if fetched else "cache"
-        key = (name, record.number, resolved_label, source)
-        prompt = self._prompts.get(key)
-        if prompt is None:
-            prompt = self._prompts[key] = _new_prompt(record, label=resolved_label, source=source, limits=self.limits)
-        return prompt
+        tracer = self._tracer or resolution_tracer()
+        if tracer is not None:
+            return self._traced_get(tracer, name, resolved_label, version, targeting_key, fallback)
+        try:  # no tracing set up: the hot path makes no span
+            if self._is_remote:
+                return self._get_remote(name, resolved_label, version, targeting_key)
+            return self._get_local(name, resolved_label, version, targeting_key)
+        except PromptlaneError as exc:
+            return self._serve_fallback(name, resolved_label, fallback, exc)
 
-    def _get_remote(
+    def _traced_get(
         self,
+        tracer: Tracer,
         name: str,
         label: str | None,
         version: int | None,
         targeting_key: str | None,
         fallback: str | Mapping[str, Any] | PromptSpec | None,
     ) -> Prompt:
+        """``get`` inside its ``get_prompt`` span."""
+        with resolution_span(tracer, name, label) as span:
+            fallback_reason = None
+            try:
+                if self._is_remote:
+                    prompt = self._get_remote(name, label, version, targeting_key)
+                else:
+                    prompt = self._get_local(name, label, version, targeting_key)
+            except PromptlaneError as exc:
+                prompt = self._serve_fallback(name, label, fallback, exc)
+                fallback_reason = exc
+            record_resolution(span, prompt.version, prompt.source, fallback_reason)
+        return prompt
+
+    def _serve_fallback(
+        self,
+        name: str,
+        label: str | None,
+        fallback: str | Mapping[str, Any] | PromptSpec | None,
+        exc: PromptlaneError,
+    ) -> Prompt:
+        """The fallback for a get that failed with ``exc``; ``exc`` again when there is none, or when the failure
+        is not one a fallback stands in for."""
+        # From a server, whatever it answered (missing, down, refused, an error of its own, a broken template)
+        # is served the fallback; from a local store, what is missing or unreachable.
+        if fallback is None or not (self._is_remote or isinstance(exc, (NotFoundError, RegistryUnavailableError))):
+            raise exc
+        self._warn_once(name, exc)
+        return _new_prompt(self._fallback(name, fallback), label=label, source="fallback", limits=self.limits)
+
+    def _get_local(self, name: str, label: str | None, version: int | None, targeting_key: str | None) -> Prompt:
+        if version is not None:
+            record, fetched = self._version(name, version)
+        else:
+            assert label is not None
+            target, fetched = self._target(name, label)
+            record, fetched_version = self._version(name, choose_version(target, name, label, targeting_key))
+            fetched = fetched or fetched_version
+        source = "registry" if fetched else "cache"
+        key = (name, record.number, label, source)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
+        return prompt
+
+    def _get_remote(self, name: str, label: str | None, version: int | None, targeting_key: str | None) -> Prompt:
         cache = self._remote_cache
-        try:
-            if version is not None:
-                record, origin = cache.version(name, version)
-                source = origin or "cache"
-            else:
-                assert label is not None
-                target, source = cache.target(name, label)
-                record, origin = cache.version(name, choose_version(target, name, label, targeting_key))
-                source = "disk" if origin == "disk" else source
-            key = (name, record.number, label, source)
-            prompt = self._prompts.get(key)
-            if prompt is None:
-                # Compiled here, inside the try: a server can send a version that hashes right and does not compile.
-                prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
-        except PromptlaneError as exc:
-            # Whatever the server answered (missing, down, refused, an error of its own, a broken template),
-            # an application given a fallback serves it.
-            if fallback is None:
-                raise
-            self._warn_once(name, exc)
-            return _new_prompt(self._fallback(name, fallback), label=label, source="fallback", limits=self.limits)
+        if version is not None:
+            record, origin = cache.version(name, version)
+            source = origin or "cache"
+        else:
+            assert label is not None
+            target, source = cache.target(name, label)
+            record, origin = cache.version(name, choose_version(target, name, label, targeting_key))
+            source = "disk" if origin == "disk" else source
+        key = (name, record.number, label, source)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            # Compiled inside get's try: a server can send a version that hashes right and does not compile.
+            prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
         return prompt
 
     def prefetch(self, label: str | None = None) -> int:
