@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ui test evals recordings lint bench clean
+.PHONY: demo ui traces test evals recordings lint bench clean
 
 # The demo's project, kept so that `make ui` can serve it afterwards.
 DEMO_DIR := $(CURDIR)/.promptlane/demo
@@ -26,6 +26,22 @@ demo: $(STAMP)
 ui: $(STAMP)
 	test -d $(DEMO_DIR) || $(MAKE) demo
 	cd $(DEMO_DIR) && $(abspath $(VENV))/bin/promptlane serve --no-auth
+
+# Arize Phoenix, an OpenTelemetry backend, in a virtualenv of its own (never the project's: `make test` does not
+# install it; tests/test_phoenix.py runs when it is there).
+PHOENIX_VENV := .phoenix/venv
+PHOENIX_STAMP := $(PHOENIX_VENV)/.installed
+PHOENIX_PORT ?= 6006
+$(PHOENIX_STAMP):
+	test -x $(PHOENIX_VENV)/bin/python || $(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install --quiet 'arize-phoenix>=20.26,<21'
+	touch $(PHOENIX_STAMP)
+
+# The demo's runs in Phoenix at http://127.0.0.1:6006/ (loopback only): starts it, sends the runs, prints the
+# URL and serves until Ctrl-C (examples/phoenix.py).
+traces: $(STAMP) $(PHOENIX_STAMP)
+	test -d $(DEMO_DIR) || $(MAKE) demo
+	$(PY) examples/phoenix.py $(DEMO_DIR) --port $(PHOENIX_PORT)
 
 # The unit tests in parallel (pytest-xdist, PYTEST_WORKERS=0 for one process), then the tests marked `serial`
 # on their own, then the repository's evals. All three always run; `make test` fails if any of them failed.
