@@ -37,7 +37,16 @@ from .mocks import MockedTool, NoMockError
 from .models import ModelClient
 from .recordings import RecordingKey
 from .scenarios import HistoryMessage, ScenariosDocument, ScenarioSpec
-from .tracing import CaseTrace, ChatTrace, RunTracer, text_message_json
+from .tracing import (
+    CURRENT_CASE,
+    CaseTrace,
+    ChatRequest,
+    ChatTrace,
+    RunTracer,
+    assistant_message_json,
+    message_fragments,
+    text_message_json,
+)
 
 __all__ = ["CasePlan", "ScenarioPlan", "history_items", "run_case"]
 
@@ -72,6 +81,12 @@ class ScenarioPlan:
     """The history as request parts and responses (see :func:`history_items`)."""
     history_dicts: list[dict[str, Any]]
     """The history as recorded on cases."""
+    history_json: list[str]
+    """The history as input messages of the GenAI conventions, for span content (made once)."""
+    chat: ChatRequest
+    """What the spans of every model request share (made once)."""
+    tool_descriptions: dict[str, str]
+    """The offered tools' descriptions, by name, for tool spans."""
     key_base: dict[str, Any]
     """The fixed inputs of recording keys (model, settings, tools, output schema)."""
     repeat: int
@@ -151,11 +166,17 @@ def _conversation(items: Sequence[Any]) -> list[ModelMessage]:
     return messages
 
 
-def _start(rendered: list[dict[str, str]], plan: ScenarioPlan) -> tuple[list[ModelMessage], list[dict[str, Any]]]:
-    """The first request of a case, and its record: system messages, history, the rest of the prompt."""
+def _leading_system(rendered: list[dict[str, str]]) -> int:
+    """How many of the rendered messages are the leading system messages (the history goes after them)."""
     split = 0
     while split < len(rendered) and rendered[split]["role"] == "system":
         split += 1
+    return split
+
+
+def _start(rendered: list[dict[str, str]], plan: ScenarioPlan) -> tuple[list[ModelMessage], list[dict[str, Any]]]:
+    """The first request of a case, and its record: system messages, history, the rest of the prompt."""
+    split = _leading_system(rendered)
     items: list[Any] = [SystemPromptPart(m["content"]) for m in rendered[:split]]
     items += plan.history
     for message in rendered[split:]:
@@ -168,43 +189,15 @@ def _start(rendered: list[dict[str, str]], plan: ScenarioPlan) -> tuple[list[Mod
     return _conversation(items), [*rendered[:split], *plan.history_dicts, *rendered[split:]]
 
 
-def _messages_json(messages: Sequence[ModelMessage]) -> list[dict[str, Any]]:
-    """The conversation in the GenAI semantic conventions' shape, for span content."""
-    shaped = []
-    for message in messages:
-        if isinstance(message, ModelResponse):
-            shaped.append({"role": "assistant", "parts": [_part_json(part) for part in message.parts]})
-        else:
-            for part in message.parts:
-                role = {"system-prompt": "system", "tool-return": "tool"}.get(part.part_kind, "user")
-                shaped.append({"role": role, "parts": [_part_json(part)]})
-    return shaped
-
-
-def _dicts_json(messages: list[dict[str, Any]]) -> str:
-    """Recorded messages (``{"role", "content"}``, history entries) as the GenAI conventions' JSON."""
-    encoded = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str) and not message.get("tool_calls") and message["role"] != "tool":
-            encoded.append(text_message_json(message["role"], content))
-            continue
-        parts: list[dict[str, Any]] = []
-        if content is not None:
-            kind = "tool_call_response" if message["role"] == "tool" else "text"
-            parts.append({"type": kind, "response" if kind == "tool_call_response" else "content": content})
-        for call in message.get("tool_calls", ()):
-            parts.append({"type": "tool_call", "name": call.get("name"), "arguments": call.get("args", {})})
-        encoded.append(json.dumps({"role": message["role"], "parts": parts}, ensure_ascii=False, default=str))
-    return "[" + ",".join(encoded) + "]"
-
-
-def _part_json(part: Any) -> dict[str, Any]:
-    if isinstance(part, ToolCallPart):
-        return {"type": "tool_call", "name": part.tool_name, "id": part.tool_call_id, "arguments": part.args}
-    if isinstance(part, ToolReturnPart):
-        return {"type": "tool_call_response", "id": part.tool_call_id, "response": part.content}
-    return {"type": "text", "content": getattr(part, "content", "")}
+def _first_fragments(rendered: list[dict[str, str]], plan: ScenarioPlan) -> list[str]:
+    """The first request as input messages of the GenAI conventions (JSON objects), in the order of
+    :func:`_start`. A system prompt is the same in many cases, and the history in every case of its scenario:
+    their JSON is made once."""
+    split = _leading_system(rendered)
+    fragments = [text_message_json(m["role"], m["content"]) for m in rendered[:split]]
+    fragments += plan.history_json
+    fragments += (text_message_json(m["role"], m["content"]) for m in rendered[split:])
+    return fragments
 
 
 def _cost(plan: ScenarioPlan, response: ModelResponse, cached: bool) -> float | None:
@@ -251,19 +244,20 @@ def _final_output(plan: ScenarioPlan, response: ModelResponse, calls: list[ToolC
 async def _converse(
     plan: ScenarioPlan,
     messages: list[ModelMessage],
-    first_messages: list[dict[str, Any]],
+    rendered: list[dict[str, str]],
     key: RecordingKey | None,
     trace: CaseTrace | None,
 ) -> _Conversation:
     result = _Conversation()
     client = plan.client
-    provider = getattr(client.model, "system", None)
+    # The input messages as JSON objects, when content is traced: each request repeats the ones before it,
+    # so every message is encoded once, as it joins the conversation.
+    shaped = _first_fragments(rendered, plan) if trace is not None and trace.content else None
     for turn in range(1, plan.spec.max_turns + 1):
         chat = None
         if trace is not None:
-            # The first request is the rendered conversation, already plain data; later ones are walked.
-            content = _dicts_json(first_messages) if turn == 1 else _messages_json(messages)
-            chat = ChatTrace(model=client.spec, provider=provider, start_ns=time.time_ns(), messages=content)
+            content = "[" + ",".join(shaped) + "]" if shaped is not None else None
+            chat = ChatTrace(request=plan.chat, start_ns=time.time_ns(), messages=content)
             trace.chats.append(chat)
         try:
             answer = await client.request(
@@ -271,16 +265,13 @@ async def _converse(
             )
         except BaseException as exc:
             if chat is not None:
-                chat.end_ns, chat.error = time.time_ns(), f"{type(exc).__name__}: {exc}"
+                chat.fail(exc)
             raise
         response = answer.response
         if chat is not None:
-            chat.end_ns, chat.response, chat.cached, chat.attempts = (
-                time.time_ns(),
-                response,
-                answer.cached,
-                answer.attempts,
-            )
+            parts = chat.finish(answer, content=shaped is not None)
+            if shaped is not None and parts is not None:
+                shaped.append(assistant_message_json(parts))
         result.turns = turn
         result.input_tokens += response.usage.input_tokens
         result.output_tokens += response.usage.output_tokens
@@ -321,6 +312,8 @@ async def _converse(
                 )
             )
         messages.append(ModelRequest(parts=returns))
+        if shaped is not None:
+            shaped += message_fragments(returns)
         if key is not None:
             key.add(returns)
     result.failure = EvaluationResult(
@@ -357,15 +350,27 @@ async def run_case(case: CasePlan, prompt: Prompt, tracer: RunTracer) -> CaseRes
         repeat=case.repeat,
         variables=case.variables,
     )
-    trace = CaseTrace(scenario=result.scenario, case=result.case, start_ns=time.time_ns()) if tracer.enabled else None
+    if not tracer.enabled:
+        await _run(case, plan, prompt, result, None)
+        return result
+    trace = CaseTrace(
+        scenario=result.scenario,
+        case=result.case,
+        start_ns=time.time_ns(),
+        content=tracer.trace_content,
+        tool_descriptions=plan.tool_descriptions,
+        variables=case.variables,
+    )
+    token = CURRENT_CASE.set(trace)  # a judge's request is traced under its case
     try:
         await _run(case, plan, prompt, result, trace)
     finally:
-        if trace is not None:
-            trace.end_ns, trace.status, trace.evaluations = time.time_ns(), result.status, result.evaluations
-            if result.error is not None:
-                trace.error = f"{result.error.type}: {result.error.message}"
-            tracer.record_case(trace)
+        CURRENT_CASE.reset(token)
+        trace.end_ns, trace.status, trace.evaluations = time.time_ns(), result.status, result.evaluations
+        trace.output = result.output
+        if result.error is not None:
+            trace.error = f"{result.error.type}: {result.error.message}"
+        tracer.record_case(trace)
     return result
 
 
@@ -380,7 +385,7 @@ async def _run(case: CasePlan, plan: ScenarioPlan, prompt: Prompt, result: CaseR
             key = RecordingKey({**plan.key_base, "repeat": case.repeat})
             for message in messages:
                 key.add(list(message.parts))
-        talk = await _converse(plan, messages, result.messages, key, trace)
+        talk = await _converse(plan, messages, rendered, key, trace)
     except Exception as exc:  # the model, a replay miss, a variable: this case is an error, the run goes on
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.status = "error"

@@ -2,13 +2,15 @@
 
 The judge's request goes through the same model client as the cases: it is retried, rate-limited, and
 recorded and replayed with ``--cache``, so a CI run with ``--cache replay`` judges for free and the same way.
+It is traced as a chat span under the case it judges.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai.messages import (
@@ -25,6 +27,7 @@ from .evaluators import CaseContext, Evaluator
 from .models import ModelClient, output_parameters
 from .recordings import RecordingKey
 from .scenarios import _JudgeArgs
+from .tracing import CURRENT_CASE, ChatRequest, ChatTrace, chat_request, text_message_json
 
 __all__ = ["JudgeFactory"]
 
@@ -68,6 +71,8 @@ class _Judge(Evaluator):
     rubric: str
     threshold: float
     name: str = "judge"
+    _requests: dict[bool, ChatRequest] = field(default_factory=dict[bool, ChatRequest], repr=False)
+    """The span attributes of its requests, with and without content (made once)."""
 
     async def evaluate(self, ctx: CaseContext) -> EvaluationResult:
         prompt = (
@@ -81,7 +86,27 @@ class _Judge(Evaluator):
             recording = RecordingKey({"judge": self.client.spec, "schema": VERDICT_SCHEMA})
             recording.add(list(messages[0].parts))
             key = recording.current()
-        answer = await self.client.request(messages, None, parameters, key=key)
+        case = CURRENT_CASE.get()
+        chat = None
+        if case is not None:
+            request = self._requests.get(case.content)
+            if request is None:
+                request = self._requests[case.content] = chat_request(
+                    self.client.spec, self.client.model, None, parameters, content=case.content
+                )
+            shaped = None
+            if case.content:
+                shaped = f"[{text_message_json('system', INSTRUCTIONS)},{text_message_json('user', prompt)}]"
+            chat = ChatTrace(request=request, start_ns=time.time_ns(), messages=shaped)
+            case.chats.append(chat)
+        try:
+            answer = await self.client.request(messages, None, parameters, key=key)
+        except BaseException as exc:
+            if chat is not None:
+                chat.fail(exc)
+            raise
+        if chat is not None:
+            chat.finish(answer, content=case is not None and case.content)
         verdict = _verdict(answer.response.parts, output_tool)
         score = min(max(float(verdict["score"]), 0.0), 1.0)
         reason = str(verdict.get("reason") or "")

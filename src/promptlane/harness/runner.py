@@ -37,6 +37,7 @@ from ..registry.fingerprint import (
     repeat_part,
     version_part,
 )
+from ..registry.labels import LATEST
 from ..registry.prompt import Prompt
 from ..registry.runs import HEARTBEAT_SECONDS, CaseResult, RunRecord, ScenarioFileRef, ScenarioStats
 from ..registry.store import Store
@@ -52,7 +53,7 @@ from .models import ModelClient, RequestPolicy, output_parameters, resolve_model
 from .pydantic_evals import pydantic_evals_evaluator
 from .recordings import CacheMode, Recordings
 from .scenarios import ScenariosDocument, ScenarioSpec, ToolDeclaration, scenario_needs
-from .tracing import RunTracer
+from .tracing import RunTracer, chat_request, message_fragments
 
 __all__ = ["EvalOptions", "EvalRun", "Progress"]
 
@@ -163,7 +164,7 @@ class EvalRun:
             run_id=self.record.id,
             prompt=prompt.name,
             version=prompt.version,
-            label=prompt.label,
+            label=_span_label(store, prompt),
             tracer_provider=tracer_provider,
             logger_provider=logger_provider,
             trace_content=options.trace_content,
@@ -282,6 +283,9 @@ class EvalRun:
             evaluators=evaluators,
             history=history,
             history_dicts=history_dicts,
+            history_json=message_fragments(history) if self.options.trace_content else [],
+            chat=chat_request(client.spec, client.model, settings, parameters, content=self.options.trace_content),
+            tool_descriptions={name: tool["description"] for name, tool in tools.items() if tool.get("description")},
             key_base={
                 "model": client.spec,
                 "settings": settings,
@@ -381,7 +385,7 @@ class EvalRun:
                     self.on_case(result)
 
         lease = _RunLease(self.store, record.id, save=save)
-        with self.tracer.run(self.prompt.name) as span:
+        with self.tracer.run(self.prompt.name, model=record.model) as span:
             record.trace_id = self.tracer.trace_id(span)
             try:
                 try:
@@ -459,6 +463,14 @@ class _RunLease:
         """Stop keeping the lease (the run is ending), once a write in progress is done."""
         self._stopped.set()
         self._thread.join()
+
+
+def _span_label(store: Store, prompt: Prompt) -> str | None:
+    """The label on the run's spans: the one the version was resolved through, else ``latest`` when the version
+    is the newest (a run of the prompt files just pushed), else none (an older version asked for by number)."""
+    if prompt.label is not None:
+        return prompt.label
+    return LATEST if prompt.version == store.latest_number(prompt.name) else None
 
 
 def _fingerprint(
