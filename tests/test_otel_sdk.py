@@ -90,7 +90,7 @@ def _resolved(version: int | None, label: str | None, source: str, cache_hit: bo
     if label is not None:
         attributes[PROMPT_LABEL] = label
     if version is not None:
-        attributes[PROMPT_VERSION] = version
+        attributes[PROMPT_VERSION] = str(version)
     return {**attributes, PROMPT_SOURCE: source, PROMPT_CACHE_HIT: cache_hit}
 
 
@@ -254,10 +254,10 @@ def test_the_global_provider_set_the_public_way(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "True False",
-        "get_prompt hello [('gen_ai.prompt.name', 'hello'), ('gen_ai.prompt.version', 1), "
+        "get_prompt hello [('gen_ai.prompt.name', 'hello'), ('gen_ai.prompt.version', '1'), "
         "('promptlane.prompt.cache_hit', True), ('promptlane.prompt.label', 'latest'), "
         "('promptlane.prompt.source', 'cache')]",
-        "chat [('gen_ai.prompt.name', 'hello'), ('gen_ai.prompt.version', 1), ('promptlane.prompt.label', 'latest')]",
+        "chat [('gen_ai.prompt.name', 'hello'), ('gen_ai.prompt.version', '1'), ('promptlane.prompt.label', 'latest')]",
     ]
 
 
@@ -301,7 +301,7 @@ def test_instrument_installs_the_processor_once_and_says_so(
     captured.take()
     with prompt.use(), captured.provider.get_tracer("app").start_as_current_span("chat gpt-4o"):
         pass
-    assert captured.spans()[0]["attributes"] == {PROMPT_NAME: "greet", PROMPT_VERSION: 1, PROMPT_LABEL: "production"}
+    assert captured.spans()[0]["attributes"] == {PROMPT_NAME: "greet", PROMPT_VERSION: "1", PROMPT_LABEL: "production"}
 
 
 def test_instrument_leaves_a_processor_added_by_hand(captured: Captured) -> None:

@@ -184,7 +184,7 @@ def test_render_tags_the_current_span(registry: Registry, spans: Any) -> None:
     (span,) = exporter.get_finished_spans()
     assert dict(span.attributes or {}) == {
         PROMPT_NAME: "greet",
-        PROMPT_VERSION: 1,
+        PROMPT_VERSION: "1",
         PROMPT_LABEL: "production",
     }
 
@@ -201,7 +201,7 @@ def test_use_puts_the_version_on_every_span_inside(registry: Registry, spans: An
     inside, outside = exporter.get_finished_spans()
     assert dict(inside.attributes or {}) == {
         PROMPT_NAME: "greet",
-        PROMPT_VERSION: 1,
+        PROMPT_VERSION: "1",
         PROMPT_LABEL: "production",
     }
     assert dict(outside.attributes or {}) == {}

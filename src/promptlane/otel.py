@@ -58,10 +58,11 @@ _BAGGAGE_KEYS = (PROMPT_NAME, PROMPT_VERSION, PROMPT_LABEL)
 
 
 def prompt_attributes(name: str, version: int | None, label: str | None) -> dict[str, str | int]:
-    """The span attributes that identify a prompt version (None values left out)."""
+    """The span attributes that identify a prompt version (None values left out; the version as a string, the
+    type the GenAI conventions give ``gen_ai.prompt.version``, as the harness's spans carry it)."""
     attributes: dict[str, str | int] = {PROMPT_NAME: name}
     if version is not None:
-        attributes[PROMPT_VERSION] = version
+        attributes[PROMPT_VERSION] = str(version)
     if label is not None:
         attributes[PROMPT_LABEL] = label
     return attributes
@@ -97,7 +98,7 @@ def _baggage_attributes(parent_context: Any) -> dict[str, str | int]:
         value = values.get(key)
         if value is not None:
             text = str(value)
-            attributes[key] = int(text) if key == PROMPT_VERSION and text.isdigit() else text
+            attributes[key] = text
     return attributes
 
 
@@ -246,7 +247,7 @@ def record_resolution(span: Span, version: int | None, source: str, fallback_rea
     if not span.is_recording():
         return
     if version is not None:
-        span.set_attribute(PROMPT_VERSION, version)
+        span.set_attribute(PROMPT_VERSION, str(version))
     span.set_attributes({PROMPT_SOURCE: source, PROMPT_CACHE_HIT: source in _CACHED_SOURCES})
     if fallback_reason is not None:
         span.record_exception(fallback_reason)
