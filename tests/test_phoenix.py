@@ -203,6 +203,7 @@ def _matching(traced: TracedRun, condition: str) -> set[str]:
         pytest.param("gen_ai.prompt.version == '1'", "every span", id="by-version"),
         pytest.param("promptlane.prompt.label == 'latest'", "every span", id="by-label"),
         pytest.param("promptlane.case.passed == False", "the failed case", id="by-failed-case"),
+        pytest.param("promptlane.scenario == 'refund'", "the refund case", id="by-scenario"),
         pytest.param("gen_ai.prompt.version == '2'", "nothing", id="another-version"),
         pytest.param("promptlane.prompt.label == 'production'", "nothing", id="another-label"),
     ],
@@ -213,6 +214,7 @@ def test_the_documented_filter_expressions_work_in_phoenix(traced: TracedRun, co
     expected = {
         "every span": everything,
         "the failed case": {span["context"]["span_id"] for span in failed},
+        "the refund case": {span["context"]["span_id"] for span in traced.cases if span["name"].endswith(" refund")},
         "nothing": set(),
     }[matches]
     assert failed
