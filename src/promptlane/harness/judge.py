@@ -92,7 +92,7 @@ class _Judge(Evaluator):
             request = self._requests.get(case.content)
             if request is None:
                 request = self._requests[case.content] = chat_request(
-                    self.client.spec, self.client.model, None, parameters, content=case.content
+                    self.client.spec, self.client.model, None, parameters, content=case.content, judge=True
                 )
             shaped = None
             if case.content:

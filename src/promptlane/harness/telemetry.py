@@ -55,6 +55,8 @@ class SignalExport:
     """Why items were lost: the exporter's reason, or that the flush gave up waiting."""
     sending: int = field(default=0, repr=False)
     """Items of the batch being sent now."""
+    made: int = field(default=0, repr=False)
+    """Items handed to the export (the SDK's queue drops what does not fit: made, never sent)."""
 
     def to_json(self) -> dict[str, Any]:
         """The fields of the ``--json`` report."""
@@ -122,6 +124,13 @@ class OtlpExport:
             if thread.is_alive():
                 signal.lost += signal.sending
                 signal.error = signal.error or f"no answer within {self.timeout + FLUSH_MARGIN:g} s"
+            # What was made but neither sent nor counted lost: dropped from a full queue (a slow backend, a large
+            # run), or still queued when the flush gave up.
+            unsent = signal.made - signal.exported - signal.lost
+            if unsent > 0:
+                signal.lost += unsent
+                variable = "OTEL_BSP_MAX_QUEUE_SIZE" if signal.signal == "traces" else "OTEL_BLRP_MAX_QUEUE_SIZE"
+                signal.error = signal.error or f"the export queue was full ({variable}): {unsent} never sent"
         return self.problems
 
 
@@ -241,7 +250,7 @@ def otlp_export(endpoint: str | None = None, environ: Mapping[str, str] | None =
         export.signals.append(signal)
         export.tracer_provider = TracerProvider(resource=resource)
         export.tracer_provider.add_span_processor(
-            BatchSpanProcessor(_tallied(OTLPSpanExporter(endpoint=signal.endpoint), signal))
+            _counted(BatchSpanProcessor, "on_end", signal)(_tallied(OTLPSpanExporter(endpoint=signal.endpoint), signal))
         )
     if "logs" in urls:
         if export.tracer_provider is None:
@@ -258,7 +267,9 @@ def otlp_export(endpoint: str | None = None, environ: Mapping[str, str] | None =
         export.signals.append(signal)
         export.logger_provider = LoggerProvider(resource=resource)
         export.logger_provider.add_log_record_processor(
-            BatchLogRecordProcessor(_tallied(OTLPLogExporter(endpoint=signal.endpoint), signal))
+            _counted(BatchLogRecordProcessor, "on_emit", signal)(
+                _tallied(OTLPLogExporter(endpoint=signal.endpoint), signal)
+            )
         )
     return export
 
@@ -296,6 +307,19 @@ class _ExporterMessages(logging.Handler):
         messages = self.by_thread.pop(threading.get_ident(), [])
         picked = list(dict.fromkeys(messages[:1] + messages[-1:]))
         return " / ".join(message[:400] for message in picked) or None
+
+
+def _counted(processor: type, method: str, signal: SignalExport) -> Any:
+    """``processor`` (a batch processor class) counting in ``signal`` each item handed to it through ``method``
+    (``on_end`` for spans: the sampled ones, which it queues; ``on_emit`` for log records)."""
+
+    def counting(self: Any, item: Any) -> None:
+        context = getattr(item, "context", None)
+        if method != "on_end" or (context is not None and context.trace_flags.sampled):
+            signal.made += 1
+        getattr(processor, method)(self, item)
+
+    return type(f"Counted{processor.__name__}", (processor,), {method: counting})
 
 
 def _tallied(inner: Any, signal: SignalExport) -> Any:

@@ -44,6 +44,7 @@ from ..registry.runs import EvaluationResult, RunRecord, ToolCallRecord
 __all__ = [
     "CASE_ID",
     "CURRENT_CASE",
+    "JUDGE",
     "RUN_ID",
     "CaseTrace",
     "ChatRequest",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 RUN_ID = "promptlane.run.id"
+JUDGE = "promptlane.judge"
+"""On a judge's model requests: true."""
 CASE_ID = "promptlane.case.id"
 EVALUATION_EVENT = "gen_ai.evaluation.result"
 REQUEST_MODEL = "gen_ai.request.model"
@@ -171,10 +174,12 @@ class ChatRequest:
 
 
 def chat_request(
-    spec: str, model: Any, settings: Mapping[str, Any] | None, parameters: Any, *, content: bool
+    spec: str, model: Any, settings: Mapping[str, Any] | None, parameters: Any, *, content: bool, judge: bool = False
 ) -> ChatRequest:
     """The attributes every request of a scenario shares: operation, provider, the provider's model name,
-    request parameters from the version's model settings, the tools offered.
+    request parameters from the version's model settings, the tools offered. A ``judge``'s requests say so
+    (``promptlane.judge``), so a backend can tell them from the prompt's own: they carry the prompt's attributes
+    too, as everything of its run does.
 
     Without ``content``, tool definitions keep their required properties (type and name): descriptions and
     parameter schemas are prompt text, and large.
@@ -207,6 +212,8 @@ def chat_request(
         attributes["gen_ai.tool.definitions"] = _ENCODER.encode([_tool_definition(tool, content) for tool in tools])
     if getattr(parameters, "output_object", None) is not None or getattr(parameters, "output_tools", None):
         attributes["gen_ai.output.type"] = "json"
+    if judge:
+        attributes[JUDGE] = True
     return ChatRequest(name=f"chat {name}", attributes=attributes, model_names=frozenset({name, spec}))
 
 
@@ -351,6 +358,16 @@ class RunTracer:
             failed = [name for name, e in zip(names, case.evaluations, strict=True) if e.status != "passed"]
             if failed:
                 attributes["promptlane.case.failed_evaluations"] = failed
+        # An invoke_agent span names its provider and model (the prompt's, not a judge's), and its token totals.
+        own = [chat for chat in case.chats if JUDGE not in chat.request.attributes]
+        if own:
+            request = own[0].request.attributes
+            attributes["gen_ai.provider.name"] = request["gen_ai.provider.name"]
+            attributes[REQUEST_MODEL] = request[REQUEST_MODEL]
+            answered = [chat.response.usage for chat in own if chat.response is not None]
+            if answered:
+                attributes["gen_ai.usage.input_tokens"] = sum(usage.input_tokens for usage in answered)
+                attributes["gen_ai.usage.output_tokens"] = sum(usage.output_tokens for usage in answered)
         if self.trace_content:
             attributes["input.value"] = _ENCODER.encode(case.variables)
             attributes["input.mime_type"] = "application/json"
@@ -550,4 +567,8 @@ def _part(part: Any) -> Mapping[str, Any]:
     if kind == "tool-return":
         # The schema's ToolCallResponsePart has `response`; pydantic-ai writes `result`, after the prose example.
         return {"type": "tool_call_response", "id": part.tool_call_id, "response": part.content}
-    return {"type": "text", "content": getattr(part, "content", "")}
+    if kind == "thinking":  # the model's reasoning, not its answer: the schema's ReasoningPart
+        return {"type": "reasoning", "content": part.content}
+    if kind in ("text", "user-prompt", "system-prompt", "retry-prompt"):
+        return {"type": "text", "content": getattr(part, "content", "")}
+    return {"type": kind or type(part).__name__}  # the schema's GenericPart: a kind it has no shape for
