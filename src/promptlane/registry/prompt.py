@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .. import adapters
 from .._budget import RenderLimits
 from ..otel import prompt_baggage, set_prompt_attributes
 from ..templates import CompiledPrompt, compile_prompt
@@ -15,6 +16,8 @@ from .store import PromptVersion
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from langchain_core.messages import BaseMessage
+    from pydantic_ai import Agent
     from pydantic_ai.messages import ModelMessage
 
 __all__ = ["Prompt", "RenderedPrompt"]
@@ -23,9 +26,17 @@ __all__ = ["Prompt", "RenderedPrompt"]
 class RenderedPrompt:
     """A prompt rendered with its variables."""
 
-    __slots__ = ("label", "messages", "name", "version")
+    __slots__ = ("_spec", "label", "messages", "name", "version")
 
-    def __init__(self, name: str, version: int | None, label: str | None, messages: list[dict[str, str]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: int | None,
+        label: str | None,
+        messages: list[dict[str, str]],
+        *,
+        spec: Mapping[str, Any] | None = None,
+    ) -> None:
         self.name = name
         """The prompt's name."""
         self.version = version
@@ -34,6 +45,7 @@ class RenderedPrompt:
         """The label it was resolved through, if any."""
         self.messages = messages
         """Chat messages: ``[{"role": "system", "content": ...}, ...]`` (a text prompt is one user message)."""
+        self._spec: Mapping[str, Any] = spec or {}
 
     @property
     def text(self) -> str:
@@ -67,6 +79,34 @@ class RenderedPrompt:
         if request_parts:
             result.append(ModelRequest(parts=request_parts))
         return result
+
+    def to_openai(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for OpenAI's ``client.chat.completions.create``: messages, model, settings under
+        OpenAI's names, tools, ``response_format`` from the output schema (see ``promptlane.adapters``)."""
+        return adapters.to_openai(self.messages, self._spec, **overrides)
+
+    def to_openai_responses(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for OpenAI's ``client.responses.create``: instructions, input, tools, ``text.format``
+        from the output schema, ``max_output_tokens``."""
+        return adapters.to_openai_responses(self.messages, self._spec, **overrides)
+
+    def to_anthropic(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for Anthropic's ``client.messages.create``: system, messages, tools, ``max_tokens``
+        (the version's or ``promptlane.adapters.ANTHROPIC_MAX_TOKENS``)."""
+        return adapters.to_anthropic(self.messages, self._spec, **overrides)
+
+    def to_langchain(self) -> list[BaseMessage]:
+        """The messages as LangChain message objects; braces in the text are safe (imports langchain_core)."""
+        return adapters.to_langchain(self.messages)
+
+    def agent(self, *, tools: Mapping[str, Any] | None = None, **overrides: Any) -> Agent[None, Any]:
+        """A pydantic-ai ``Agent`` with the version's model, instructions, history, settings, tools (bound to
+        the functions in ``tools``, by name) and output type; ``overrides`` replace ``Agent`` arguments.
+
+        Raises:
+            ValueError: a tool of the version has no function in ``tools``.
+        """
+        return adapters.agent(self.messages, self._spec, tools=tools or {}, **overrides)
 
     def __repr__(self) -> str:
         return f"RenderedPrompt(name={self.name!r}, version={self.version!r}, messages={self.messages!r})"
@@ -173,7 +213,7 @@ class Prompt:
         record = self._record
         messages = self._compiled.render({**variables, **kwargs} if variables else kwargs)
         set_prompt_attributes(record.name, record.number, self.label)
-        return RenderedPrompt(record.name, record.number, self.label, messages)
+        return RenderedPrompt(record.name, record.number, self.label, messages, spec=record.spec)
 
     def render_messages(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
         """The rendered messages, checked like ``render`` but leaving spans alone (for the eval harness, whose
