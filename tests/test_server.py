@@ -387,6 +387,15 @@ def test_a_server_without_the_project_holds_current_what_the_newest_run_saw(repl
     assert (moved.status_code, moved.json()["evidence"]) == (200, newer)
 
 
+def test_an_unknown_query_parameter_is_refused(reply: Api) -> None:
+    # A misspelt filter must not answer as if unfiltered (`?promt=x` listing every run), and the document says so.
+    status, kind, message = error(reply.call("GET", "/runs?promt=support/reply", scope="read"))
+    assert (status, kind) == (422, "ValidationError")
+    assert message == "unknown query parameter 'promt': it takes limit, prompt, version"
+    assert error(reply.call("GET", "/requests?x=1", scope="read"))[2] == "unknown query parameter 'x': it takes prompt"
+    assert reply.call("GET", "/runs?prompt=support/reply", scope="read").status_code == 200
+
+
 def test_only_runs_recorded_by_trusted_runners_open_the_gate(reply: Api) -> None:
     # gate_trusted_runners names the CI token: a run any other write token recorded is no evidence either way,
     # whatever name its client gives, and no client can say which token recorded it.

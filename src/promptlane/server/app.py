@@ -38,12 +38,17 @@ ENDPOINTS: Sequence[Endpoint] = [*gate.ENDPOINTS, *prompts.ENDPOINTS, *runs.ENDP
 
 
 def _guarded(endpoint: Endpoint) -> Any:
-    """The handler behind the token check, with every error answered as JSON."""
-    handler, scope = endpoint.handler, endpoint.scope
+    """The handler behind the token check, with every error answered as JSON. A query parameter the operation
+    does not take is refused (422), as the document states: a misspelt filter must not answer as if unfiltered."""
+    handler, scope, known = endpoint.handler, endpoint.scope, frozenset(endpoint.query)
 
     async def guarded(request: Request) -> Response:
         try:
             request.state.token = await state(request).auth.check(request, scope)
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+                raise HttpError(422, f"unknown query parameter {unknown[0][:40]!r}: {takes}", kind="ValidationError")
             return await handler(request)
         except (PromptlaneError, HttpError) as exc:
             return error_response(exc)
