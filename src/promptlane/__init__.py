@@ -13,7 +13,7 @@ Everything is imported lazily, so ``import promptlane`` costs next to nothing; t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._lazy import lazy_names
 from .errors import (
@@ -40,7 +40,10 @@ if TYPE_CHECKING:
     from .registry import LabelEvent, Prompt, PromptVersion, PushResult, Registry, RenderedPrompt
     from .spec import PromptSpec
 
-__version__ = "0.1.0"
+    __version__: str
+
+_VERSION_NOT_INSTALLED = "0+unknown"
+"""``__version__`` when promptlane runs from a source tree that is not installed (no package metadata)."""
 
 _LAZY = {
     "LabelEvent": ".registry",
@@ -84,4 +87,19 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
+_lazy_getattr, __dir__ = lazy_names(__name__, _LAZY, __all__)
+
+
+def __getattr__(name: str) -> Any:
+    # ``__version__`` is read from the installed package's metadata on first use: importing importlib.metadata
+    # costs more than importing promptlane.
+    if name != "__version__":
+        return _lazy_getattr(name)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version(__name__)
+    except PackageNotFoundError:
+        value = _VERSION_NOT_INSTALLED
+    globals()["__version__"] = value
+    return value

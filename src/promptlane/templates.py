@@ -286,11 +286,14 @@ _CACHE_LOCK = threading.Lock()
 def compile_prompt(
     *, name: str, version: int | None, content_hash: str, spec: Mapping[str, Any], limits: RenderLimits
 ) -> CompiledPrompt:
-    """The compiled templates of a version, compiled once per (name, version, content, limits)."""
+    """The compiled templates of a version, compiled once per (name, version, content, limits) and kept while
+    among the ``_CACHE_SIZE`` most recently used."""
     key = (name, version, content_hash, limits)
-    compiled = _CACHE.get(key)
-    if compiled is not None:
-        return compiled
+    with _CACHE_LOCK:
+        compiled = _CACHE.get(key)
+        if compiled is not None:
+            _CACHE.move_to_end(key)  # evicted last: a prompt rendered on every request stays compiled
+            return compiled
     compiled = CompiledPrompt(name=name, version=version, spec=spec, limits=limits)
     with _CACHE_LOCK:
         _CACHE[key] = compiled
