@@ -1,4 +1,5 @@
-"""Model strings: ``provider:name`` (a provider pydantic-ai knows), ``test``, or ``python:module:function``.
+"""Model strings: ``provider:name`` (a provider pydantic-ai knows, or an OpenAI-compatible endpoint the config
+declares), ``test``, or ``python:module:function``.
 
 Checked wherever a model is named (prompt and scenario files, ``--model``, the config's ``judge_model`` and
 ``gate_model``) without importing pydantic-ai: the configuration and the SDK are loaded without it.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["MODEL_PROVIDERS", "check_model"]
+__all__ = ["MODEL_PROVIDERS", "OpenAIEndpoint", "check_model", "declare_providers"]
 
 # The provider prefixes pydantic-ai's `infer_model` makes a model of (its `infer_provider_class` and the branches of
 # `infer_model`, pydantic-ai 2.62), and the upstreams of its `gateway/` prefix. A static copy: checking a prompt
@@ -35,6 +39,36 @@ _MODEL_FAMILIES: tuple[tuple[str, str], ...] = (
     ("grok-", "xai"), ("deepseek-", "deepseek"),
 )  # fmt: skip
 
+# Model strings that are not `provider:name`, so no endpoint may take their names either.
+RESERVED_PROVIDERS: tuple[str, ...] = ("test", "python")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenAIEndpoint:
+    """An OpenAI-compatible server the config declares (``[tool.promptlane.providers.NAME]``), so that
+    ``NAME:model-id`` names a model it serves (Ollama, vLLM, a LiteLLM proxy, OpenRouter...)."""
+
+    name: str
+    """The provider name model strings start with."""
+    base_url: str
+    """The API's base URL, up to and including ``/v1`` (``http://localhost:11434/v1``)."""
+    api_key_env: str | None = None
+    """The environment variable holding the API key; None for servers that take none (a placeholder is sent)."""
+    protocol: Literal["chat", "responses"] = "chat"
+    """``chat`` (Chat Completions, what compatible servers speak) or ``responses`` (OpenAI's Responses API)."""
+
+
+# The endpoint names the project's config declares (`load_settings` sets them): prompt and scenario files are
+# checked where no settings are at hand.
+_declared: frozenset[str] = frozenset()
+
+
+def declare_providers(names: Iterable[str]) -> None:
+    """Accept ``names`` as providers in model strings from now on (in place of those declared before)."""
+    global _declared
+    _declared = frozenset(names)
+
+
 _PYTHON_MODEL = re.compile(r"^python:[\w.]+:[\w.]+$")
 _FORMS = "provider:name (like 'openai:gpt-4o-mini'), 'test' or 'python:module:function'"
 
@@ -42,8 +76,9 @@ _FORMS = "provider:name (like 'openai:gpt-4o-mini'), 'test' or 'python:module:fu
 def check_model(model: str) -> str:
     """``model`` if it is a model string promptlane can run; ValueError saying what is wrong otherwise.
 
-    A model string is a pydantic-ai one (``provider:name``, with a provider pydantic-ai knows), ``test``, or
-    ``python:module:function``. Only the provider is checked: model names change faster than any list of them.
+    A model string is a pydantic-ai one (``provider:name``, with a provider pydantic-ai knows or one the config
+    declares), ``test``, or ``python:module:function``. Only the provider is checked: model names change faster
+    than any list of them.
     """
     if not model.strip():
         raise ValueError("must not be empty")
@@ -59,8 +94,8 @@ def check_model(model: str) -> str:
         if family is not None:
             raise ValueError(f"model {model!r} has no provider: did you mean {f'{family}:{model}'!r}?")
         raise ValueError(f"model {model!r} has no provider: write {_FORMS}")
-    if provider not in MODEL_PROVIDERS:
-        close = difflib.get_close_matches(provider, MODEL_PROVIDERS, n=1)
+    if provider not in MODEL_PROVIDERS and provider not in _declared:
+        close = difflib.get_close_matches(provider, (*MODEL_PROVIDERS, *_declared), n=1)
         if close:
             raise ValueError(f"unknown provider {provider!r}: did you mean {close[0]!r}?")
         common = "openai, anthropic, google, groq, mistral, bedrock, ..."

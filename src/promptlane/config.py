@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._model_strings import MODEL_PROVIDERS, RESERVED_PROVIDERS, OpenAIEndpoint, declare_providers
 from ._redact import mask_credentials
 from .errors import ConfigError
 
@@ -86,6 +87,9 @@ class Settings:
     dataset_roots: tuple[str, ...] = ()
     """Folders outside the project that scenario files may read datasets from (relative ones against the root);
     a dataset anywhere else outside the project is refused."""
+    providers: dict[str, OpenAIEndpoint] = field(default_factory=dict)
+    """OpenAI-compatible endpoints by name (``[tool.promptlane.providers.NAME]``): ``NAME:model-id`` is a model
+    one of them serves. From the config file only."""
 
     def gate_model_for(self, prompt: str) -> str | None:
         """The gate model configured for ``prompt``, if any."""
@@ -233,6 +237,49 @@ def _as_folders(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value if v.strip())
 
 
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROVIDER_KEYS = ("api_key_env", "base_url", "protocol")
+
+
+def _parse_providers(table: Any, source: str) -> dict[str, OpenAIEndpoint]:
+    """The ``providers`` table: OpenAI-compatible endpoints by name, each ``base_url``, ``api_key_env`` and
+    ``protocol``; a mistake is a ConfigError naming the key (``providers.NAME.base_url``)."""
+    if not isinstance(table, dict):
+        raise ConfigError("a table of [providers.NAME] tables", source=source, key="providers")
+    endpoints: dict[str, OpenAIEndpoint] = {}
+    for name, entry in table.items():
+        key = f"providers.{name}"
+        if not _PROVIDER_NAME.match(name):
+            message = "a provider name is lowercase letters, digits, '-', '_' and '.', starting with a letter"
+            raise ConfigError(message, source=source, key=key)
+        if name in MODEL_PROVIDERS or name in RESERVED_PROVIDERS:
+            message = f"{name!r} is a built-in provider: give the endpoint a name of its own (like 'local')"
+            raise ConfigError(message, source=source, key=key)
+        if not isinstance(entry, dict):
+            raise ConfigError("expected a table with base_url, api_key_env and protocol", source=source, key=key)
+        for field_name in entry:
+            if field_name not in _PROVIDER_KEYS:
+                hint = f"known keys: {', '.join(_PROVIDER_KEYS)}"
+                raise ConfigError(f"unknown key; {hint}", source=source, key=f"{key}.{field_name}")
+        try:
+            base_url = _as_str(entry.get("base_url"))
+            if not re.match(r"^https?://[^/\s]+", base_url):
+                raise ValueError(f"{mask_credentials(base_url)!r} is not an http:// or https:// URL")
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=source, key=f"{key}.base_url") from None
+        api_key_env = entry.get("api_key_env")
+        if api_key_env is not None and not (isinstance(api_key_env, str) and _ENV_VAR.match(api_key_env)):
+            message = f"expected the name of an environment variable (like OPENROUTER_API_KEY), got {api_key_env!r}"
+            raise ConfigError(message, source=source, key=f"{key}.api_key_env")
+        protocol = entry.get("protocol", "chat")
+        if protocol not in ("chat", "responses"):
+            message = f"{protocol!r} is not one of chat (Chat Completions), responses (OpenAI's Responses API)"
+            raise ConfigError(message, source=source, key=f"{key}.protocol")
+        endpoints[name] = OpenAIEndpoint(name=name, base_url=base_url, api_key_env=api_key_env, protocol=protocol)
+    return endpoints
+
+
 _PARSERS: dict[str, Callable[[Any], Any]] = {
     "registry": _as_url,
     "default_label": _as_str,
@@ -319,10 +366,16 @@ def load_settings(
     root, config_path, table = find_root(start)
     source = str(config_path) if config_path else None
     values: dict[str, Any] = {}
+    # Endpoints first: the model strings below (and every prompt and scenario file read after) may name them.
+    providers = _parse_providers(table.get("providers", {}), source or "config")
+    declare_providers(providers)
     for key, value in table.items():
+        if key == "providers":
+            continue
         if key not in _PARSERS:
-            close = difflib.get_close_matches(key, _PARSERS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(sorted(_PARSERS))}"
+            known = sorted([*_PARSERS, "providers"])
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
             raise ConfigError(f"unknown key{hint}", source=source, key=key)
         if key in _SECRETS:
             message = f"a {key} does not belong in a file that may be committed: set {_ENV_NAMES[key]}"
@@ -334,7 +387,7 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _parse(key, value, f"--{key.replace('_', '-')}")
-    return Settings(root=root, source=source, **values)
+    return Settings(root=root, source=source, providers=providers, **values)
 
 
 def with_overrides(settings: Settings, **values: Any) -> Settings:

@@ -127,7 +127,13 @@ class _Options:
         model = value("model")
         if model is not None:
             from ._model_strings import check_model
+            from .config import load_settings
+            from .errors import ConfigError
 
+            try:
+                load_settings(config.rootpath)  # declares the config's endpoints, which the model may name
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
             try:
                 check_model(model)
             except ValueError as exc:
@@ -510,6 +516,7 @@ class _PromptEvals:
             recordings=settings.recordings_dir,
             judge_model=settings.judge_model,
             root=settings.root,
+            providers=settings.providers,
             created_by=settings.author,
             select=lambda document, scenario, case: (str(document.path.resolve()), case) in selected,
             # A version or label picks content from the registry, whose python: model is anyone's code.

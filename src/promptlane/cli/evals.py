@@ -146,6 +146,7 @@ def eval_(
             trace_content=not no_trace_content,
             judge_model=config.judge_model,
             root=config.root,
+            providers=config.providers,
             created_by=config.author,
             # The prompt files of this project are pushed and run by default; a stored version is anyone's.
             version_code=(version is None and label is None) or allow_version_code,

@@ -65,7 +65,9 @@ MODEL_FUNCTION = '''\
 """A stand-in for an LLM, so that the scenarios run offline, free, and the same way every time.
 
 Scenario files name it `model: python:evals.models:support_agent` (modules load from the project root).
-`promptlane eval --model openai:gpt-4o-mini` runs the same scenarios on a real model.
+`promptlane eval --model openai:gpt-4o-mini` runs the same scenarios on a real model; on an OpenAI-compatible
+server (Ollama, vLLM, a LiteLLM proxy, OpenRouter), declare it in the config (see its `providers` lines) and
+run `--model local:llama3.2`.
 A model function gets pydantic-ai messages and returns a ModelResponse, or a string for a text answer.
 """
 
@@ -124,6 +126,15 @@ SETTINGS = """\
 # protected_labels = ["production"]                # labels that move only to a version with a passing run
 """
 
+# Written under the config's own table name: `[providers.local]` in promptlane.toml, `[tool.promptlane.providers.local]`
+# in pyproject.toml. Commented out: the example runs offline, on evals/models.py.
+PROVIDERS = """\
+# An OpenAI-compatible server, for models named local:MODEL (Ollama here; vLLM, LiteLLM, OpenRouter: docs/evals.md)
+# [{table}providers.local]
+# base_url = "http://localhost:11434/v1"
+# api_key_env = "LOCAL_API_KEY"                    # the variable holding its key; leave out when it takes none
+"""
+
 FILES = {
     "prompts/support/reply.yaml": REPLY_PROMPT,
     "prompts/shared/tone.yaml": TONE_PROMPT,
@@ -155,10 +166,11 @@ def init(
         if "[tool.promptlane]" in text:
             say(f"exists   {pyproject} [tool.promptlane]")
         else:
+            config += PROVIDERS.format(table="tool.promptlane.")
             pyproject.write_text(text.rstrip("\n") + "\n\n[tool.promptlane]\n" + config, encoding="utf-8")
             say(f"updated  {pyproject} [tool.promptlane]")
     else:
-        _write(folder / "promptlane.toml", config, say)
+        _write(folder / "promptlane.toml", config + PROVIDERS.format(table=""), say)
     if taken:
         (folder / "prompts").mkdir(exist_ok=True)
         (folder / "evals").mkdir(exist_ok=True)

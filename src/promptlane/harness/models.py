@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import random
 import re
 import sys
@@ -37,6 +38,7 @@ from pydantic_ai.output import OutputObjectDefinition
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
+from .._model_strings import OpenAIEndpoint
 from ..errors import ConfigError
 from ._imports import load_callable
 from .recordings import Recordings, ReplayMissError
@@ -115,12 +117,56 @@ def _function_model(reference: str, root: Path | None) -> Model:
     return ScenarioFunctionModel()
 
 
-def resolve_model(spec: str, *, root: Path | None = None) -> Model:
+def _extras() -> frozenset[str]:
+    """promptlane's extras, as installed (provider extras come and go with releases)."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        return frozenset(metadata("promptlane").get_all("Provides-Extra") or ())
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree that is not installed
+        return frozenset()
+
+
+def _install_line(error: ImportError) -> str:
+    """The ``pip install`` line for the package a provider lacks: promptlane's extra of the pydantic-ai group
+    the error names (``ollama:`` and ``vllm:`` use the OpenAI client: ``promptlane[openai]``), else the group
+    from pydantic-ai-slim itself."""
+    group = re.search(r"pydantic-ai-slim\[([\w-]+)\]", str(error))
+    if group is None:
+        return str(error)
+    extra = group.group(1)
+    return f"pip install 'promptlane[{extra}]'" if extra in _extras() else f"pip install 'pydantic-ai-slim[{extra}]'"
+
+
+def _endpoint_model(endpoint: OpenAIEndpoint, name: str, spec: str) -> Model:
+    """A model served by an OpenAI-compatible endpoint the config declares, through the OpenAI client."""
+    api_key = "not-needed"  # local servers (Ollama, vLLM) take any key, and the OpenAI client wants one
+    if endpoint.api_key_env is not None:
+        api_key = os.environ.get(endpoint.api_key_env, "")
+        if not api_key:
+            message = f"{endpoint.api_key_env} is not set: the {endpoint.name!r} provider's API key is read from it"
+            raise ConfigError(message, source=f"model {spec}")
+    try:
+        from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+    except ImportError as exc:
+        message = f"an OpenAI-compatible endpoint needs the OpenAI client: {_install_line(exc)}"
+        raise ConfigError(message, source=f"model {spec}") from None
+    provider = OpenAIProvider(base_url=endpoint.base_url, api_key=api_key)
+    if endpoint.protocol == "responses":
+        return OpenAIResponsesModel(name, provider=provider)
+    return OpenAIChatModel(name, provider=provider)
+
+
+def resolve_model(
+    spec: str, *, root: Path | None = None, providers: Mapping[str, OpenAIEndpoint] | None = None
+) -> Model:
     """The pydantic-ai model a model string names.
 
     ``test`` is pydantic-ai's TestModel; ``python:module:function`` wraps a function
-    ``(messages, info) -> ModelResponse | str`` (sync or async) in a FunctionModel; anything else goes to
-    pydantic-ai (``openai:gpt-4o-mini``, ``anthropic:claude-...``).
+    ``(messages, info) -> ModelResponse | str`` (sync or async) in a FunctionModel; ``NAME:model-id`` with a NAME
+    of ``providers`` (the config's OpenAI-compatible endpoints) is that model on that endpoint; anything else
+    goes to pydantic-ai (``openai:gpt-4o-mini``, ``anthropic:claude-...``).
 
     Raises:
         ConfigError: unknown provider, missing provider package (with the install line), missing API key.
@@ -131,16 +177,17 @@ def resolve_model(spec: str, *, root: Path | None = None) -> Model:
         return TestModel()
     if spec.startswith("python:"):
         return _function_model(spec.removeprefix("python:"), root)
+    provider, _, name = spec.partition(":")
+    endpoint = (providers or {}).get(provider)
+    if endpoint is not None:
+        return _endpoint_model(endpoint, name, spec)
     from pydantic_ai.models import infer_model
 
-    provider = spec.partition(":")[0]
     try:
         return infer_model(spec)
-    except ImportError:
-        extra = provider.split("-")[0]
-        raise ConfigError(
-            f"the {provider!r} provider needs its package: pip install 'promptlane[{extra}]'", source=f"model {spec}"
-        ) from None
+    except ImportError as exc:
+        message = f"the {provider!r} provider needs its package: {_install_line(exc)}"
+        raise ConfigError(message, source=f"model {spec}") from None
     except UserError as exc:
         message = str(exc).split(". To try")[0]
         raise ConfigError(message, source=f"model {spec}") from None

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import Any, cast
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
+from .._model_strings import OpenAIEndpoint
 from ..errors import ConfigError, TemplateError
 from ..registry.fingerprint import (
     file_parts,
@@ -87,6 +88,8 @@ class EvalOptions:
     """Default model of ``judge`` expectations (else the case's model)."""
     root: Path | None = None
     """The project root: recorded paths are relative to it, and ``module:function`` imports from it."""
+    providers: Mapping[str, OpenAIEndpoint] = field(default_factory=dict)
+    """OpenAI-compatible endpoints by name (the config's ``providers``), for ``NAME:model-id`` models."""
     select: Callable[[ScenariosDocument, ScenarioSpec, str], bool] | None = None
     """Keeps only the cases for which it is true (document, scenario, case id)."""
     created_by: str | None = None
@@ -185,7 +188,7 @@ class EvalRun:
     def _client(self, spec: str) -> ModelClient:
         client = self._clients.get(spec)
         if client is None:
-            model = resolve_model(spec, root=self.options.root)
+            model = resolve_model(spec, root=self.options.root, providers=self.options.providers)
             client = self._clients[spec] = ModelClient(
                 spec, model, policy=self.options.policy, recordings=self._recordings
             )
