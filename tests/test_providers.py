@@ -333,3 +333,10 @@ def test_init_scaffolds_a_providers_table_that_loads(
         "local": OpenAIEndpoint(name="local", base_url="http://localhost:11434/v1", api_key_env="LOCAL_API_KEY")
     }
     assert check_model("local:llama3.2") == "local:llama3.2"
+
+
+def test_an_adapter_gives_an_endpoint_model_its_own_id() -> None:
+    from promptlane.adapters import to_openai
+
+    # The base URL is the application's client's (docs/evals.md, "Models and providers").
+    assert to_openai([{"role": "user", "content": "hi"}], {"model": "local:llama3.2"})["model"] == "llama3.2"
