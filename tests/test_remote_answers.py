@@ -265,7 +265,9 @@ def client(served: Served, tmp_path: Path) -> Iterator[MakeClient]:
     """SDK clients of the front (read token; an app folder for the disk snapshot); all closed afterwards."""
     made: list[Registry] = []
 
-    def make(ttl: float = 30.0, *, folder: str = "app", timeout: float = 2.0) -> Registry:
+    # A generous deadline: a busy CI machine must not turn a bad answer into "did not answer in time" (the drip
+    # test gives its own, short one: it is about the deadline).
+    def make(ttl: float = 30.0, *, folder: str = "app", timeout: float = PATIENCE) -> Registry:
         settings = Settings(root=tmp_path / folder, cache_ttl=ttl, fetch_timeout=timeout)
         registry = Registry(served.front.url, token=served.secrets["read"], settings=settings)
         made.append(registry)

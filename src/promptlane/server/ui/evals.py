@@ -125,6 +125,7 @@ async def _start(view: Page, name: str, version_text: str, mode: str) -> Respons
             recordings=settings.recordings_dir,
             root=settings.root,
             judge_model=settings.judge_model,
+            providers=settings.providers,
             created_by=view.who,
         )
         # Traces go where the server's environment says (OTEL_EXPORTER_OTLP_ENDPOINT), as for `promptlane eval`.
