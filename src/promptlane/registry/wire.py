@@ -15,16 +15,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._canonical import content_hash
 from ..errors import LabelError
 from .gate import GateReport, GateVerdict, PartState
 from .labels import check_target
-from .no_regression import Comparison, ScenarioComparison
-from .regression import RateTest, ScoreTest
 from .runs import RunRecord
 from .store import LabelEvent, LabelRequest, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
+
+if TYPE_CHECKING:  # the statistics load only when a gate report is read
+    from .no_regression import Comparison
+    from .regression import ScoreTest
 
 __all__ = [
     "event_from_json",
@@ -462,6 +464,9 @@ def _comparison_to_json(comparison: Comparison) -> dict[str, Any]:
 
 
 def _comparison_from_json(data: Mapping[str, Any], name: str | None) -> Comparison:
+    from .no_regression import Comparison, ScenarioComparison
+    from .regression import RateTest
+
     return Comparison(
         serving=version_from_json(data["serving"], name=name),
         baseline=None if data.get("baseline") is None else run_from_json(data["baseline"]),
@@ -490,6 +495,8 @@ def _score_to_json(score: ScoreTest) -> dict[str, Any]:
 
 
 def _score_from_json(data: Mapping[str, Any]) -> ScoreTest:
+    from .regression import ScoreTest
+
     values = {field.name: data[field.name] for field in fields(ScoreTest)}
     for key in _MEANS:
         values[key] = math.nan if values[key] is None else float(values[key])
