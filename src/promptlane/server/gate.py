@@ -1,6 +1,6 @@
 """The gate's verdict explained: ``GET /api/v1/prompts/{name}/-/gate?label=&version=``.
 
-The server judges by its own requirements (:func:`promptlane.server.prompts._requirements` with nothing from the
+The server judges by its own requirements (:func:`promptlane.server.prompts.requirements_for` with nothing from the
 client: its scenario files, else what the newest complete run saw), so the answer is what a move through this
 server, sending nothing, would meet. The web UI's prompt page shows the same report (:func:`server_report`).
 """
@@ -18,7 +18,7 @@ from ..registry.wire import gate_report_to_json
 from ..spec import check_prompt_name
 from . import schemas
 from ._http import Endpoint, HttpError, checked, json_response
-from .prompts import _requirements  # the one rule of every endpoint
+from .prompts import requirements_for  # the one rule of every endpoint
 from .state import state
 
 __all__ = ["ENDPOINTS", "server_report", "server_requirements"]
@@ -26,7 +26,7 @@ __all__ = ["ENDPOINTS", "server_report", "server_requirements"]
 
 def server_requirements(request: Request, name: str) -> GateRequirements:
     """What this server asks of a run of ``name`` when the client sends nothing. Blocking (it hashes files)."""
-    return _requirements(request, name, None)
+    return requirements_for(request, name, None)
 
 
 def server_report(

@@ -25,7 +25,7 @@ from ._http import Endpoint, HttpError, checked, json_response, not_modified, re
 from .cache import Answer
 from .state import actor, state
 
-__all__ = ["ENDPOINTS"]
+__all__ = ["ENDPOINTS", "requirements_for"]
 
 _PROMPT = "/api/v1/prompts/{name}"
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -59,7 +59,7 @@ def _label_path(request: Request) -> str:
     return checked(check_label_name, request.path_params["label"])
 
 
-def _requirements(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
+def requirements_for(request: Request, name: str, given: schemas.GateIn | None) -> GateRequirements:
     """What a run must show to open the gate.
 
     The fingerprint: the client's parts, and the server's own scenario files where it has the project (its value
@@ -225,7 +225,7 @@ async def move_label(request: Request) -> Response:
             identity=_identity(request),
             kind=body.kind,
             gated=body.gated,
-            requirements=_requirements(request, name, body.requirements),
+            requirements=requirements_for(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
@@ -245,7 +245,7 @@ async def rollback(request: Request) -> Response:
             force=body.force,
             actor=actor(request, body.actor),
             identity=_identity(request),
-            requirements=_requirements(request, name, body.requirements),
+            requirements=requirements_for(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
@@ -264,7 +264,7 @@ async def promote(request: Request) -> Response:
             reason=body.reason,
             actor=actor(request, body.actor),
             identity=_identity(request),
-            requirements=_requirements(request, name, body.requirements),
+            requirements=requirements_for(request, name, body.requirements),
         )
     )
     state(request).cache.invalidate(name)
@@ -295,7 +295,7 @@ async def approve(request: Request) -> Response:
             reason=body.reason,
             actor=actor(request, body.actor),
             identity=_identity(request),
-            requirements=_requirements(request, name, None),
+            requirements=requirements_for(request, name, None),
         )
     )
     state(request).cache.invalidate(name)
