@@ -279,13 +279,13 @@ def scenario_files_for(
 ) -> list[ScenarioFileRef]:
     """The parts of every scenario file under ``evals_dir`` whose ``prompt:`` is ``prompt``: each file, followed
     by the datasets and Python modules it names; then the judge model, when one judges."""
+    from ..spec import discover_yaml_files  # the YAML files `promptlane eval` looks through, in its order
+
     found: list[ScenarioFileRef] = []
     datas: list[Any] = []
     if not evals_dir.is_dir():
         return found
-    for path in sorted(evals_dir.rglob("*")):
-        if path.suffix not in (".yaml", ".yml") or not path.is_file():
-            continue
+    for path in discover_yaml_files([evals_dir]):
         raw = path.read_bytes()
         data = _scenario_data(path, raw)
         if data is not None and data.get("prompt") == prompt:
