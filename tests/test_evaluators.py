@@ -16,7 +16,6 @@ import pytest
 import yaml
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_evals.evaluators.common import DEFAULT_EVALUATORS
 
 from promptlane.errors import ConfigError, TemplateRenderError
 from promptlane.harness._imports import load_callable
@@ -507,56 +506,6 @@ def test_equals_expected_with_structured_output(value: Any) -> None:
     evaluator = one('- equals: "{{ expected }}"')
 
     assert evaluate(evaluator, case(output=value, expected=value)) == passed("equals")
-
-
-# --- pydantic-evals -------------------------------------------------------------------------------------
-
-
-def test_pydantic_evals_expectations() -> None:
-    evaluators = build(
-        """\
-        - pydantic_evals: {Contains: {value: refund}, EqualsExpected: null}
-        - pydantic_evals: {IsInstance: str}
-        """
-    )
-    good = case(output="refund issued", expected="refund issued")
-    bad = case(output="sorry", expected="refund issued")
-
-    assert [evaluator.name for evaluator in evaluators] == [
-        "pydantic_evals:Contains",
-        "pydantic_evals:EqualsExpected",
-        "pydantic_evals:IsInstance",
-    ]
-    assert [evaluate(evaluator, good) for evaluator in evaluators] == [
-        passed("pydantic_evals:Contains"),
-        passed("pydantic_evals:EqualsExpected"),
-        passed("pydantic_evals:IsInstance"),
-    ]
-    assert [evaluate(evaluator, bad) for evaluator in evaluators] == [
-        failed("pydantic_evals:Contains", "Output string 'sorry' does not contain expected string 'refund'"),
-        failed("pydantic_evals:EqualsExpected", None),
-        passed("pydantic_evals:IsInstance"),
-    ]
-
-
-def test_unknown_pydantic_evals_evaluator() -> None:
-    known = sorted(cls.get_serialization_name() for cls in DEFAULT_EVALUATORS)
-
-    with pytest.raises(ConfigError) as info:
-        build("- pydantic_evals: {Containz: {value: x}}")
-
-    assert str(info.value) == f"unknown pydantic-evals evaluator 'Containz'; known: {', '.join(known)}"
-    assert {"Contains", "EqualsExpected", "IsInstance"} <= set(known)
-
-
-def test_pydantic_evals_evaluator_with_bad_arguments() -> None:
-    with pytest.raises(ConfigError) as info:
-        build("- pydantic_evals: {Contains: {valu: x}}")
-
-    assert (
-        str(info.value)
-        == "pydantic-evals evaluator Contains: Contains.__init__() got an unexpected keyword argument 'valu'"
-    )
 
 
 # --- the judge --------------------------------------------------------------------------------------------

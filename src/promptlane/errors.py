@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "IncludeError",
     "LabelError",
+    "MissingExtraError",
     "NotFoundError",
     "PromptlaneError",
     "RegistryError",
@@ -72,6 +73,16 @@ def _location(path: Path | str | None, line: int | None) -> str:
     if path is None:
         return ""
     return f"{path}:{line}" if line else str(path)
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A command or import needs one of promptlane's extras that is not installed; the message ends with the
+    ``pip install`` line. An ImportError too, so code that imports optional parts can catch it as one."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+        """The extra to install (``eval``, ``server``, ``postgres``, ``pydantic-evals``)."""
 
 
 class SpecError(PromptlaneError):

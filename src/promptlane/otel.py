@@ -9,6 +9,9 @@ one call.
 
 ``Registry.get`` records a ``get_prompt {name}`` span (name, label, version, source, cache hit) when the
 application set a TracerProvider (or gave the Registry one); with none, the check costs one read of a global.
+
+opentelemetry-api is not a dependency of ``pip install promptlane``: an application without it gets and renders
+prompts with no spans and no baggage (an application that traces has the API already).
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import baggage, context, trace
+try:
+    from opentelemetry import baggage, context, trace
+except ImportError:  # the application does not use OpenTelemetry: get and render record nothing
+    _API = False
+else:
+    _API = True
 
 from . import __version__
 from .errors import ConfigError
@@ -68,11 +76,17 @@ def prompt_attributes(name: str, version: int | None, label: str | None) -> dict
     return attributes
 
 
-_current_span = trace.get_current_span
+def _needs_api(what: str) -> ImportError:
+    return ImportError(f"{what} needs OpenTelemetry: pip install opentelemetry-sdk")
+
+
+_current_span = trace.get_current_span if _API else None
 
 
 def set_prompt_attributes(name: str, version: int | None, label: str | None) -> None:
     """Put the prompt attributes on the current span, if one is recording (the render hot path)."""
+    if _current_span is None:
+        return
     span = _current_span()
     if span.is_recording():
         span.set_attributes(prompt_attributes(name, version, label))
@@ -80,7 +94,11 @@ def set_prompt_attributes(name: str, version: int | None, label: str | None) -> 
 
 @contextmanager
 def prompt_baggage(name: str, version: int | None, label: str | None) -> Iterator[None]:
-    """Put the prompt attributes in OTel baggage for the duration of the block."""
+    """Put the prompt attributes in OTel baggage for the duration of the block (without OpenTelemetry: nothing
+    to put them in)."""
+    if not _API:
+        yield
+        return
     ctx = context.get_current()
     for key, value in prompt_attributes(name, version, label).items():
         ctx = baggage.set_baggage(key, str(value), ctx)
@@ -105,8 +123,8 @@ def _baggage_attributes(parent_context: Any) -> dict[str, str | int]:
 def _build_processor() -> type[SpanProcessor]:
     try:
         from opentelemetry.sdk.trace import SpanProcessor
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("PromptSpanProcessor needs the OpenTelemetry SDK: pip install opentelemetry-sdk") from exc
+    except ImportError as exc:  # tests/test_install.py: an application without OpenTelemetry
+        raise _needs_api("PromptSpanProcessor") from exc
 
     class PromptSpanProcessor(SpanProcessor):
         """Copies the prompt name, version and label from baggage (``with prompt.use():``) onto every span
@@ -164,6 +182,8 @@ def instrument(tracer_provider: TracerProvider | None = None) -> bool:
             span processors.
         ImportError: the OpenTelemetry SDK is not installed.
     """
+    if not _API:
+        raise _needs_api("instrument()")
     provider: Any = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider):
         raise ConfigError(
@@ -205,6 +225,8 @@ def resolution_tracer(tracer_provider: TracerProvider | None = None) -> Tracer |
     global _global_tracer
     if tracer_provider is not None:
         return tracer_provider.get_tracer("promptlane", __version__)
+    if not _API:
+        return None
     # Called on every get: opentelemetry-api keeps the global provider in `_TRACER_PROVIDER` (None until set), and
     # reading it costs nanoseconds where get_tracer_provider() looks an environment variable up on every call
     # (about 0.6 us, a tenth of a cached get + render).

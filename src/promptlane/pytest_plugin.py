@@ -174,6 +174,13 @@ def _enabled(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
+    from ._extras import require
+    from .errors import MissingExtraError
+
+    try:
+        require("eval", "pytest --prompt-evals")
+    except MissingExtraError as exc:
+        raise pytest.UsageError(str(exc)) from None
     options = _Options.from_config(config)
     worker = hasattr(config, "workerinput")
     controller = not worker and getattr(config.option, "dist", "no") != "no"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._extras import needs
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -42,4 +43,9 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
+_getattr, __dir__ = lazy_names(__name__, _LAZY, __all__)
+
+
+def __getattr__(name: str) -> object:
+    with needs("the eval harness"):  # without pydantic-ai and the OTel SDK: the pip install line
+        return _getattr(name)

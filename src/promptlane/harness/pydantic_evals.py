@@ -1,6 +1,7 @@
 """pydantic-evals evaluators in scenario files: ``pydantic_evals: {EqualsExpected: null, Contains: {value: x}}``.
 
-Needs the optional extra: ``pip install 'promptlane[pydantic-evals]'``.
+Needs the optional extra: ``pip install 'promptlane[pydantic-evals]'``. Only pydantic-evals' public names are used
+(``pydantic_evals.evaluators`` and ``pydantic_evals.otel``), so that the bridge keeps working across its releases.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from .._extras import require
 from ..errors import ConfigError
 from ..registry.runs import EvaluationResult
 from .evaluators import CaseContext, Evaluator, result_from_value
@@ -17,13 +19,16 @@ __all__ = ["pydantic_evals_evaluator"]
 
 
 def _registry() -> dict[str, type[Any]]:
-    try:
-        from pydantic_evals.evaluators.common import DEFAULT_EVALUATORS
-    except ImportError:
-        raise ConfigError(
-            "pydantic_evals expectations need pydantic-evals: pip install 'promptlane[pydantic-evals]'"
-        ) from None
-    return {cls.get_serialization_name(): cls for cls in DEFAULT_EVALUATORS}
+    """The case evaluators pydantic-evals exports, by the name its dataset files use."""
+    require("pydantic-evals", "a pydantic_evals expectation")
+    import pydantic_evals.evaluators as public
+
+    found: dict[str, type[Any]] = {}
+    for export in public.__all__:
+        cls = getattr(public, export, None)
+        if isinstance(cls, type) and issubclass(cls, public.Evaluator) and not inspect.isabstract(cls):
+            found[cls.get_serialization_name()] = cls
+    return found
 
 
 @dataclass
@@ -33,7 +38,7 @@ class _PydanticEvals(Evaluator):
 
     async def evaluate(self, ctx: CaseContext) -> EvaluationResult:
         from pydantic_evals.evaluators import EvaluationReason, EvaluatorContext
-        from pydantic_evals.otel._errors import SpanTreeRecordingError
+        from pydantic_evals.otel import SpanTreeRecordingError
 
         context = EvaluatorContext(
             name=ctx.case,
@@ -63,9 +68,9 @@ class _PydanticEvals(Evaluator):
 
 def pydantic_evals_evaluator(spec: dict[str, Any]) -> Evaluator:
     """The evaluator for ``{Name: args}`` (args: None, one positional value, or a mapping of keywords)."""
+    registry = _registry()  # first: without pydantic-evals, the pip install line
     from pydantic_evals.evaluators import EvaluatorSpec
 
-    registry = _registry()
     name, args = next(iter(spec.items()))
     cls = registry.get(name)
     if cls is None:

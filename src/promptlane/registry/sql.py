@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from .._canonical import canonical_json
+from .._extras import require
 from ..errors import ConfigError, NotFoundError, RegistryError, RegistryUnavailableError
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target, rollback_point
@@ -87,6 +88,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(parsed.database, busy_timeout)
         elif self.dialect == "postgresql":
+            require("postgres", f"the registry {self.display_url}")
             self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         else:
             raise ConfigError(f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://")

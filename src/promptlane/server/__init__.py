@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from .app import create_app
+from .._extras import needs
+
+with needs("the registry server"):
+    from .app import create_app
 
 __all__ = ["create_app"]
