@@ -122,6 +122,21 @@ def test_moves_through_the_same_registry_are_visible_at_once(registry: Registry)
     assert registry.get("greet").version == 1
 
 
+def test_moves_through_the_same_registry_are_visible_at_once_when_gets_are_cached(registry: Registry) -> None:
+    # A label on one version, once cached, is answered in one lookup: a move must still be seen at once.
+    _versions(registry, "one {{ name }}", "two {{ name }}")
+    registry.set_label("greet", "production", 1)
+    assert [registry.get("greet").source for _ in range(3)] == ["registry", "cache", "cache"]
+    registry.set_label("greet", "production", 2)
+    assert [(p.version, p.source) for p in (registry.get("greet"), registry.get("greet"))] == [
+        (2, "registry"),
+        (2, "cache"),
+    ]
+    registry.set_rollout("greet", "production", {1: 50, 2: 50})
+    picks = {registry.get("greet", targeting_key=f"user-{i}").version for i in range(100)}
+    assert picks == {1, 2}
+
+
 def test_rollouts_are_sticky_per_targeting_key(registry: Registry) -> None:
     _versions(registry, "one {{ name }}", "two {{ name }}")
     registry.set_rollout("greet", "production", {1: 50, 2: 50})

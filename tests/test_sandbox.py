@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import itertools
 import math
 import signal
 import time
@@ -612,3 +613,134 @@ def test_wordwrap_pays_for_breaking_long_words() -> None:
 def test_a_template_nested_too_deeply_is_a_syntax_error(template: str) -> None:
     with pytest.raises(TemplateSyntaxError, match="the template nests too deeply"):
         _render(template, a=True)
+
+
+# --- loops pay for their iterations when they start ---------------------------------------------------------
+
+
+def test_a_loop_over_a_container_pays_for_all_its_iterations_when_it_starts() -> None:
+    limits = RenderLimits(max_steps=50, timeout=600)
+    calls: list[int] = []
+    probe = lambda: calls.append(1) or ""  # noqa: E731
+    # Exactly the budget: 50 iterations fit in 50 steps (the loop itself is not a call).
+    assert _render("{% for x in xs %}.{% endfor %}", limits, xs=list(range(50))) == "." * 50
+    # One more and the loop is refused before its first iteration: nothing in its body ran.
+    error = _refused_by_a_guard("{% for x in xs %}{{ probe() }}{% endfor %}", limits, xs=list(range(51)), probe=probe)
+    assert error.reason == "template took more than 50 loop iterations and calls (render_max_steps)"
+    assert calls == []
+
+
+def test_a_short_loop_over_a_container_reads_the_clock_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No step and no clock reading per iteration: a loop over a few documents runs at Jinja2's own speed.
+    clock = _FakeClock()
+    monkeypatch.setattr(_budget, "monotonic", clock)
+    assert _render("{% for x in xs %}{{ x }}{% endfor %}", xs=["a", "b", "c", "d", "e"]) == "abcde"
+    assert clock.readings == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "items"),
+    [
+        ("{% for x in xs %}{% for y in xs %}.{% endfor %}{% endfor %}", list(range(1000))),
+        ("{% for x in xs %}{% for y in xs %}{% for z in xs %}.{% endfor %}{% endfor %}{% endfor %}", list(range(50))),
+        ("{% for x in xs|list %}{% for y in xs|sort %}{{ y }}{% endfor %}{% endfor %}", list(range(400))),
+        ("{% for k in xs %}{% for v in xs.values() %}.{% endfor %}{% endfor %}", {str(i): i for i in range(1000)}),
+        ("{% for c in xs %}{% for d in xs %}.{% endfor %}{% endfor %}", "ab" * 500),
+    ],
+    ids=["two lists", "three lists", "filtered lists", "dict and its values", "strings"],
+)
+def test_nested_loops_over_the_budget_are_refused(template: str, items: Any) -> None:
+    error = _refused_by_a_guard(template, xs=items)
+    assert error.reason == "template took more than 100000 loop iterations and calls (render_max_steps)"
+
+
+@pytest.mark.parametrize(
+    "make_items",
+    [lambda: itertools.count(), lambda: (i for i in range(200_000)), lambda: iter(list(range(200_000)))],
+    ids=["endless generator", "long generator", "iterator"],
+)
+def test_a_loop_over_an_iterable_without_a_length_pays_an_item_at_a_time(make_items: Any) -> None:
+    error = _refused_by_a_guard("{% for x in xs %}{% endfor %}", xs=make_items())
+    assert error.reason == "template took more than 100000 loop iterations and calls (render_max_steps)"
+    assert _render("{% for x in xs %}{{ x }}{% endfor %}", xs=(i for i in range(5))) == "01234"
+
+
+@pytest.mark.parametrize("items", [range(10**9), range(10**20)], ids=["long range", "range beyond sys.maxsize"])
+def test_a_huge_range_given_by_the_application_is_refused_before_it_starts(items: range) -> None:
+    error = _refused_by_a_guard("{% for x in xs %}{% endfor %}", xs=items)
+    assert error.reason == "template took more than 100000 loop iterations and calls (render_max_steps)"
+
+
+def test_a_loop_over_a_container_is_stopped_by_its_output() -> None:
+    error = _refused_by_a_guard("{% for x in xs %}{{ big }}{% endfor %}", xs=list(range(100)), big="b" * 100_000)
+    assert error.reason == "template produced more than 1000000 characters (render_max_chars)"
+    # Under the work limit (8x the cap) but over the cap: refused once rendered.
+    error = _refused_by_a_guard("{% for x in xs %}{{ big }}{% endfor %}", xs=list(range(20)), big="b" * 100_000)
+    assert error.reason == "rendered output is 2000000 characters, over the limit of 1000000 (render_max_chars)"
+
+
+STEPS = "template took more than 100000 loop iterations and calls (render_max_steps)"
+RECURSION = "recursion too deep (a macro or recursive loop that never ends?)"
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        (
+            "{% macro f(n) %}{% for x in xs %}{% if n %}{{ f(n - 1) }}{% endif %}{% endfor %}{% endmacro %}{{ f(9) }}",
+            STEPS,
+        ),
+        ("{% for n in [9] recursive %}{% if n %}{{ loop([n - 1] * xs|length) }}{% endif %}{% endfor %}", STEPS),
+        ("{% for x in xs recursive %}{{ loop(xs) }}{% endfor %}", RECURSION),
+        ("{% for x in xs recursive %}{{ loop(xs|list) }}{% endfor %}", RECURSION),
+    ],
+    ids=["macro looping over a list", "wide recursive loop", "endless recursive loop", "endless, over a filter"],
+)
+def test_recursion_through_loops_over_containers_is_refused(template: str, reason: str) -> None:
+    # Ten items a level: nine levels are a billion iterations, refused by the step budget; a recursion that
+    # never ends goes down before it goes wide, and is refused by Python's recursion limit.
+    error = _refused_by_a_guard(template, xs=list(range(10)))
+    assert error.reason == reason
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{% for x in xs %}{% endfor %}", "{% for x in xs if x < 0 %}{% endfor %}", "{% for x in xs %}{{ x }}{% endfor %}"],
+    ids=["empty body", "filter refusing every item", "output"],
+)
+def test_a_long_loop_over_a_container_still_reads_the_clock(template: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its iterations are paid for at the start, yet the clock is read every CLOCK_EVERY of them (and every
+    # CLOCK_EVERY items a loop's filter sees): the first reading, at the start, sets the deadline 0.25 s
+    # (16 readings) later, so the 18th reading ends the render, CLOCK_EVERY * 17 iterations in.
+    clock = _FakeClock()
+    monkeypatch.setattr(_budget, "monotonic", clock)
+    error = _refused(template, RenderLimits(max_steps=10**6, timeout=0.25), xs=list(range(10_000)))
+    assert error.reason == "template took longer than 0.25s to render (render_timeout)"
+    assert clock.readings == 18
+
+
+def test_an_imported_macro_charges_the_render_that_calls_it() -> None:
+    # Jinja2 keeps an imported template's module, macros included, from one render to the next: each call of
+    # the macro must charge the budget of the render it runs in. Each render captures 3000 characters, under
+    # the 8000 a render may produce in all (8x a cap of 1000); five renders would be over one budget.
+    spec = {
+        "template": "{% from 'lib' import m %}{% set _ = m() %}{{ n }}",
+        "includes": {"lib": {"template": "{% macro m() %}" + "{{ 'z' * 1000 }}" * 3 + "{% endmacro %}"}},
+        "variables": {"n": {}},
+    }
+    compiled = _compile(spec, RenderLimits(max_chars=1000, timeout=600))
+    assert [compiled.render({"n": i})[0]["content"] for i in range(5)] == ["0", "1", "2", "3", "4"]
+    spec["template"] = "{% from 'lib' import m %}{% for i in range(3) %}{% set _ = m() %}{% endfor %}"
+    spec["variables"] = {}
+    compiled = _compile(spec, RenderLimits(max_chars=1000, timeout=600))
+    for _ in range(2):
+        with pytest.raises(TemplateSecurityError, match="template produced more than 1000 characters"):
+            compiled.render({})
+
+
+def test_templates_render_outside_a_render_budget_too() -> None:
+    template = SandboxEnvironment().from_string(
+        "{% macro m(x) %}<{{ x }}>{% endmacro %}{% for x in xs if x %}{{ m(x) }}{% endfor %}"
+    )
+    assert template.render(xs=[1, 0, 2]) == "<1><2>"
+    assert BUDGET.get() is None

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 from time import monotonic
 from typing import Any
 
-__all__ = ["BUDGET", "RenderBudget", "RenderLimits", "ResourceLimitError", "current_limits", "take_steps"]
+__all__ = [
+    "BUDGET",
+    "CLOCK_EVERY",
+    "RenderBudget",
+    "RenderLimits",
+    "ResourceLimitError",
+    "current_limits",
+    "take_steps",
+]
 
 
 class ResourceLimitError(Exception):
@@ -33,7 +42,7 @@ class RenderLimits:
     """Largest version content (templates, messages, schemas, included prompts), in bytes of its JSON: what a
     push compiles and every reader of the version loads."""
 
-    @property
+    @cached_property  # read at every render: computed once
     def max_work_chars(self) -> int:
         """Characters a render may produce in all, counting text captured by macros, set-blocks and includes
         before it is re-emitted; also the largest printed size of any list or dict a template builds.
@@ -41,10 +50,15 @@ class RenderLimits:
         return self.max_chars * 8
 
 
+CLOCK_EVERY = 8
+"""Loop iterations between two readings of the clock. Loops pay for their iterations when they start, and
+an iteration takes no step of its own, so without this a loop of slow iterations would never look at it."""
+
+
 class RenderBudget:
     """What is left of a render's limits; one per render."""
 
-    __slots__ = ("chars", "deadline", "limits", "steps", "weights")
+    __slots__ = ("chars", "deadline", "limits", "steps", "ticks", "weights")
 
     def __init__(self, limits: RenderLimits) -> None:
         self.limits = limits
@@ -53,6 +67,7 @@ class RenderBudget:
         # The clock starts at the first step: every costly operation (a loop iteration, a call, a filter over
         # many items) takes one, and renders that take none, most of them, skip reading the clock.
         self.deadline = 0.0
+        self.ticks = CLOCK_EVERY  # loop iterations until the clock is read (counted down by generated code)
         # id -> (container, its length, weight, depth) of the last containers the render built (see
         # _guards.remember_weight), made at the first: what spares the size checks walking them again.
         self.weights: dict[int, tuple[Any, int, int, int]] | None = None
@@ -64,6 +79,22 @@ class RenderBudget:
             raise ResourceLimitError(
                 f"template took more than {self.limits.max_steps} loop iterations and calls (render_max_steps)"
             )
+        self.check_clock()
+
+    def tick(self) -> None:
+        """Read the clock, and count CLOCK_EVERY loop iterations down to the next reading."""
+        self.ticks = CLOCK_EVERY
+        self.check_clock()
+
+    def count_iteration(self) -> bool:
+        """Count one loop iteration (a loop's filter saw an item); True, so it can stand in an ``and``."""
+        self.ticks -= 1
+        if not self.ticks:
+            self.tick()
+        return True
+
+    def check_clock(self) -> None:
+        """Raise if the render is past its deadline (the first reading of the clock sets it)."""
         now = monotonic()  # a module global: tests stand a fake clock in for it
         if not self.deadline:
             self.deadline = now + self.limits.timeout

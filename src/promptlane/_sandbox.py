@@ -5,14 +5,16 @@ abuse, so on top of it (the checks themselves are in ``_guards``, the budget in 
 
 - every piece of output (literal text and ``{{ expressions }}``, inside macros and includes too) is charged to
   a character budget as it is produced, so a loop cannot build gigabytes before a final check;
-- every ``for`` iteration and every call is charged to a step budget, and the clock is checked at each step,
-  so nested loops and exponential macro recursion stop;
+- every ``for`` loop is charged its iterations (when it starts, for a container; an item at a time, for a
+  generator) and every call a step, and the clock is read at each step and every few loop iterations, so
+  nested loops and exponential macro recursion stop;
 - operators, filters and ``str`` methods that amplify their input, and list and dict literals and call
   results (which can nest), are measured before or as they are built.
 """
 
 from __future__ import annotations
 
+import math
 import types
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
@@ -44,7 +46,8 @@ __all__ = ["SandboxEnvironment"]
 class _Guard(NodeTransformer):
     """Rewrites a template's tree before code generation.
 
-    - every ``for`` iterable, and every recursive ``loop(...)`` argument, goes through the step budget;
+    - every ``for`` iterable, and every recursive ``loop(...)`` argument, goes through the step budget, and
+      every iteration counts down to the next reading of the clock (``promptlane_count_iteration``);
     - every list, tuple or dict literal that is not a constant is measured as it is built (a literal can
       nest its own variables: ``[x, x]`` doubled in a loop grows without any operator).
     """
@@ -53,14 +56,23 @@ class _Guard(NodeTransformer):
         self.eval_ctx = nodes.EvalContext(environment)
 
     @staticmethod
-    def _through(method: str, node: nodes.Expr) -> nodes.Expr:
-        call = nodes.Call(nodes.EnvironmentAttribute(method), [node], [], None, None)
-        call.set_lineno(node.lineno)
+    def _through(method: str, node: nodes.Expr | None) -> nodes.Call:
+        call = nodes.Call(nodes.EnvironmentAttribute(method), [] if node is None else [node], [], None, None)
+        if node is not None:
+            call.set_lineno(node.lineno)
         return call
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
         node.iter = self._through("promptlane_iter", cast(nodes.Expr, node.iter))  # typed as a Node by Jinja2
+        # Jinja2 allows no node types of our own: this call stands for the inline count (see visit_ExprStmt).
+        count = nodes.ExprStmt(self._through(_COUNT_ITERATION, None))
+        count.set_lineno(node.lineno)
+        node.body.insert(0, count)
+        if node.test is not None:
+            # `for x in xs if test`: the items the test refuses never reach the body, and count here.
+            node.test = nodes.And(self._through(_COUNT_ITERATION, None), node.test)
+            node.test.set_lineno(node.lineno)
         return node
 
     def visit_Call(self, node: nodes.Call) -> nodes.Node:
@@ -89,13 +101,26 @@ class _GuardedCodeGenerator(CodeGenerator):
         _Guard(self.environment).visit(node)
         super().visit_Template(node, frame)
 
+    def write_commons(self) -> None:
+        """Jinja2's preamble of the root and block functions, and the render's budget in a local."""
+        super().write_commons()
+        self.writeline(f"{_BUDGET} = environment.promptlane_budget()")
+
+    def buffer(self, frame: Frame) -> None:
+        """Jinja2's start of a buffer (a macro, a recursive loop, a ``set`` or ``filter`` block), and the render's
+        budget in a local: a macro is a function of its own, which may run in a later render than the template
+        that defined it (an imported template's module is kept), so it fetches the budget of its own call."""
+        super().buffer(frame)
+        self.writeline(f"{_BUDGET} = environment.promptlane_budget()")
+
     def visit_Output(self, node: nodes.Output, frame: Frame) -> None:
         """Jinja2's ``visit_Output``, emitting the whole node as one charged chunk.
 
         Jinja2 yields each piece of an output node (text, then ``{{ x }}``, then text...) separately; here the
-        pieces are joined and charged to the budget once, which is both the guard and fewer generator steps
-        than Jinja2's own code. Constants are folded exactly as Jinja2 does; each runtime piece starts its own
-        line of generated code, so errors keep pointing at the right template line.
+        pieces are joined and charged to the budget once, inline (no call: this runs at every loop iteration),
+        which is both the guard and fewer generator steps than Jinja2's own code. Constants are folded exactly
+        as Jinja2 does; each runtime piece starts its own line of generated code, so errors keep pointing at the
+        right template line.
         """
         if frame.require_output_check:
             if self.has_known_extends:
@@ -116,22 +141,48 @@ class _GuardedCodeGenerator(CodeGenerator):
                 body[-1].append(const)
             else:
                 body.append([const])
-        sink = "yield " if frame.buffer is None else f"{frame.buffer}.append("
-        self.writeline(f"{sink}environment.promptlane_emit(''.join((", node)
+        joined = len(body) > 1
+        self.writeline(f"{_CHUNK} = ''.join((" if joined else f"{_CHUNK} = (", node)
         self.indent()
         for item in body:
             if isinstance(item, list):
-                self.writeline(f"{''.join(map(str, item))!r},")
+                self.writeline(repr("".join(map(str, item))))
             else:
                 self.newline(item)
                 self._output_child_pre(item, frame, finalize)
                 self.visit(item, frame)
                 self._output_child_post(item, frame, finalize)
+            if joined:
                 self.write(",")
         self.outdent()
-        self.writeline(")))" if frame.buffer is None else "))))")
+        self.writeline("))" if joined else ")")
+        self.writeline(f"{_BUDGET}.chars -= len({_CHUNK})")
+        self.writeline(f"if {_BUDGET}.chars < 0: {_BUDGET}.over_chars()")
+        self.writeline(f"yield {_CHUNK}" if frame.buffer is None else f"{frame.buffer}.append({_CHUNK})")
         if frame.require_output_check:
             self.outdent()
+
+    def visit_ExprStmt(self, node: nodes.ExprStmt, frame: Frame) -> None:
+        if _calls(node.node, _COUNT_ITERATION):
+            # First in every loop body: one iteration less until the clock is read. Loops pay for their
+            # iterations when they start, so an iteration takes no step, but one can be slow, and the clock
+            # must still be read every few: two lines of generated code, no call, is the cheapest way.
+            self.writeline(f"{_BUDGET}.ticks -= 1", node)
+            self.writeline(f"if not {_BUDGET}.ticks: {_BUDGET}.tick()")
+            return
+        super().visit_ExprStmt(node, frame)
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        for method in ("promptlane_iter", _COUNT_ITERATION):
+            if _calls(node, method):
+                # Straight to the environment's method: the sandbox's `call` would charge a step of its own
+                # (and weigh the container promptlane_iter returns) at every loop entry.
+                self.write(f"environment.{method}(")
+                for arg in node.args:
+                    self.visit(arg, frame)
+                self.write(")")
+                return
+        super().visit_Call(node, frame, forward_caller=forward_caller)
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
@@ -142,14 +193,37 @@ class _GuardedCodeGenerator(CodeGenerator):
         self.write("))")
 
 
-def _emit(value: str) -> str:
-    """Charge a chunk of output to the render's budget (the render hot path: keep it tiny)."""
-    budget = BUDGET.get()
-    if budget is not None:
-        budget.chars -= len(value)
-        if budget.chars < 0:
-            budget.over_chars()
-    return value
+def _calls(node: nodes.Node, method: str) -> bool:
+    """Whether ``node`` is a call of the environment's ``method`` (built by _Guard only: a template cannot name
+    the environment)."""
+    return (
+        isinstance(node, nodes.Call) and isinstance(node.node, nodes.EnvironmentAttribute) and node.node.name == method
+    )
+
+
+_COUNT_ITERATION = "promptlane_count_iteration"
+_BUDGET = "promptlane_budget"
+_CHUNK = "promptlane_chunk"
+"""Locals of the generated code (Jinja2's own names are ``l_*``, ``t_*`` and a few words, none of these)."""
+
+
+class _Unbounded:
+    """The budget of a template rendered outside a render of promptlane's (there is none to charge)."""
+
+    __slots__ = ("chars", "ticks")
+
+    def __init__(self) -> None:
+        # Infinite whatever they are charged: one instance serves every thread.
+        self.chars = self.ticks = math.inf
+
+    def over_chars(self) -> None:  # pragma: no cover - infinity never runs out
+        raise AssertionError("unreachable")
+
+    def tick(self) -> None:  # pragma: no cover - infinity never runs out
+        raise AssertionError("unreachable")
+
+
+_UNBOUNDED = _Unbounded()
 
 
 class _KeepIncludeLineBreaks(Extension):
@@ -198,9 +272,6 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         self.filters.update(GUARDED_FILTERS)
         self.filters = {name: metered("filter", name, func) for name, func in self.filters.items()}
         self.tests = {name: metered("test", name, func) for name, func in self.tests.items()}
-        # A plain function in the instance dict: compiled templates call it for every chunk of output, and
-        # this spares them building a bound method each time.
-        self.promptlane_emit = _emit
 
     def make_globals(self, d: Any) -> Any:
         # A plain dict, not Jinja2's ChainMap: every render copies the globals into its context, and copying a
@@ -233,9 +304,36 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             check_weight("a call", result)
         return result
 
-    def promptlane_iter(self, iterable: Iterable[Any]) -> Iterable[Any]:
+    def promptlane_budget(self) -> RenderBudget | _Unbounded:
+        """The budget generated code charges its output to (in a local, fetched once per function call)."""
         budget = BUDGET.get()
-        return iterable if budget is None else _stepped(budget, iterable)
+        return _UNBOUNDED if budget is None else budget
+
+    def promptlane_iter(self, iterable: Iterable[Any]) -> Iterable[Any]:
+        """What a ``for`` loop (or a recursive ``loop(...)``) iterates over, charged to the step budget.
+
+        A container whose length is exact pays for all its iterations when the loop starts: a loop longer
+        than what is left of the budget is refused before its first iteration, and any other runs over the
+        container itself, at Jinja2's own speed (its iterations only count down to the next reading of the clock).
+        Anything else (a generator, a filter's lazy result, an object of the application's) is charged an item
+        at a time.
+        """
+        budget = BUDGET.get()
+        if budget is None:
+            return iterable
+        if type(iterable) not in _SIZED:
+            return _stepped(budget, iterable)
+        try:
+            count = len(iterable)  # type: ignore[arg-type]  # every type in _SIZED has one
+        except OverflowError:  # a range longer than sys.maxsize, given by the application
+            count = budget.steps + 1
+        budget.step(count)
+        return iterable
+
+    def promptlane_count_iteration(self) -> bool:
+        """Count an item a loop's filter saw as an iteration (see :meth:`RenderBudget.count_iteration`)."""
+        budget = BUDGET.get()
+        return True if budget is None else budget.count_iteration()
 
     def promptlane_measured(self, value: Any) -> Any:
         return value  # measured by `call`, which every call from a template goes through
@@ -247,6 +345,13 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         if total > limit:
             raise ResourceLimitError(f"concatenation (~) would produce {total} characters, over the limit of {limit}")
         return "".join(texts)
+
+
+_SIZED = frozenset(
+    {list, tuple, dict, str, range, set, frozenset, type({}.keys()), type({}.values()), type({}.items())}
+)
+"""Exactly these types (not subclasses, whose ``len`` could be anything): their length is the number of
+iterations, and taking it costs nothing."""
 
 
 def _stepped(budget: RenderBudget, iterable: Iterable[Any]) -> Iterator[Any]:

@@ -99,20 +99,17 @@ _TOO_DEEP = "the template nests too deeply (blocks, parentheses or operators): f
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 
 
-class _StaticText:
-    """A template without a single tag: its text as Jinja2 would render it (newlines normalized, one trailing
-    newline dropped), without building a render context. System messages are often like this."""
+def _static_text(source: str) -> str:
+    """What a template without a single tag renders to, as Jinja2 renders it: newlines normalized, one trailing
+    newline dropped. System messages are often like this, and need no render context."""
+    lines = _NEWLINES.split(source)
+    if lines[-1] == "":
+        del lines[-1]
+    return "\n".join(lines)
 
-    __slots__ = ("text",)
 
-    def __init__(self, source: str) -> None:
-        lines = _NEWLINES.split(source)
-        if lines[-1] == "":
-            del lines[-1]
-        self.text = "\n".join(lines)
-
-    def render(self, context: Mapping[str, Any]) -> str:
-        return self.text
+_Part = tuple[str, str, "jinja2.Template | None"]
+"""A message to render: its role, and its text if it is static, else its compiled template."""
 
 
 def first_use_line(source: str, variable: str) -> int | None:
@@ -130,7 +127,7 @@ def _display(name: str | None) -> str | None:
 class CompiledPrompt:
     """A version's templates, compiled, with its variables validator."""
 
-    __slots__ = ("_names", "_parts", "_unchecked_above", "_validate", "limits", "name", "version")
+    __slots__ = ("_env", "_names", "_parts", "_unchecked_above", "_validate", "limits", "name", "version")
 
     def __init__(self, *, name: str, version: int | None, spec: Mapping[str, Any], limits: RenderLimits) -> None:
         self.name = name
@@ -148,13 +145,15 @@ class CompiledPrompt:
             parts.append((message["role"], key))
             sources[key] = message["content"]
         self._names = frozenset(sources)
-        env = SandboxEnvironment(loader=_Sources(sources))
-        compiled = []
+        self._env = env = SandboxEnvironment(loader=_Sources(sources))
+        compiled: list[_Part] = []
         for role, key in parts:
             try:
                 source = sources[key]
-                static = not any(marker in source for marker in ("{{", "{%", "{#"))
-                compiled.append((role, _StaticText(source) if static else env.get_template(key)))
+                if any(marker in source for marker in ("{{", "{%", "{#")):
+                    compiled.append((role, "", env.get_template(key)))
+                else:
+                    compiled.append((role, _static_text(source), None))
             except jinja2.TemplateSyntaxError as exc:
                 raise TemplateSyntaxError(
                     exc.message or "syntax error",
@@ -167,7 +166,7 @@ class CompiledPrompt:
                 raise TemplateSyntaxError(_TOO_DEEP, prompt=name, version=version, template=_display(key)) from None
         self._parts = tuple(compiled)
         # Static parts are never charged to the budget: count them here, so the check below stays exact.
-        self._unchecked_above += sum(len(part.text) for _, part in compiled if isinstance(part, _StaticText))
+        self._unchecked_above += sum(len(text) for _, text, _ in compiled)
         self._validate: VariablesValidator = compile_variables(
             spec.get("variables") or {}, prompt=name, version=version
         )
@@ -185,9 +184,22 @@ class CompiledPrompt:
         budget = RenderBudget(self.limits)
         token = BUDGET.set(budget)
         try:
-            messages = [{"role": role, "content": template.render(context)} for role, template in self._parts]
-        except Exception as exc:
-            raise self._map_error(exc) from None
+            # Template.render, without its first copy of the variables (new_context copies them again anyway).
+            messages = [
+                {
+                    "role": role,
+                    "content": text
+                    if template is None
+                    else "".join(template.root_render_func(template.new_context(context))),
+                }
+                for role, text, template in self._parts
+            ]
+        except Exception:
+            try:
+                # Jinja2's Template.render does this: the traceback, rewritten to show template lines.
+                self._env.handle_exception()
+            except Exception as exc:
+                raise self._map_error(exc) from None
         finally:
             BUDGET.reset(token)
         # Every character of output was charged to the budget, so only a render that produced more than the

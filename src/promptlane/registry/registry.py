@@ -118,6 +118,9 @@ class Registry(LabelMoves):
         self._fallbacks: dict[tuple[str, str], PromptVersion] = {}
         # Prompt objects are immutable views of immutable versions: one per (name, version, label, source).
         self._prompts: dict[tuple[str, int | None, str | None, str], Prompt] = {}
+        # (name, label) -> (when the label's cached resolution expires, the Prompt a get of it answers): for a
+        # label on one version, what a cached get comes down to, in one lookup.
+        self._answers: dict[tuple[str, str], tuple[float, Prompt]] = {}
         self._warned: set[str] = set()
         self._tracer = resolution_tracer(tracer_provider) if tracer_provider is not None else None
 
@@ -273,6 +276,9 @@ class Registry(LabelMoves):
             record, fetched = self._version(name, version)
         else:
             assert label is not None
+            answer = self._answers.get((name, label))
+            if answer is not None and answer[0] > time.monotonic():
+                return answer[1]
             target, fetched = self._target(name, label)
             record, fetched_version = self._version(name, choose_version(target, name, label, targeting_key))
             fetched = fetched or fetched_version
@@ -281,6 +287,10 @@ class Registry(LabelMoves):
         prompt = self._prompts.get(key)
         if prompt is None:
             prompt = self._prompts[key] = _new_prompt(record, label=label, source=source, limits=self.limits)
+        if label is not None and version is None and not fetched:
+            cached = self._targets.get((name, label))
+            if cached is not None and len(cached[1]) == 1:  # a rollout's answer depends on the targeting key
+                self._answers[(name, label)] = (cached[0], prompt)
         return prompt
 
     def _get_remote(self, name: str, label: str | None, version: int | None, targeting_key: str | None) -> Prompt:
@@ -357,6 +367,8 @@ class Registry(LabelMoves):
         """Forget cached label resolutions (of one prompt, or all); the next ``get`` asks the store."""
         for key in [k for k in self._targets if name is None or k[0] == name]:
             self._targets.pop(key, None)
+        for key in [k for k in self._answers if name is None or k[0] == name]:
+            self._answers.pop(key, None)
         if self._cache is not None:
             self._cache.invalidate(name)
 
