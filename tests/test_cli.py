@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 from dirty_equals import IsDatetime, IsStr
-from typer.testing import CliRunner, Result
 
 from conftest import REPLY_YAML, TONE_YAML
 from promptlane.cli import app
@@ -1336,3 +1336,235 @@ def test_a_malformed_registry_url_is_one_error_line(project: Path, url: str, rea
     stderr = fails("--registry", url, "list")
     masked = url.replace("hunter2", "***")
     assert stderr == f"the registry URL {masked} cannot be used: {reason}"
+
+
+# --- plain text on click alone: no rich, no typer -----------------------------------------------------------
+
+RICH_OR_TYPER = ("typer", "rich", "shellingham", "markdown_it", "mdurl", "annotated_doc")
+"""Typer, rich and the packages only they import."""
+
+WITHOUT_RICH_OR_TYPER = f"""\
+import runpy, sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {RICH_OR_TYPER!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+sys.argv[0] = "promptlane"
+runpy.run_module("promptlane", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_help_imports_neither_typer_nor_rich(project: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "promptlane", "--help"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
+    assert "click" in imported  # the parsing worked
+    assert not imported & set(RICH_OR_TYPER)
+
+
+def test_every_kind_of_output_works_without_typer_and_rich(project: Path, support_prompts: None) -> None:
+    (project / "evals").mkdir()
+    (project / "evals" / "reply.yaml").write_text(SCENARIOS)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # examples.support.model
+
+    def promptlane(*args: str, status: int = 0) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", WITHOUT_RICH_OR_TYPER, *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (status, ""), args
+        return done.stdout
+
+    assert promptlane("push").splitlines() == ["shared/tone: v1 (new)", "support/reply: v1 (new)"]
+    assert promptlane("list").startswith("prompt ")
+    assert promptlane("eval").startswith("support/reply v1  passed")
+    assert promptlane("runs", "show", "support/reply@1", "--all").splitlines()[-1].startswith("PASSED refund")
+    assert promptlane("history", "support/reply").startswith("versions\nversion ")
+    # Closed: the run used the scenarios' model function, not the model the version declares.
+    gate = promptlane("gate", "support/reply", status=1).splitlines()
+    assert (gate[0], gate[2].split(), gate[-2]) == (
+        "support/reply@1 -> production: closed (production is not protected: only `promote` goes through the gate)",
+        ["part", "state", "then", "now"],
+        "To open the gate:",
+    )
+
+
+def test_a_description_prints_as_written_and_cannot_break_the_table(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("odd", 'description: "[bold]Hi[/bold]\\nsecond line \\e[2J"\ntemplate: hi\n')
+    write_prompt("plain", "description: fine\ntemplate: hi\n")
+    push()
+    lines = ok("list").splitlines()
+    assert len(lines) == 3
+    assert lines[1].startswith("odd ") and lines[1].endswith("[bold]Hi[/bold]\\nsecond line \\x1b[2J")
+    assert lines[2].startswith("plain ") and lines[2].endswith("fine")
+    assert lines[0].index("description") == lines[1].index("[bold]") == lines[2].index("fine")
+
+
+def test_an_error_message_cannot_drive_the_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from promptlane.cli._app import fail
+    from promptlane.errors import PromptlaneError
+
+    exit_ = fail(PromptlaneError("bad \x1b[2J name\n  - and a second line"))
+    assert capsys.readouterr().err == "error: bad \\x1b[2J name\n  - and a second line\n"
+    assert exit_.exit_code == 2
+
+
+def test_help_lists_the_arguments_with_their_help() -> None:
+    text = ok("label", "--help")
+    assert text.startswith("Usage: promptlane label [OPTIONS] NAME LABEL VERSION\n")
+    arguments = text.split("Arguments:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split(None, 1) for line in arguments] == [
+        ["NAME", "The prompt."],
+        ["LABEL", "The label (production, staging, ...)."],
+        ["VERSION", "The version number to point it at."],
+    ]
+    assert "FOLDER  The project folder.  [default: .]" in ok("init", "--help")
+    assert "VERSION=WEIGHT...  Like 3=90 4=10 (sum 100)." in ok("rollout", "--help")
+    assert "[default: 16; x>=1]" in ok("eval", "--help")
+
+
+def commands_listed(text: str) -> list[str]:
+    return [line.split()[0] for line in text.split("Commands:\n", 1)[1].splitlines() if line.strip()]
+
+
+def test_help_lists_commands_in_the_order_of_a_prompt_s_life() -> None:
+    assert commands_listed(ok("--help")) == [
+        "init", "check", "push", "list", "show", "history", "diff", "render", "eval", "runs", "label", "rollout",
+        "promote", "rollback", "gate", "pending", "approve", "reject", "schema", "serve", "token",
+    ]  # fmt: skip
+    assert commands_listed(ok("runs", "--help")) == ["list", "show", "compare"]
+    assert commands_listed(ok("token", "--help")) == ["create", "list", "revoke"]
+
+
+def complete(env: dict[str, str]) -> Result:
+    return runner.invoke(app, [], env=env, prog_name="promptlane")
+
+
+def test_completion_answers_click_s_scripts_and_powershell() -> None:
+    bash = complete({"_PROMPTLANE_COMPLETE": "bash_complete", "COMP_WORDS": "promptlane runs sh", "COMP_CWORD": "2"})
+    assert (bash.exit_code, bash.stdout.split()) == (0, ["plain,show"])
+    powershell = complete(
+        {
+            "_PROMPTLANE_COMPLETE": "powershell_complete",
+            "_PROMPTLANE_COMPLETE_ARGS": "promptlane tok",
+            "_PROMPTLANE_COMPLETE_WORD": "tok",
+        }
+    )
+    assert powershell.exit_code == 0
+    [answer] = powershell.stdout.splitlines()
+    assert answer.startswith("token:::API tokens")
+
+
+@pytest.mark.parametrize(
+    ("shell", "instruction"),
+    [("bash", "bash_complete"), ("zsh", "zsh_complete"), ("fish", "fish_complete"), ("pwsh", "powershell_complete")],
+)
+def test_show_completion_prints_the_script_of_the_shell(
+    monkeypatch: pytest.MonkeyPatch, shell: str, instruction: str
+) -> None:
+    monkeypatch.setenv("SHELL", f"/usr/bin/{shell}")
+    result = run("--show-completion")
+    assert result.exit_code == 0
+    assert instruction in result.stdout and "_PROMPTLANE_COMPLETE" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("shell", "script", "rc", "line"),
+    [
+        ("bash", ".bash_completions/promptlane.sh", ".bashrc", "source '{script}'"),
+        ("zsh", ".zfunc/_promptlane", ".zshrc", "fpath+=~/.zfunc; autoload -Uz compinit; compinit"),
+        ("fish", ".config/fish/completions/promptlane.fish", None, None),
+    ],
+)
+def test_install_completion_writes_the_script_and_loads_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: str, script: str, rc: str | None, line: str | None
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHELL", f"/bin/{shell}")
+    if rc is not None:
+        (tmp_path / rc).write_text("# mine\n")
+    for _ in range(2):
+        result = run("--install-completion")
+        assert result.exit_code == 0
+    path = tmp_path / script
+    assert result.stdout.startswith(f"{shell} completion installed in {path}\n")
+    assert f"{shell}_complete" in path.read_text()
+    if rc is not None and line is not None:
+        assert (tmp_path / rc).read_text() == "# mine\n" + line.format(script=path) + "\n"
+
+
+def test_completion_for_an_unknown_shell_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHELL", "/bin/tcsh")
+    message = fails("--show-completion")
+    assert (
+        message
+        == "cannot complete for the shell in $SHELL (/bin/tcsh): completion is for bash, zsh, fish and PowerShell"
+    )
+
+
+def test_the_progress_line_is_redrawn_at_most_ten_times_a_second_and_wiped() -> None:
+    import io
+
+    from promptlane.cli.evals import _ProgressLine
+
+    now = [100.0]
+    stream = io.StringIO()
+    progress = _ProgressLine("greet v2", lambda: 300, stream, clock=lambda: now[0])
+    progress.draw()
+    for _ in range(119):  # finished within the same tenth of a second: not drawn
+        progress.advance()
+    now[0] += 4.2
+    progress.advance()
+    progress.clear()
+    assert stream.getvalue() == "\rgreet v2 0/300 00:00\rgreet v2 120/300 00:04\r" + " " * 22 + "\r"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_eval_shows_progress_on_a_terminal_and_nothing_in_a_pipe(project: Path, support_prompts: None) -> None:
+    import pty
+
+    (project / "evals").mkdir()
+    (project / "evals" / "reply.yaml").write_text(SCENARIOS)
+    push()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = str(Path(sys.executable).parent / "promptlane")
+    piped = subprocess.run([script, "eval"], cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert (piped.returncode, piped.stderr) == (0, "")
+
+    terminal, child = pty.openpty()
+    try:
+        done = subprocess.run(
+            [script, "eval"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=child, text=True, timeout=120
+        )
+        os.close(child)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(terminal)
+    assert done.returncode == 0
+    assert done.stdout.startswith("support/reply v1  passed  1/1 passed (100%)")
+    text = shown.decode()
+    assert text.startswith("\rsupport/reply v1 0/1 00:00")
+    assert text.endswith("\r")  # wiped
+    assert "\x1b" not in text

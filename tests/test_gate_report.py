@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
-from typer.testing import CliRunner, Result
 
 from _live import LiveServer, served_registry
 from promptlane.cli import app

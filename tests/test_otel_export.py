@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from typer.testing import CliRunner, Result
 
 from promptlane.cli import app
 from promptlane.registry import Registry

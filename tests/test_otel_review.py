@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic_ai.messages import TextPart, ThinkingPart
-from typer.testing import CliRunner
 
 from promptlane.cli import app
 from promptlane.harness import telemetry

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 import promptlane.registry.sql  # noqa: F401  (see tests/test_pytest_plugin.py: pytester and SQLAlchemy)
 from promptlane._model_strings import OpenAIEndpoint, check_model, declare_providers

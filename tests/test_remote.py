@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from click.testing import CliRunner, Result
 
 import promptlane.registry.remote as remote_module
 from _live import PATIENCE, LiveServer, SilentServer, finishes, served_registry, wait_for

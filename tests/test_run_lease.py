@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 import promptlane.harness.runner as runner
 from _live import PATIENCE, LiveServer, served_registry, wait_for

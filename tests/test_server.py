@@ -22,12 +22,12 @@ import httpx
 import pytest
 import schemathesis
 import uvicorn
+from click.testing import CliRunner, Result
 from dirty_equals import IsInt, IsStr
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 from starlette.testclient import TestClient
-from typer.testing import CliRunner, Result
 
 from _live import served_registry  # tests/ is on sys.path (rootdir conftest)
 from promptlane import __version__

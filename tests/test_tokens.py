@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from dirty_equals import IsDatetime
 from sqlalchemy import create_engine, inspect, select
-from typer.testing import CliRunner, Result
 
 from promptlane.cli import app
 from promptlane.config import load_settings

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+import click
 
-from ._app import EXIT_USAGE, app, err, out, settings
+from ._app import EXIT_USAGE, app, argument, err, out, settings
+from ._table import printable
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -24,38 +25,37 @@ Problems = list[tuple[Path, "PromptlaneError | None"]]
 
 
 @app.command()
-def check(
-    ctx: typer.Context,
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Prompt files, scenario files or folders (default: the prompts and evals folders)."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the errors.")] = False,
-) -> None:
+@argument(
+    "paths",
+    nargs=-1,
+    type=click.Path(path_type=Path),
+    help="Prompt files, scenario files or folders (default: the prompts and evals folders).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the errors.")
+@click.pass_context
+def check(ctx: click.Context, paths: tuple[Path, ...], quiet: bool) -> None:
     """Check prompt and scenario files as push and eval would, without pushing or running: YAML, keys, types,
     templates, variables, includes, expectations, and the dataset columns scenarios use. Exits 2 when a file
     is invalid."""
-    from rich.markup import escape
-
     config = settings(ctx)
     defaults = [folder for folder in (config.prompts_dir, config.evals_dir) if folder.is_dir()]
-    prompt_paths, scenario_paths = _classify(paths or defaults, config)
+    prompt_paths, scenario_paths = _classify(list(paths) or defaults, config)
     prompt_results, frozen = _check_prompts(prompt_paths, config)
     errors = 0
     results = [*prompt_results, *_check_scenarios(scenario_paths, frozen, config)]
     for path, problem in results:
         if problem is None:
             if not quiet:
-                out.print(f"ok     {escape(str(path))}")
+                out(f"ok     {printable(str(path))}")
         else:
             errors += 1
-            err.print(f"[red]error:[/red] {escape(str(problem))}")
+            err(f"error: {printable(str(problem), multiline=True)}")
     files = f"{len(results)} file{'' if len(results) == 1 else 's'}"
     if errors:
-        err.print(f"{errors} of {files} {'has' if len(results) == 1 else 'have'} errors")
-        raise typer.Exit(EXIT_USAGE)
+        err(f"{errors} of {files} {'has' if len(results) == 1 else 'have'} errors")
+        raise click.exceptions.Exit(EXIT_USAGE)
     if not quiet:
-        out.print(f"{files} checked: no errors" if results else "no prompt or scenario files found")
+        out(f"{files} checked: no errors" if results else "no prompt or scenario files found")
 
 
 def _classify(paths: list[Path], config: Settings) -> tuple[list[Path], list[Path]]:

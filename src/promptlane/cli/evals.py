@@ -10,18 +10,34 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections import defaultdict
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-import typer
+import click
 
 from ..errors import PromptlaneError, SpecError
-from ._app import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, app, err, exit_status, fail, out, registry, settings
+from ._app import (
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    app,
+    argument,
+    err,
+    exit_status,
+    fail,
+    out,
+    registry,
+    settings,
+)
+from ._table import printable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..harness import ScenariosDocument
+    from ..harness.recordings import CacheMode
     from ..harness.telemetry import OtlpExport
     from ..registry import Prompt, Registry
     from ..registry.runs import RunRecord
@@ -29,25 +45,11 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
-class CacheMode(str, Enum):
-    """Record/replay of model responses."""
-
-    off = "off"
-    on = "on"
-    replay = "replay"
-
-
-class SchemaKind(str, Enum):
-    """The file formats with a JSON Schema."""
-
-    scenario = "scenario"
-    prompt = "prompt"
-
-
 @app.command()
-def schema(kind: Annotated[SchemaKind, typer.Argument(help="scenario or prompt")]) -> None:
+@argument("kind", type=click.Choice(["scenario", "prompt"]), help="scenario or prompt")
+def schema(kind: str) -> None:
     """Print the JSON Schema of scenario or prompt files (for editor completion and checks)."""
-    if kind is SchemaKind.scenario:
+    if kind == "scenario":
         from ..harness.scenarios import ScenarioFile
 
         document = ScenarioFile.model_json_schema()
@@ -60,64 +62,82 @@ def schema(kind: Annotated[SchemaKind, typer.Argument(help="scenario or prompt")
 
 
 @app.command("eval")
+@argument(
+    "paths", nargs=-1, type=click.Path(path_type=Path), help="Scenario files or folders (default: the evals folder)."
+)
+@click.option("--prompt", help="Only scenarios of this prompt.")
+@click.option("--version", type=click.IntRange(min=1), help="Evaluate this version.")
+@click.option("--label", help="Evaluate the version this label points at.")
+@click.option(
+    "--model", help="Model for every case: provider:model (openai:gpt-4o-mini), test, or python:module:function."
+)
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(min=1), default=16, show_default=True, help="Cases in flight at once."
+)
+@click.option("--repeat", type=click.IntRange(min=1), help="Runs of each case (over the scenarios').")
+@click.option(
+    "--cache",
+    type=click.Choice(["off", "on", "replay"]),
+    default="off",
+    show_default=True,
+    help="Recorded responses: off, on (record), replay.",
+)
+@click.option("--max-cost", type=click.FloatRange(min=0), help="USD after which no new case starts.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.001),
+    default=60.0,
+    show_default=True,
+    help="Seconds a model request may take.",
+)
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute per model.")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Extra attempts after a rate limit, a 5xx, a timeout or a dropped connection.",
+)
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="Write the runs and their cases as JSON.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path), help="Write JUnit XML.")
+@click.option(
+    "--otlp-endpoint",
+    help="Export traces with OTLP/HTTP: a base URL (http://host:4318) or the traces URL (.../v1/traces).",
+)
+@click.option("--no-trace-content", is_flag=True, help="Keep prompts and outputs off spans.")
+@click.option(
+    "--failures", type=click.IntRange(min=0), default=10, show_default=True, help="Failing cases to print per run."
+)
+@click.option(
+    "--allow-version-code",
+    is_flag=True,
+    help="With --version/--label: run a python: model that only the stored version names (code from the registry).",
+)
+@click.pass_context
 def eval_(
-    ctx: typer.Context,
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Scenario files or folders (default: the evals folder).")
-    ] = None,
-    prompt: Annotated[str | None, typer.Option("--prompt", help="Only scenarios of this prompt.")] = None,
-    version: Annotated[int | None, typer.Option("--version", help="Evaluate this version.", min=1)] = None,
-    label: Annotated[str | None, typer.Option("--label", help="Evaluate the version this label points at.")] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Model for every case: provider:model (openai:gpt-4o-mini), test, or python:module:function.",
-        ),
-    ] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Cases in flight at once.", min=1)] = 16,
-    repeat: Annotated[
-        int | None, typer.Option("--repeat", help="Runs of each case (over the scenarios').", min=1)
-    ] = None,
-    cache: Annotated[
-        CacheMode, typer.Option("--cache", help="Recorded responses: off, on (record), replay.")
-    ] = CacheMode.off,
-    max_cost: Annotated[
-        float | None, typer.Option("--max-cost", help="USD after which no new case starts.", min=0)
-    ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a model request may take.", min=0.001)] = 60.0,
-    rpm: Annotated[int | None, typer.Option("--rpm", help="Requests per minute per model.", min=1)] = None,
-    retries: Annotated[
-        int,
-        typer.Option(
-            "--retries", help="Extra attempts after a rate limit, a 5xx, a timeout or a dropped connection.", min=0
-        ),
-    ] = 4,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write the runs and their cases as JSON.")] = None,
-    junit_file: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML.")] = None,
-    otlp_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--otlp-endpoint",
-            help="Export traces with OTLP/HTTP: a base URL (http://host:4318) or the traces URL (.../v1/traces).",
-        ),
-    ] = None,
-    no_trace_content: Annotated[
-        bool, typer.Option("--no-trace-content", help="Keep prompts and outputs off spans.")
-    ] = False,
-    failures: Annotated[int, typer.Option("--failures", help="Failing cases to print per run.", min=0)] = 10,
-    allow_version_code: Annotated[
-        bool,
-        typer.Option(
-            "--allow-version-code",
-            help="With --version/--label: run a python: model that only the stored version names (code from the "
-            "registry).",
-        ),
-    ] = False,
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    prompt: str | None,
+    version: int | None,
+    label: str | None,
+    model: str | None,
+    concurrency: int,
+    repeat: int | None,
+    cache: str,
+    max_cost: float | None,
+    timeout: float,
+    rpm: int | None,
+    retries: int,
+    json_file: Path | None,
+    junit_file: Path | None,
+    otlp_endpoint: str | None,
+    no_trace_content: bool,
+    failures: int,
+    allow_version_code: bool,
 ) -> None:
     """Run scenarios against prompt versions, record the runs, and say which scenarios pass."""
     if version is not None and label is not None:
-        raise typer.BadParameter("give --version or --label, not both")
+        raise click.BadParameter("give --version or --label, not both")
     # Imported here, not at the top: the harness imports pydantic-ai, which the other commands do not need.
     from ..harness import EvalOptions
     from ..harness.models import RequestPolicy
@@ -131,7 +151,7 @@ def eval_(
         try:
             signal_url(otlp_endpoint, "traces")
         except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--otlp-endpoint") from None
+            raise click.BadParameter(str(exc), param_hint="--otlp-endpoint") from None
     config = settings(ctx)
     try:
         # Options first: a bad --model or judge model is refused before anything is pushed.
@@ -139,7 +159,7 @@ def eval_(
             model=model,
             concurrency=concurrency,
             repeat=repeat,
-            cache=cache.value,
+            cache=cast("CacheMode", cache),  # one of the choices
             recordings=config.recordings_dir,
             max_cost=max_cost,
             policy=RequestPolicy(timeout=timeout, rpm=rpm, retries=retries),
@@ -152,9 +172,10 @@ def eval_(
             version_code=(version is None and label is None) or allow_version_code,
         )
         reg = registry(ctx)
-        files = discover_scenario_files(paths or [config.evals_dir])
+        where = list(paths) or [config.evals_dir]
+        files = discover_scenario_files(where)
         if not files:
-            raise PromptlaneError(f"no scenario files in {', '.join(str(p) for p in paths or [config.evals_dir])}")
+            raise PromptlaneError(f"no scenario files in {', '.join(str(p) for p in where)}")
         groups: dict[str, list[ScenariosDocument]] = defaultdict(list)
         for path in files:
             document = load_scenario_file(path, settings=config)
@@ -164,7 +185,7 @@ def eval_(
                 raise PromptlaneError(f"no scenarios for prompt {prompt!r} (found: {', '.join(sorted(groups))})")
             groups = {prompt: groups[prompt]}
         if (version is not None or label is not None) and len(groups) > 1:
-            raise typer.BadParameter(
+            raise click.BadParameter(
                 f"scenarios target several prompts ({', '.join(sorted(groups))}); pick one with --prompt",
                 param_hint="--version/--label",
             )
@@ -186,18 +207,16 @@ def eval_(
     # A lost export is reported, never the run's verdict: the exit status below is the runs' alone.
     _write_reports(reg, records, json_file, junit_file, export.to_json())
     if stopped_status:
-        raise typer.Exit(stopped_status)
+        raise click.exceptions.Exit(stopped_status)
     failing = [record for record in records if record.status != "passed"]
     if failing:
-        raise typer.Exit(_failure_status(reg, failing))
+        raise click.exceptions.Exit(_failure_status(reg, failing))
 
 
 def _flush(export: OtlpExport) -> None:
     """Send the last spans and logs (a bounded wait), and say on stderr what could not be sent."""
-    from rich.markup import escape
-
     for line in export.flush():
-        err.print(f"[yellow]warning:[/yellow] {escape(line)}")
+        err(f"warning: {printable(line)}")
 
 
 def _check_writable(option: str, path: Path | None) -> None:
@@ -208,11 +227,11 @@ def _check_writable(option: str, path: Path | None) -> None:
         return
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise typer.BadParameter(f"{path} is a folder: give a file name", param_hint=option)
+        raise click.BadParameter(f"{path} is a folder: give a file name", param_hint=option)
     if not folder.is_dir():
-        raise typer.BadParameter(f"the folder {folder} does not exist", param_hint=option)
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint=option)
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise typer.BadParameter(f"{path} cannot be written", param_hint=option)
+        raise click.BadParameter(f"{path} cannot be written", param_hint=option)
 
 
 def _failure_status(reg: Registry, records: list[RunRecord]) -> int:
@@ -260,8 +279,6 @@ def _run_one(
         )
     except PromptlaneError as exc:
         raise fail(exc) from None
-    from rich.markup import escape
-
     from ._runs_view import print_cases, print_run, short
 
     try:
@@ -269,18 +286,18 @@ def _run_one(
     except KeyboardInterrupt:
         record = run.record
         print_run(record)
-        err.print(f"interrupted: the {record.cases} finished cases are saved as run {short(record.id)}")
-        raise typer.Exit(130) from None
+        err(f"interrupted: the {record.cases} finished cases are saved as run {short(record.id)}")
+        raise click.exceptions.Exit(130) from None
     except PromptlaneError as exc:  # a dataset row that does not parse, half way: the finished cases are saved
         print_run(run.record)
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err(f"error: {printable(str(exc), multiline=True)}")
         # Bad data (a dataset row that does not parse) is a usage error; the registry going away is an outage.
         raise _Stopped(run.record, EXIT_USAGE if isinstance(exc, SpecError) else exit_status(exc)) from None
     print_run(record)
     hidden = print_cases(reg.store.run_cases(record.id, statuses=["failed", "error"]), limit=failures)
     if hidden:
-        out.print(f"  ... and {hidden} more: promptlane runs show {short(record.id)}", style="dim")
-    out.print()
+        out(f"  ... and {hidden} more: promptlane runs show {short(record.id)}")
+    out()
     return record
 
 
@@ -292,18 +309,56 @@ class _Stopped(Exception):
         self.status = status
 
 
+class _ProgressLine:
+    """``support/reply v2 120/300 00:04`` on a terminal, rewritten in place as cases finish (at most ten times a
+    second: a run of fast cases must not wait for its progress line), and wiped when the run ends."""
+
+    def __init__(
+        self, title: str, total: Callable[[], int], stream: TextIO, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.title = printable(title)
+        self.total = total
+        self.stream = stream
+        self.clock = clock
+        self.done = 0
+        self.started = self.drawn_at = clock()
+        self.width = 0
+
+    def advance(self, _case: object = None) -> None:
+        """One more case finished."""
+        self.done += 1
+        if self.clock() - self.drawn_at >= 0.1:
+            self.draw()
+
+    def draw(self) -> None:
+        """Show the line now."""
+        self.drawn_at = self.clock()
+        seconds = int(self.drawn_at - self.started)
+        line = f"{self.title} {self.done}/{self.total()} {seconds // 60:02d}:{seconds % 60:02d}"
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+        self.width = len(line)
+
+    def clear(self) -> None:
+        """Wipe the line: the run's report takes its place."""
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
 def _with_progress(run: Any) -> Any:
+    """Run ``run``, with a progress line on stderr when it is a terminal (never in a pipe, a file or CI logs)."""
     import asyncio
 
-    if not sys.stdout.isatty():
+    if not sys.stderr.isatty():
         return asyncio.run(run.run())
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out, transient=True) as progress:
-        task = progress.add_task(f"{run.prompt.name} v{run.prompt.version}", total=run.total)
-        run.on_case = lambda _case: progress.advance(task)
+    progress = _ProgressLine(f"{run.prompt.name} v{run.prompt.version}", lambda: run.total, sys.stderr)
+    run.on_case = progress.advance
+    progress.draw()
+    try:
         return asyncio.run(run.run())
+    finally:
+        progress.clear()
 
 
 def _write_reports(

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
-from ._app import app, out
+from ._app import app, argument, out
 
 __all__: list[str] = []
 
@@ -146,16 +145,15 @@ FILES = {
 
 
 @app.command()
-def init(
-    folder: Annotated[Path, typer.Argument(help="The project folder.", file_okay=False)] = Path("."),
-) -> None:
+@argument("folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."), help="The project folder.")
+def init(folder: Path) -> None:
     """Scaffold a working example: prompts/, evals/ with scenarios and a model function, and the config
     (in pyproject.toml when there is one, else promptlane.toml). Existing files are left alone; the example is
     left out when one of its files is already there with other content (its files only work together)."""
     folder.mkdir(parents=True, exist_ok=True)
 
     def say(line: str) -> None:
-        out.print(line, markup=False)
+        out(line)
 
     taken = [name for name, text in FILES.items() if _differs(folder / name, text)]
     config = FOLDERS + ("" if taken else GATE_MODEL) + SETTINGS

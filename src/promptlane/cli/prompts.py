@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
-from ._app import AsJson, app, out, print_json, registry
+from ._app import app, argument, as_json, literal, out, print_json, registry
+from ._table import format_table, printable
 
 if TYPE_CHECKING:
     from ..registry import LabelEvent, PromptVersion
@@ -20,33 +21,29 @@ def _when(version: PromptVersion) -> str:
 
 
 @app.command()
-def push(
-    ctx: typer.Context,
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Prompt files or folders (default: the prompts folder).")
-    ] = None,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Why: recorded on each new version.")] = None,
-) -> None:
+@argument(
+    "paths", nargs=-1, type=click.Path(path_type=Path), help="Prompt files or folders (default: the prompts folder)."
+)
+@click.option("--message", "-m", help="Why: recorded on each new version.")
+@click.pass_context
+def push(ctx: click.Context, paths: tuple[Path, ...], message: str | None) -> None:
     """Push prompt files; each changed prompt becomes a new immutable version."""
-    from rich.markup import escape
-
-    for result in registry(ctx).push(paths or None, message=message):
+    for result in registry(ctx).push(list(paths) or None, message=message):
         if result.created:
-            state = "[green](new)[/green]"
+            state = "(new)"
         elif result.latest == result.version.number:
-            state = "[dim](unchanged)[/dim]"
+            state = "(unchanged)"
         else:
             # Content-addressed: going back to old content finds the old version; releasing it is a label move.
-            state = f"[yellow](unchanged: same as v{result.version.number}; the newest is v{result.latest})[/yellow]"
-        out.print(f"{escape(result.name)}: v{result.version.number} {state}")
+            state = f"(unchanged: same as v{result.version.number}; the newest is v{result.latest})"
+        out(f"{printable(result.name)}: v{result.version.number} {state}")
 
 
 @app.command("list")
-def list_prompts(ctx: typer.Context, as_json: AsJson = False) -> None:
+@as_json
+@click.pass_context
+def list_prompts(ctx: click.Context, as_json: bool) -> None:
     """List prompts with their newest version and labels."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from ..registry import format_target
     from ..registry.wire import summary_to_json
 
@@ -55,32 +52,27 @@ def list_prompts(ctx: typer.Context, as_json: AsJson = False) -> None:
         print_json([summary_to_json(prompt) for prompt in prompts])
         return
     if not prompts:
-        out.print("no prompts yet: write prompts/*.yaml and run `promptlane push`")
+        out("no prompts yet: write prompts/*.yaml and run `promptlane push`")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("prompt", "latest", "labels", "updated", "description"):
-        table.add_column(column)
-    for prompt in prompts:
-        labels = ", ".join(f"{label}={format_target(target)}" for label, target in prompt.labels.items())
-        table.add_row(
+    rows = [
+        (
             prompt.name,
             f"v{prompt.latest}",
-            labels or "-",
+            ", ".join(f"{label}={format_target(target)}" for label, target in prompt.labels.items()) or "-",
             prompt.updated_at.strftime("%Y-%m-%d %H:%M"),
-            escape(prompt.description or ""),
+            prompt.description or "",
         )
-    out.print(table)
+        for prompt in prompts
+    ]
+    out(format_table(("prompt", "latest", "labels", "updated", "description"), rows), end="")
 
 
 @app.command()
-def show(
-    ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION or NAME:LABEL.")],
-    as_json: AsJson = False,
-) -> None:
+@argument("ref", help="NAME (latest), NAME@VERSION or NAME:LABEL.")
+@as_json
+@click.pass_context
+def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show a version: who pushed it, which labels point at it, and its whole frozen spec."""
-    from rich.markup import escape
-
     from ..registry.wire import version_to_json
     from ..spec_diff import spec_yaml
 
@@ -90,25 +82,20 @@ def show(
     if as_json:
         print_json({**version_to_json(version), "labels": labels})
         return
-    out.print(f"[bold]{escape(version.name)}[/bold] v{version.number}  [dim]{version.content_hash[:12]}[/dim]")
-    who = escape(version.author or "-")
-    out.print(f"pushed {_when(version)} by {who}: {escape(version.message or '(no message)')}")
-    out.print(f"labels: {', '.join(labels) or '-'}")
-    out.print()
-    out.print(escape(spec_yaml(version.spec)), end="")
+    out(f"{printable(version.name)} v{version.number}  {version.content_hash[:12]}")
+    out(printable(f"pushed {_when(version)} by {version.author or '-'}: {version.message or '(no message)'}"))
+    out(printable(f"labels: {', '.join(labels) or '-'}"))
+    out()
+    out(spec_yaml(version.spec), end="")  # YAML escapes what is not printable
 
 
 @app.command()
-def history(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The prompt.")],
-    label: Annotated[str | None, typer.Option("--label", "-l", help="Only this label's moves.")] = None,
-    as_json: AsJson = False,
-) -> None:
+@argument("name", help="The prompt.")
+@click.option("--label", "-l", help="Only this label's moves.")
+@as_json
+@click.pass_context
+def history(ctx: click.Context, name: str, label: str | None, as_json: bool) -> None:
     """Show a prompt's versions and every label move (the audit log)."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from ..registry import format_target
     from ..registry.wire import event_to_json, label_to_json, version_to_json
 
@@ -125,40 +112,38 @@ def history(
             }
         )
         return
-    table = Table(title="versions", title_justify="left", box=None, pad_edge=False)
-    for column in ("version", "hash", "pushed", "author", "labels", "message"):
-        table.add_column(column)
-    for version in reversed(versions):
-        pointing = ", ".join(s.label for s in states if version.number in s.target)
-        table.add_row(
+    rows = [
+        (
             f"v{version.number}",
             version.content_hash[:12],
             _when(version),
-            escape(version.author or "-"),
-            pointing or "-",
-            escape(version.message or ""),
+            version.author or "-",
+            ", ".join(s.label for s in states if version.number in s.target) or "-",
+            version.message or "",
         )
-    out.print(table)
+        for version in reversed(versions)
+    ]
+    header = ("version", "hash", "pushed", "author", "labels", "message")
+    out(format_table(header, rows, title="versions"))
     events = reg.history(name, label)
-    out.print()
     if not events:
-        out.print("no label moves yet")
+        out("no label moves yet")
         return
-    moves = Table(title="label moves", title_justify="left", box=None, pad_edge=False)
-    for column in ("when", "label", "kind", "from", "to", "by", "gate", "reason"):
-        moves.add_column(column)
-    for event in reversed(events):
-        moves.add_row(
+    moves = [
+        (
             event.at.strftime("%Y-%m-%d %H:%M:%S"),
             event.label,
             event.kind,
             format_target(event.from_target),
             format_target(event.to_target),
-            escape(_by(event)),
+            _by(event),
             f"{event.gate} {event.evidence[:12]}" if event.evidence else event.gate or "-",
-            escape(event.reason or ""),
+            event.reason or "",
         )
-    out.print(moves)
+        for event in reversed(events)
+    ]
+    header = ("when", "label", "kind", "from", "to", "by", "gate", "reason")
+    out(format_table(header, moves, title="label moves"), end="")
 
 
 def _by(event: LabelEvent) -> str:
@@ -176,16 +161,13 @@ def _ref_for(name: str, text: str) -> str:
 
 
 @app.command()
-def diff(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The prompt.")],
-    a: Annotated[str, typer.Argument(help="A version number or a label.")],
-    b: Annotated[str, typer.Argument(help="Another version number or label.")],
-    as_json: AsJson = False,
-) -> None:
+@argument("name", help="The prompt.")
+@argument("a", help="A version number or a label.")
+@argument("b", help="Another version number or label.")
+@as_json
+@click.pass_context
+def diff(ctx: click.Context, name: str, a: str, b: str, as_json: bool) -> None:
     """Compare two versions: template or messages, and every config field."""
-    from rich.markup import escape
-
     from ..spec_diff import diff_specs
 
     reg = registry(ctx)
@@ -211,14 +193,13 @@ def diff(
         )
         return
     if old.content_hash == new.content_hash:
-        out.print(f"v{old.number} and v{new.number} are identical")
+        out(f"v{old.number} and v{new.number} are identical")
         return
     for change in changes:
-        out.print(f"[bold]{escape(change.field)}[/bold]")
+        out(printable(change.field))
         for line in change.unified(f"v{old.number}", f"v{new.number}"):
-            style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
-            out.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
-        out.print()
+            out(printable(line))
+        out()
 
 
 def _parse_var(item: str, schema: dict[str, Any]) -> tuple[str, Any]:
@@ -249,17 +230,21 @@ def _vars_file(path: Path) -> dict[str, Any]:
 
 
 @app.command()
+@argument("ref", help="NAME (latest), NAME@VERSION or NAME:LABEL.")
+@click.option("--var", multiple=True, help="NAME=VALUE (repeatable).")
+@click.option("--vars-file", type=click.Path(path_type=Path), help="YAML or JSON file of variables.")
+@click.option("--json", "as_json", is_flag=True, help="Print the messages as JSON.")
+@click.option("--targeting-key", help="Key for a label's rollout.")
+@click.pass_context
 def render(
-    ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME (latest), NAME@VERSION or NAME:LABEL.")],
-    var: Annotated[list[str] | None, typer.Option("--var", help="NAME=VALUE (repeatable).")] = None,
-    vars_file: Annotated[Path | None, typer.Option("--vars-file", help="YAML or JSON file of variables.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the messages as JSON.")] = False,
-    targeting_key: Annotated[str | None, typer.Option("--targeting-key", help="Key for a label's rollout.")] = None,
+    ctx: click.Context,
+    ref: str,
+    var: tuple[str, ...],
+    vars_file: Path | None,
+    as_json: bool,
+    targeting_key: str | None,
 ) -> None:
     """Render a version with variables, exactly as an application would."""
-    from rich.markup import escape
-
     from ..registry import parse_ref
 
     reg = registry(ctx)
@@ -270,18 +255,19 @@ def render(
         else reg.get(name, label=label or "latest", targeting_key=targeting_key)
     )
     values = _vars_file(vars_file) if vars_file else {}
-    values.update(_parse_var(item, prompt.variables) for item in var or ())
+    values.update(_parse_var(item, prompt.variables) for item in var)
     rendered = prompt.render(values)
     if as_json:
         print_json(
             {"name": prompt.name, "version": prompt.version, "label": prompt.label, "messages": rendered.messages}
         )
         return
+    # The text as the application gets it, to read or to pipe into a model.
     if prompt.spec.get("template") is not None:
-        out.print(escape(rendered.text))
+        out(literal(rendered.text))
         return
     for index, message in enumerate(rendered.messages):
         if index:
-            out.print()
-        out.print(f"[bold]\\[{message['role']}][/bold]")
-        out.print(escape(message["content"]))
+            out()
+        out(f"[{message['role']}]")
+        out(literal(message["content"]))

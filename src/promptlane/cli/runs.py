@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
-from ._app import AsJson, app, out, print_json, registry
+from ._app import app, argument, as_json, out, print_json, registry
+from ._table import format_table, printable
 
 __all__: list[str] = []
 
@@ -25,22 +26,19 @@ def _run(store: Any, ref: str) -> Any:
     return store.get_run(ref)
 
 
-runs_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Recorded eval runs.")
-app.add_typer(runs_app, name="runs")
+@app.group("runs", no_args_is_help=True)
+def runs_group() -> None:
+    """Recorded eval runs."""
 
 
-@runs_app.command("list")
-def list_runs(
-    ctx: typer.Context,
-    prompt: Annotated[str | None, typer.Option("--prompt", help="Only this prompt's runs.")] = None,
-    version: Annotated[int | None, typer.Option("--version", help="Only this version's runs.", min=1)] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 20,
-    as_json: AsJson = False,
-) -> None:
+@runs_group.command("list")
+@click.option("--prompt", help="Only this prompt's runs.")
+@click.option("--version", type=click.IntRange(min=1), help="Only this version's runs.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True, help="How many.")
+@as_json
+@click.pass_context
+def list_runs(ctx: click.Context, prompt: str | None, version: int | None, limit: int, as_json: bool) -> None:
     """Recent runs, newest first."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from ..harness.reports import run_json
     from ._runs_view import short
 
@@ -49,34 +47,33 @@ def list_runs(
         print_json([run_json(record) for record in records])
         return
     if not records:
-        out.print("no runs yet: promptlane eval")
+        out("no runs yet: promptlane eval")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "started", "prompt", "version", "label", "model", "status", "passed", "pass rate"):
-        table.add_column(column)
-    for record in records:
-        table.add_row(
+    rows = [
+        (
             short(record.id),
             record.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            escape(record.prompt),
+            record.prompt,
             f"v{record.version}",
-            escape(record.label or "-"),
-            escape(record.model),
+            record.label or "-",
+            record.model,
             record.status,
             f"{record.passed}/{record.cases}",
             f"{record.pass_rate:.0%}",
         )
-    out.print(table)
+        for record in records
+    ]
+    header = ("run", "started", "prompt", "version", "label", "model", "status", "passed", "pass rate")
+    out(format_table(header, rows), end="")
 
 
-@runs_app.command("show")
-def show_run(
-    ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id (or unique prefix), or NAME@VERSION.")],
-    show_all: Annotated[bool, typer.Option("--all", help="Also list the passing cases.")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Failing cases to print.", min=1)] = None,
-    as_json: AsJson = False,
-) -> None:
+@runs_group.command("show")
+@argument("run_id", metavar="RUN", help="A run id (or unique prefix), or NAME@VERSION.")
+@click.option("--all", "show_all", is_flag=True, help="Also list the passing cases.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), help="Failing cases to print.")
+@as_json
+@click.pass_context
+def show_run(ctx: click.Context, run_id: str, show_all: bool, limit: int | None, as_json: bool) -> None:
     """A run: its scenarios, then every failing case with the reasons, variables, tool calls and output.
 
     With --json: the run and all its cases, as in the file `promptlane eval --json FILE` writes.
@@ -94,24 +91,21 @@ def show_run(
         sys.stdout.write("\n")
         return
     print_run(record)
-    out.print()
+    out()
     hidden = print_cases(store.run_cases(record.id, statuses=["failed", "error"]), limit=limit)
     if hidden:
-        out.print(f"... and {hidden} more failing cases (--limit)", style="dim")
+        out(f"... and {hidden} more failing cases (--limit)")
     if show_all:
         print_cases(store.run_cases(record.id, statuses=["passed"]), limit=None, detail=False)
 
 
-@runs_app.command("compare")
-def compare(
-    ctx: typer.Context,
-    first: Annotated[str, typer.Argument(metavar="A", help="The earlier run: an id, or NAME@VERSION.")],
-    second: Annotated[str, typer.Argument(metavar="B", help="The later run: an id, or NAME@VERSION.")],
-    as_json: AsJson = False,
-) -> None:
+@runs_group.command("compare")
+@argument("first", metavar="A", help="The earlier run: an id, or NAME@VERSION.")
+@argument("second", metavar="B", help="The later run: an id, or NAME@VERSION.")
+@as_json
+@click.pass_context
+def compare(ctx: click.Context, first: str, second: str, as_json: bool) -> None:
     """What changed from run A to run B: newly failing and newly passing cases, score moves."""
-    from rich.markup import escape
-
     from ..errors import RegistryError
     from ..harness.reports import compare_runs, comparison_json
     from ._runs_view import short
@@ -124,29 +118,29 @@ def compare(
     if as_json:
         print_json(comparison_json(result))
         return
-    out.print(
-        f"[bold]{escape(before.prompt)}[/bold] v{before.version} ({short(before.id)}, {before.pass_rate:.0%}) -> "
+    out(
+        f"{printable(before.prompt)} v{before.version} ({short(before.id)}, {before.pass_rate:.0%}) -> "
         f"v{after.version} ({short(after.id)}, {after.pass_rate:.0%})"
     )
     sections = [
-        ("newly failing", result.newly_failing, "red"),
-        ("newly passing", result.newly_passing, "green"),
-        ("only in B", result.added, "cyan"),
-        ("only in A", result.removed, "cyan"),
+        ("newly failing", result.newly_failing),
+        ("newly passing", result.newly_passing),
+        ("only in B", result.added),
+        ("only in A", result.removed),
     ]
-    for title, changes, style in sections:
+    for title, changes in sections:
         if not changes:
             continue
-        out.print(f"[{style}]{title}: {len(changes)}[/{style}]")
+        out(f"{title}: {len(changes)}")
         for change in changes:
-            why = f"  {escape(change.reason)}" if change.reason else ""
-            out.print(f"  {escape(change.key)}  {change.before or '-'} -> {change.after or '-'}{why}")
+            why = f"  {printable(change.reason)}" if change.reason else ""
+            out(f"  {printable(change.key)}  {change.before or '-'} -> {change.after or '-'}{why}")
     if result.score_changes:
-        out.print(f"score changes: {len(result.score_changes)}")
+        out(f"score changes: {len(result.score_changes)}")
         for change in result.score_changes:
             moves = ", ".join(
                 f"{name} {'-' if a is None else f'{a:.2f}'} -> {'-' if b is None else f'{b:.2f}'}"
                 for name, (a, b) in change.scores.items()
             )
-            out.print(f"  {escape(change.key)}  {escape(moves)}")
-    out.print(f"unchanged: {result.unchanged}")
+            out(f"  {printable(change.key)}  {printable(moves)}")
+    out(f"unchanged: {result.unchanged}")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
 
-import typer
+import click
 
 from ..errors import ConfigError
 from ._app import app, err, registry
@@ -23,28 +22,35 @@ def _loopback(host: str) -> bool:
 
 
 @app.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(min=1, max=65535), default=8750, show_default=True, help="Port to listen on."
+)
+@click.option("--no-auth", is_flag=True, help="Allow every call without a token (loopback addresses only).")
+@click.option(
+    "--cache-ttl",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds label resolutions are kept in memory (moves made through other server processes show within "
+    "this time).",
+)
+@click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.")
+@click.option("--registry", "registry_url", help="The database to serve (as `promptlane --registry URL`).")
+@click.pass_context
 def serve(
-    ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8750,
-    no_auth: Annotated[
-        bool, typer.Option("--no-auth", help="Allow every call without a token (loopback addresses only).")
-    ] = False,
-    cache_ttl: Annotated[
-        float,
-        typer.Option(
-            "--cache-ttl",
-            help="Seconds label resolutions are kept in memory (moves made through other "
-            "server processes show within this time).",
-            min=0,
-        ),
-    ] = 1.0,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
-    registry_url: Annotated[
-        str | None, typer.Option("--registry", help="The database to serve (as `promptlane --registry URL`).")
-    ] = None,
+    ctx: click.Context,
+    host: str,
+    port: int,
+    no_auth: bool,
+    cache_ttl: float,
+    log_level: str,
+    registry_url: str | None,
 ) -> None:
     """Serve the registry over HTTP: JSON under /api/v1, OpenAPI at /api/v1/openapi.json."""
+    from .._extras import require
+
+    require("server", "promptlane serve")
     if no_auth and not _loopback(host):
         raise ConfigError(f"--no-auth serves anyone who can reach {host}: only on a loopback address (127.0.0.1)")
     if registry_url is not None:
@@ -66,7 +72,7 @@ def serve(
     web = create_app(reg, auth=not no_auth, cache_ttl=cache_ttl)
     mode = "no auth" if no_auth else "tokens"
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    err.print(f"promptlane: serving {mask_credentials(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
+    err(f"promptlane: serving {mask_credentials(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
     server = uvicorn.Server(serve_config(web, host=host, port=port, log_level=log_level))
     try:
         server.run()
