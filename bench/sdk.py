@@ -7,7 +7,10 @@ Prints, from one run on this machine:
 - the import time of ``promptlane`` in a fresh interpreter (target <= 0.3 s), and whether pydantic_ai,
   sqlalchemy or httpx were imported by it (target: none);
 - the time the sandbox takes to refuse templates that double a container in a loop (median of 5 each, with a
-  render timeout too long to fire, so the figure is the size guard's own cost; target: milliseconds).
+  render timeout too long to fire, so the figure is the size guard's own cost; target: milliseconds);
+- the cost of checking a render's variables, per schema shape, with the hand-written checker promptlane used
+  before (``handwritten_variables.py``) and the compiled jsonschema-rs validator it uses now, side by side
+  (median of batches, both run in the same loop; target: the new one no slower).
 
 The two loops are interleaved sample by sample so machine noise hits both alike.
 
@@ -23,7 +26,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import handwritten_variables
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -31,6 +36,7 @@ from promptlane.config import Settings
 from promptlane.errors import TemplateSecurityError
 from promptlane.registry import Registry
 from promptlane.templates import RenderLimits, compile_prompt
+from promptlane.variables import compile_variables
 
 MESSAGES = [
     {
@@ -118,6 +124,68 @@ def measure_refusals(runs: int = 5) -> dict[str, float]:
     return medians
 
 
+LINE = {"type": "object", "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}}}
+SHAPES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "2 strings": (
+        {"customer": {"type": "string"}, "ticket": {"type": "string"}},
+        {"customer": "Ana", "ticket": VARIABLES["ticket"]},
+    ),
+    "enum": (SCHEMA, VARIABLES),
+    "array of 20 objects": (
+        {"lines": {"type": "array", "items": LINE}},
+        {"lines": [{"sku": f"sku-{i}", "qty": i} for i in range(20)]},
+    ),
+    "nested object": (
+        {
+            "order": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "customer": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}, "plan": {"enum": ["free", "pro"]}},
+                    },
+                    "note": {"type": ["string", "null"]},
+                },
+            }
+        },
+        {"order": {"id": 7, "customer": {"name": "Ana", "plan": "pro"}, "note": None}},
+    ),
+    "full JSON Schema (new only)": (
+        {
+            "code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$", "minLength": 8},
+            "email": {"type": "string", "format": "email"},
+            "amount": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]},
+        },
+        {"code": "ABC-1234", "email": "ana@example.com", "amount": 12},
+    ),
+}
+
+
+def measure_validation(batch: int = 2000, repeats: int = 25) -> dict[str, tuple[float | None, float]]:
+    """Median nanoseconds per render of checking each shape's variables: (hand-written or None, compiled)."""
+    figures = {}
+    clock = time.perf_counter_ns
+    for shape, (schema, values) in SHAPES.items():
+        new = compile_variables(schema, prompt="bench", version=1)
+        old = None if "new only" in shape else handwritten_variables.compile_variables(schema, prompt="bench")
+        assert old is None or old(values) == new(values), f"{shape}: the two must agree"
+        old_ns: list[float] = []
+        new_ns: list[float] = []
+        for _ in range(repeats):
+            if old is not None:
+                start = clock()
+                for _ in range(batch):
+                    old(values)
+                old_ns.append((clock() - start) / batch)
+            start = clock()
+            for _ in range(batch):
+                new(values)
+            new_ns.append((clock() - start) / batch)
+        figures[shape] = (statistics.median(old_ns) if old_ns else None, statistics.median(new_ns))
+    return figures
+
+
 IMPORT_PROBE = """
 import sys, time
 start = time.perf_counter()
@@ -148,6 +216,7 @@ def main() -> None:
     ratio = p50_ours / p50_floor
     import_time, heavy = measure_import()
     refusals = measure_refusals()
+    validation = measure_validation()
 
     print(f"cached get + render      p50 {p50_ours:7.2f} us   p90 {percentile(ours, 0.9):7.2f} us")
     print(f"bare sandboxed render    p50 {p50_floor:7.2f} us   p90 {percentile(floor, 0.9):7.2f} us")
@@ -163,6 +232,11 @@ def main() -> None:
         + "   ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in refusals.items())
         + f"   (median of 5)   target <= 50 ms   {'ok' if slowest <= 0.05 else 'OVER'}"
     )
+    print(f"{'check variables (per render)':<30} {'hand-written':>12} {'compiled':>10}   new/old")
+    for shape, (old_ns, new_ns) in validation.items():
+        old_text = "-" if old_ns is None else f"{old_ns / 1000:6.2f} us"
+        ratio = "" if old_ns is None else f"{new_ns / old_ns:5.2f}x   {'ok' if new_ns <= old_ns else 'SLOWER'}"
+        print(f"  {shape:<28} {old_text:>12} {new_ns / 1000:7.2f} us   {ratio}")
 
 
 if __name__ == "__main__":

@@ -18,14 +18,30 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ._canonical import canonical_json, content_hash
 from ._model_strings import check_model
+from ._schema import (
+    KEYWORDS,
+    SchemaProblem,
+    check_bounds,
+    compile_schema,
+    format_problem,
+    pattern_problem,
+    ref_problem,
+    unknown_keyword,
+)
 from ._validation import spec_error_from_validation
 from ._yaml import YamlDocument, load_yaml
 from .errors import SpecError
@@ -84,28 +100,216 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class VariableSchema(_Model):
-    """A variable's schema: a subset of JSON Schema. A variable without ``default`` is required."""
+_Count = Annotated[StrictInt, Field(ge=0)]
+_Number = StrictInt | StrictFloat
+
+
+def _schema_error(path: Sequence[str | int], message: str, value: Any = None) -> ValidationError:
+    """A validation error at ``path`` below the schema being validated (pydantic puts where that schema is in
+    front), so that the message points at the keyword's own line."""
+    error = PydanticCustomError("json_schema", "{message}", {"message": message})
+    return ValidationError.from_exception_data(
+        "VariableSchema", [InitErrorDetails(type=error, loc=tuple(path), input=value)]
+    )
+
+
+_ALIASES = {"ref": "$ref", "defs": "$defs", "comment": "$comment", "if_": "if", "else_": "else", "not_": "not"}
+
+
+class _SchemaKeywords(_Model):
+    """The keywords of a variable's schema: JSON Schema, draft 2020-12 (see ``_schema.KEYWORDS``). Only the
+    keywords written are stored (``exclude_unset``), so a schema of the first release keeps its content hash."""
 
     type: VariableType | list[VariableType] | None = None
     """JSON type(s) the value must have."""
     enum: list[Any] | None = None
     """The allowed values."""
+    const: Any = None
+    """The one allowed value."""
     default: Any = None
-    """Value used when the variable is not given (only when written; ``default: null`` makes it optional)."""
+    """Value used when the variable (or property) is not given (only when written; ``default: null`` makes one
+    optional)."""
+    title: str | None = None
+    """A short name, shown in editors."""
     description: str | None = None
     """Shown in editors, the UI and `promptlane show`."""
-    items: VariableSchema | None = None
-    """Schema of each item of an array."""
-    properties: dict[str, VariableSchema] | None = None
+    examples: list[Any] | None = None
+    """Example values (not checked)."""
+    deprecated: StrictBool | None = None
+    """An annotation (not checked)."""
+    readOnly: StrictBool | None = None
+    """An annotation (not checked)."""
+    writeOnly: StrictBool | None = None
+    """An annotation (not checked)."""
+    comment: str | None = Field(None, alias="$comment")
+    """A comment for the schema's readers (``$comment``)."""
+
+    minLength: _Count | None = None
+    """Fewest characters of a string."""
+    maxLength: _Count | None = None
+    """Most characters of a string."""
+    pattern: str | None = None
+    """A regular expression (ECMA-262, without lookaround or backreferences) a string must match somewhere."""
+    format: str | None = None
+    """A format a string must have (checked: see ``_schema.FORMATS``)."""
+    contentEncoding: str | None = None
+    """An annotation (not checked)."""
+    contentMediaType: str | None = None
+    """An annotation (not checked)."""
+    contentSchema: Subschema | StrictBool | None = None
+    """An annotation (not checked)."""
+
+    minimum: _Number | None = None
+    """Smallest number allowed."""
+    maximum: _Number | None = None
+    """Largest number allowed."""
+    exclusiveMinimum: _Number | None = None
+    """A number must be more than this."""
+    exclusiveMaximum: _Number | None = None
+    """A number must be less than this."""
+    multipleOf: Annotated[_Number, Field(gt=0)] | None = None
+    """A number must be a multiple of this."""
+
+    items: Subschema | StrictBool | None = None
+    """Schema of each item of an array (after those of ``prefixItems``)."""
+    prefixItems: list[Subschema | StrictBool] | None = None
+    """Schemas of an array's first items, one each."""
+    contains: Subschema | StrictBool | None = None
+    """Schema at least one item (``minContains``-``maxContains`` items) must match."""
+    minContains: _Count | None = None
+    """Fewest items matching ``contains``."""
+    maxContains: _Count | None = None
+    """Most items matching ``contains``."""
+    minItems: _Count | None = None
+    """Fewest items."""
+    maxItems: _Count | None = None
+    """Most items."""
+    uniqueItems: StrictBool | None = None
+    """Items must differ from one another."""
+    unevaluatedItems: Subschema | StrictBool | None = None
+    """Schema of the items no other keyword checked."""
+
+    properties: dict[str, Subschema | StrictBool] | None = None
     """Schemas of an object's properties."""
     required: list[str] | None = None
     """Required properties of an object (all properties without a default when omitted)."""
+    additionalProperties: Subschema | StrictBool | None = None
+    """Schema of the properties not in ``properties`` or ``patternProperties`` (false: none allowed)."""
+    patternProperties: dict[str, Subschema | StrictBool] | None = None
+    """Schemas of the properties whose names match a regular expression."""
+    propertyNames: Subschema | StrictBool | None = None
+    """Schema every property name must match."""
+    minProperties: _Count | None = None
+    """Fewest properties."""
+    maxProperties: _Count | None = None
+    """Most properties."""
+    dependentRequired: dict[str, list[str]] | None = None
+    """Properties required when a property is given."""
+    dependentSchemas: dict[str, Subschema | StrictBool] | None = None
+    """Schemas the object must match when a property is given."""
+    unevaluatedProperties: Subschema | StrictBool | None = None
+    """Schema of the properties no other keyword checked."""
+
+    allOf: Annotated[list[Subschema | StrictBool], Field(min_length=1)] | None = None
+    """Schemas the value must all match."""
+    anyOf: Annotated[list[Subschema | StrictBool], Field(min_length=1)] | None = None
+    """Schemas the value must match one or more of."""
+    oneOf: Annotated[list[Subschema | StrictBool], Field(min_length=1)] | None = None
+    """Schemas the value must match exactly one of."""
+    not_: Subschema | StrictBool | None = Field(None, alias="not")
+    """A schema the value must not match."""
+    if_: Subschema | StrictBool | None = Field(None, alias="if")
+    """When the value matches it, it must match ``then``; otherwise ``else``."""
+    then: Subschema | StrictBool | None = None
+    """See ``if``."""
+    else_: Subschema | StrictBool | None = Field(None, alias="else")
+    """See ``if``."""
+    ref: str | None = Field(None, alias="$ref")
+    """A schema of this variable's to match too: ``#/$defs/NAME`` (nothing outside the schema is fetched)."""
+    defs: dict[str, Subschema | StrictBool] | None = Field(None, alias="$defs")
+    """Schemas for ``$ref`` (``$defs``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keywords(cls, data: Any) -> Any:
+        # Before pydantic's own check, whose suggestion would come from the Python names (`if_`, not `if`).
+        if isinstance(data, dict):
+            for key in data:
+                if key not in KEYWORDS:
+                    raise _schema_error((key,), unknown_keyword(str(key)), data[key])
+        return data
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        problem = None if value is None else pattern_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("patternProperties")
+    @classmethod
+    def _property_patterns(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in value or ():
+            problem = pattern_problem(key)
+            if problem:
+                raise _schema_error((key,), problem, key)
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        problem = None if value is None else format_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("ref")
+    @classmethod
+    def _local_ref(cls, value: str | None) -> str | None:
+        problem = None if value is None else ref_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_serializer(mode="wrap")
+    def _keyword_names(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {_ALIASES.get(key, key): value for key, value in data.items()}
+
+
+class Subschema(_SchemaKeywords):
+    """A schema inside a variable's schema: of ``items``, a property, an alternative of ``oneOf``, ..."""
+
+
+class VariableSchema(_SchemaKeywords):
+    """A variable's schema: JSON Schema (draft 2020-12), checked at every render. A variable without
+    ``default`` is required.
+
+    Bounded (depth, size, regular expressions) and compiled when loaded, so that a schema that cannot be
+    checked is an error at push, naming its file and line, never at render in an application.
+    """
 
     @property
     def has_default(self) -> bool:
         """True when the author wrote a ``default`` (even ``null``)."""
         return "default" in self.model_fields_set
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        problem = check_bounds(data)
+        if problem is not None:
+            raise _schema_error(problem.path, problem.message)
+        return data
+
+    @model_validator(mode="after")
+    def _compiles(self) -> VariableSchema:
+        try:
+            compile_schema({"variable": self.model_dump(mode="json", exclude_unset=True)})
+        except SchemaProblem as exc:
+            raise _schema_error(exc.path[1:], exc.message) from None
+        return self
 
 
 class MessageSpec(_Model):

@@ -1,7 +1,11 @@
-"""Render variables checked against a version's variables schema (a JSON Schema subset).
+"""Render variables checked against a version's variables schema (JSON Schema, draft 2020-12).
 
-The schema is compiled once per version into small checker functions, because validation runs on every
-render on the application's hot path.
+The schema is compiled once per version into one jsonschema-rs validator (see ``_schema``), because validation
+runs on every render on the application's hot path: a render pays one call into Rust, and only a failing one
+pays for finding and wording its problem.
+
+promptlane's rules on top of JSON Schema: a variable without ``default`` is required, and a ``default`` fills
+in; inside an object, ``required`` defaults to every property without a ``default``, and nested defaults fill in.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._canonical import json_equal
-from .errors import VariableError
+from ._schema import MAX_VALUE_DEPTH, CompiledSchema, SchemaProblem, compile_schema
+from .errors import SpecError, VariableError
 
 __all__ = ["VariablesValidator", "compile_variables", "parse_typed"]
 
@@ -36,38 +40,16 @@ def parse_typed(raw: str, declared: str | None) -> Any:
         return raw
 
 
-Check = Callable[[Any, str], None]
-
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list, tuple),
-    "object": (Mapping,),
-    "null": (type(None),),
-}
-
-
-class _Invalid(Exception):
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
 Fill = Callable[[Any], Any]
 
 
 def _compile_fill(schema: Mapping[str, Any]) -> Fill | None:
     """A function filling in the defaults of nested properties, or None when the schema has none (the
-    common case, which then costs nothing)."""
-    item_fill = _compile_fill(schema["items"]) if schema.get("items") is not None else None
-    properties = schema.get("properties") or {}
+    common case, which then costs nothing). It follows ``properties`` and ``items``, not the alternatives of
+    ``oneOf``/``anyOf``/``if`` (which one applies is the validator's business) nor ``$ref``."""
+    items = schema.get("items")
+    item_fill = _compile_fill(items) if isinstance(items, Mapping) else None
+    properties = {name: sub for name, sub in (schema.get("properties") or {}).items() if isinstance(sub, Mapping)}
     defaults = {name: sub["default"] for name, sub in properties.items() if "default" in sub}
     fills = {name: nested for name, sub in properties.items() if (nested := _compile_fill(sub)) is not None}
     if item_fill is None and not defaults and not fills:
@@ -87,53 +69,21 @@ def _compile_fill(schema: Mapping[str, Any]) -> Fill | None:
     return fill
 
 
-def _compile(schema: Mapping[str, Any]) -> Check:
-    """One closure checking type, enum, items and properties; isinstance on precomputed tuples, because this
-    runs for every variable of every render."""
-    kind = schema.get("type")
-    kinds = [] if kind is None else [kind] if isinstance(kind, str) else list(kind)
-    types = tuple(t for k in kinds for t in _PYTHON_TYPES[k])
-    bool_ok = "boolean" in kinds
-    expected = " or ".join(kinds)
-    allowed = list(schema["enum"]) if "enum" in schema else None
-    allowed_strings = frozenset(v for v in allowed if isinstance(v, str)) if allowed is not None else frozenset()
-    check_item = _compile(schema["items"]) if schema.get("items") is not None else None
-    properties = {n: _compile(sub) for n, sub in (schema.get("properties") or {}).items()}
-    required = schema.get("required")
-    if required is None:
-        required = [n for n, sub in (schema.get("properties") or {}).items() if "default" not in sub]
-
-    def check(value: Any, path: str) -> None:
-        if types and (not bool_ok if isinstance(value, bool) else not isinstance(value, types)):
-            raise _Invalid(path, f"expected {expected}, got {_describe(value)}")
-        if allowed is not None and not (
-            value in allowed_strings if type(value) is str else any(json_equal(value, option) for option in allowed)
-        ):
-            raise _Invalid(path, f"{value!r} is not one of {allowed!r}")
-        if check_item is not None and isinstance(value, (list, tuple)):
-            for index, item in enumerate(value):
-                check_item(item, f"{path}[{index}]")
-        if properties and isinstance(value, Mapping):
-            for name in required:
-                if name not in value:
-                    raise _Invalid(f"{path}.{name}", "missing required property")
-            for name, check_property in properties.items():
-                if name in value:
-                    check_property(value[name], f"{path}.{name}")
-
-    return check
-
-
 class VariablesValidator:
     """Checks the variables of one render and fills in defaults."""
 
-    __slots__ = ("_checks", "_defaults", "_fills", "_names", "_required", "_required_order", "prompt", "version")
+    __slots__ = ("_defaults", "_fills", "_names", "_required", "_required_order", "_schema", "prompt", "version")
 
     def __init__(self, schema: Mapping[str, Mapping[str, Any]], *, prompt: str | None, version: int | None):
         self.prompt = prompt
         self.version = version
+        try:
+            self._schema: CompiledSchema | None = compile_schema(schema)
+        except SchemaProblem as exc:
+            who = f"{prompt}@{version}" if prompt and version is not None else prompt
+            where = ".".join(map(str, ("variables", *exc.path)))
+            raise SpecError(f"{who + ': ' if who else ''}{where}: {exc.message}") from None
         self._names = frozenset(schema)
-        self._checks = tuple((name, _compile(sub)) for name, sub in schema.items() if sub)
         self._defaults = {name: sub["default"] for name, sub in schema.items() if "default" in sub}
         self._fills = tuple((name, fill) for name, sub in schema.items() if (fill := _compile_fill(sub)) is not None)
         self._required_order = [name for name in schema if name not in self._defaults]
@@ -152,12 +102,15 @@ class VariablesValidator:
         if not keys >= self._required:
             missing = next(name for name in self._required_order if name not in values)
             raise self._error(missing, "missing required variable")
-        try:
-            for name, check in self._checks:
-                if name in values:
-                    check(values[name], name)
-        except _Invalid as exc:
-            raise self._error(exc.path, exc.message) from None
+        if self._schema is not None:
+            if self._schema.recursive and (deep := self._schema.too_deep(values)) is not None:
+                raise self._error(deep, f"nested more than {MAX_VALUE_DEPTH} levels deep (its schema refers to itself)")
+            try:
+                valid = self._schema.is_valid(values)
+            except ValueError:  # a value that is not JSON data (a date, a set) where the schema looks at it
+                valid = False
+            if not valid and (failure := self._schema.failure(values)) is not None:
+                raise self._error(*failure)
         result = {**self._defaults, **values} if self._defaults else dict(values)
         for name, fill in self._fills:
             if name in result:
@@ -179,5 +132,10 @@ class VariablesValidator:
 def compile_variables(
     schema: Mapping[str, Mapping[str, Any]], *, prompt: str | None = None, version: int | None = None
 ) -> VariablesValidator:
-    """A validator for ``schema`` (a version's ``variables``)."""
+    """A validator for ``schema`` (a version's ``variables``).
+
+    Raises:
+        SpecError: a schema that cannot be checked against (stored without the checks a push makes, or by
+            another release): over a bound, with an unknown keyword, a reference outside itself, or invalid.
+    """
     return VariablesValidator(schema, prompt=prompt, version=version)
