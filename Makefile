@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo ui traces test evals recordings lint bench clean
+.PHONY: demo ui traces test test-oldest evals recordings lint bench clean
 
 # The demo's project, kept so that `make ui` can serve it afterwards.
 DEMO_DIR := $(CURDIR)/.promptlane/demo
@@ -52,6 +52,7 @@ PYTEST_WORKERS ?= auto
 test evals: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
 	@failed=""; \
+	$(PY) -c "from importlib.metadata import version as v; print('--- pydantic-ai-slim', v('pydantic-ai-slim'))"; \
 	echo "--- unit tests, in parallel: pytest -n $(PYTEST_WORKERS) -m 'not serial'"; \
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not serial" --durations=10 || failed="$$failed unit-tests"; \
 	echo "--- the serial tests, one at a time: pytest -m serial"; \
@@ -60,6 +61,27 @@ test: $(STAMP)
 	$(EVALS) || failed="$$failed evals"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "make test: unit tests, serial tests and evals passed"
+
+# The harness tests again, on the oldest pydantic-ai promptlane supports (constraints/oldest.txt) and with the
+# pydantic-evals bridge (pydantic-evals holds pydantic-ai at its own release, so the main virtualenv, which
+# has the newest pydantic-ai, leaves it out), in a virtualenv of their own.
+OLDEST_VENV := .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+HARNESS_TESTS := $(addprefix tests/,test_adapters.py test_adapter_examples.py test_datasets.py test_eval_cli.py \
+	test_eval_tracing.py test_evaluators.py test_mocks.py test_otel_export.py test_otel_review.py \
+	test_plugin_gate.py test_providers.py test_pydantic_evals.py test_pytest_plugin.py test_recordings.py \
+	test_runner.py test_scenarios.py test_spec.py)
+$(OLDEST_STAMP): pyproject.toml constraints/oldest.txt
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -e '.[dev,pydantic-evals]' -c constraints/oldest.txt
+	touch $(OLDEST_STAMP)
+
+test-oldest: export PYTHONDONTWRITEBYTECODE :=
+test-oldest: $(OLDEST_STAMP)
+	@$(OLDEST_VENV)/bin/python -c "from importlib.metadata import version as v; \
+		print('--- the harness tests on pydantic-ai-slim', v('pydantic-ai-slim'), 'and pydantic-evals', v('pydantic-evals'))"
+	$(OLDEST_VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider $(HARNESS_TESTS)
 
 # The repository's scenarios for the example prompts, as tests, with the model answers replayed from
 # evals/recordings (offline, deterministic). After changing a prompt or a scenario: `make recordings`.
@@ -84,4 +106,4 @@ bench: $(STAMP)
 	$(PY) bench/cli.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .promptlane
+	rm -rf $(VENV) $(OLDEST_VENV) .pytest_cache .promptlane

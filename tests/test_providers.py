@@ -165,12 +165,20 @@ def test_a_missing_provider_package_names_an_extra_that_exists(monkeypatch: pyte
         == "model ollama:llama3.2: the 'ollama' provider needs its package: pip install 'promptlane[openai]'"
     )
 
+    # A provider with an extra of promptlane's own, then one without (cerebras: pydantic-ai-slim's group).
     def infer_cohere(spec: str) -> Any:
         raise ImportError('you can use the `cohere` optional group — `pip install "pydantic-ai-slim[cohere]"`')
 
     monkeypatch.setattr("pydantic_ai.models.infer_model", infer_cohere)
-    with pytest.raises(ConfigError, match=r"pip install 'pydantic-ai-slim\[cohere\]'$"):
+    with pytest.raises(ConfigError, match=r"pip install 'promptlane\[cohere\]'$"):
         resolve_model("cohere:command-r")
+
+    def infer_cerebras(spec: str) -> Any:
+        raise ImportError('you can use the `cerebras` optional group — `pip install "pydantic-ai-slim[cerebras]"`')
+
+    monkeypatch.setattr("pydantic_ai.models.infer_model", infer_cerebras)
+    with pytest.raises(ConfigError, match=r"pip install 'pydantic-ai-slim\[cerebras\]'$"):
+        resolve_model("cerebras:llama3.1-8b")
 
 
 # --- an eval against an OpenAI-compatible server ----------------------------------------------------------------

@@ -480,7 +480,8 @@ def _pydantic_ai_providers() -> set[str]:
 
 
 def test_the_static_providers_are_pydantic_ais() -> None:
-    assert sorted(MODEL_PROVIDERS) == sorted(_pydantic_ai_providers())
+    # Every provider of the installed release is known; the list may hold one a newer supported release added.
+    assert sorted(set(_pydantic_ai_providers()) - set(MODEL_PROVIDERS)) == []
     assert len(set(MODEL_PROVIDERS)) == len(MODEL_PROVIDERS)
 
 
@@ -501,11 +502,12 @@ def test_a_bare_model_name_is_given_the_provider_that_has_it() -> None:
     from pydantic_ai.models import known_model_names
 
     known = set(known_model_names())
-    suggested, wrong = 0, []
+    considered, suggested, wrong = 0, 0, []
     for model_id in sorted(known):
         provider, _, name = model_id.partition(":")
         if provider not in {"openai", "anthropic", "google", "mistral", "cohere", "xai", "deepseek"}:
             continue
+        considered += 1
         with pytest.raises(ValueError) as caught:
             check_model(name)
         if "did you mean" in str(caught.value):
@@ -513,7 +515,9 @@ def test_a_bare_model_name_is_given_the_provider_that_has_it() -> None:
             if f"did you mean {model_id!r}?" not in str(caught.value):
                 wrong.append(f"{name}: {caught.value}")
     assert wrong == []
-    assert suggested > 100  # the families cover pydantic-ai's own lists, not a handful of names
+    # The families cover pydantic-ai's own lists (2.62 lists over 100 of these models, 2.68 about 50), not a handful.
+    assert considered > 40
+    assert suggested >= 0.9 * considered, (suggested, considered)
 
 
 def test_checking_a_model_never_imports_pydantic_ai(tmp_path: Path) -> None:

@@ -16,15 +16,16 @@ from typing import Literal
 __all__ = ["MODEL_PROVIDERS", "OpenAIEndpoint", "check_model", "declare_providers"]
 
 # The provider prefixes pydantic-ai's `infer_model` makes a model of (its `infer_provider_class` and the branches of
-# `infer_model`, pydantic-ai 2.62), and the upstreams of its `gateway/` prefix. A static copy: checking a prompt
-# file must not import pydantic-ai (1.4 s, and the SDK may be installed without it). tests/test_spec.py compares
-# it with the installed pydantic-ai.
+# `infer_model`), and the upstreams of its `gateway/` prefix, in every supported release (2.62 to 2.68: 2.68 added
+# `google-decisions`). A static copy: checking a prompt file must not import pydantic-ai (1.4 s, and the SDK is
+# installed without it). tests/test_spec.py checks the installed pydantic-ai's are all here, on the newest and
+# the oldest supported release (`make test-oldest`).
 MODEL_PROVIDERS: tuple[str, ...] = (
     "alibaba", "anthropic", "azure", "azure-responses", "bedrock", "bedrock-mantle", "cerebras", "cohere", "crusoe",
-    "deepseek", "fireworks", "github", "github-copilot", "google", "google-cloud", "groq", "heroku", "huggingface",
-    "litellm", "meta", "mistral", "moonshotai", "nebius", "ollama", "openai", "openai-chat", "openai-chatgpt",
-    "openai-codex", "openai-decisions", "openai-responses", "openrouter", "ovhcloud", "sambanova", "snowflake",
-    "system-one", "together", "typesafe", "vercel", "vllm", "xai", "zai",
+    "deepseek", "fireworks", "github", "github-copilot", "google", "google-cloud", "google-decisions", "groq",
+    "heroku", "huggingface", "litellm", "meta", "mistral", "moonshotai", "nebius", "ollama", "openai", "openai-chat",
+    "openai-chatgpt", "openai-codex", "openai-decisions", "openai-responses", "openrouter", "ovhcloud", "sambanova",
+    "snowflake", "system-one", "together", "typesafe", "vercel", "vllm", "xai", "zai",
     "gateway/anthropic", "gateway/bedrock", "gateway/chat", "gateway/converse", "gateway/google",
     "gateway/google-cloud", "gateway/groq", "gateway/openai", "gateway/openai-chat", "gateway/openai-responses",
     "gateway/responses",

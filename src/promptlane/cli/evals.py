@@ -139,6 +139,9 @@ def eval_(
     if version is not None and label is not None:
         raise click.BadParameter("give --version or --label, not both")
     # Imported here, not at the top: the harness imports pydantic-ai, which the other commands do not need.
+    from .._extras import require
+
+    require("eval", "promptlane eval")
     from ..harness import EvalOptions
     from ..harness.models import RequestPolicy
     from ..harness.scenarios import discover_scenario_files, load_scenario_file

@@ -4,6 +4,8 @@ Needs the optional extra: ``pip install 'promptlane[pydantic-evals]'``. Only pyd
 (``pydantic_evals.evaluators`` and ``pydantic_evals.otel``), so that the bridge keeps working across its releases.
 """
 
+# pydantic-evals is an extra the development environment leaves out (tests/test_pydantic_evals.py says why).
+# pyright: reportMissingImports=false
 from __future__ import annotations
 
 import inspect
