@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -170,9 +172,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(kind: str, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    import httpx
+def _get(url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[bytes, str]:
+    """The body and ETag of a 200 answer to GET ``url`` (urllib.error.URLError for anything else)."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as answer:
+        return answer.read(), answer.headers.get("ETag", "")
 
+
+def _start(kind: str, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--serve", kind, "--folder", str(folder), "--port", str(port)]
@@ -180,9 +186,11 @@ def _start(kind: str, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
             return process, port
-        except httpx.TransportError:
+        except urllib.error.HTTPError:  # it answers (the bare app has no page at /)
+            return process, port
+        except OSError:  # not listening yet (URLError is an OSError)
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the {kind} server did not start") from None
             time.sleep(0.1)
@@ -220,25 +228,21 @@ def main() -> None:
         serve(args.serve, args.folder, args.port)
         return
 
-    import httpx
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         secret = _prepare(folder)
         auth = {"Authorization": f"Bearer {secret}"}
         servers = {"promptlane": _start("promptlane", folder)}
-        answer = httpx.get(f"http://127.0.0.1:{servers['promptlane'][1]}{RESOLVE}", headers=auth)
-        answer.raise_for_status()
-        (folder / "body.json").write_bytes(answer.content)
-        (folder / "etag.txt").write_text(answer.headers["ETag"])
+        body, etag = _get(f"http://127.0.0.1:{servers['promptlane'][1]}{RESOLVE}", auth)
+        (folder / "body.json").write_bytes(body)
+        (folder / "etag.txt").write_text(etag)
         servers["bare"] = _start("bare", folder)
         try:
-            bare = httpx.get(f"http://127.0.0.1:{servers['bare'][1]}{RESOLVE}")
-            assert (bare.content, bare.headers["ETag"]) == (answer.content, answer.headers["ETag"]), "same bytes"
+            assert _get(f"http://127.0.0.1:{servers['bare'][1]}{RESOLVE}") == (body, etag), "same bytes"
 
             paths = {
                 200: _request(auth),
-                304: _request({**auth, "If-None-Match": answer.headers["ETag"]}),
+                304: _request({**auth, "If-None-Match": etag}),
             }
             rates: dict[tuple[int, str], list[float]] = {(path, app): [] for path in paths for app in servers}
             errors: Counter[str] = Counter()

@@ -7,30 +7,31 @@ local store raises, with the server's message; a server that cannot be reached (
 :class:`~promptlane.errors.RegistryUnavailableError`, which the SDK answers from its caches.
 
 Every answer is read whole, and at most ``max_answer`` bytes of it. The application path (resolve, snapshot,
-versions) also has a total deadline, ``timeout`` seconds for the whole request (connect, headers and body),
-so a server dripping its answer cannot hold ``get``; and anything it answers that is not what was asked
+versions) also has a total deadline, ``timeout`` seconds for the whole request (connect, TLS, send, head and
+body), so a server dripping its answer cannot hold ``get``; and anything it answers that is not what was asked
 (another shape, content that does not match its content hash, another version or label, an error that is not
-the API's) is an outage too, never a version served.
+the API's, a redirect) is an outage too, never a version served.
 
-Imported only for ``http(s)://`` registries.
+HTTP goes through the standard library (:mod:`._transport`: kept-alive connections shared by threads, TLS
+verified against the system's certificates, proxies from the environment, redirects never followed), so the
+SDK installs no HTTP client. Imported only for ``http(s)://`` registries.
 """
 
 from __future__ import annotations
 
 import functools
+import http.client
 import inspect
 import json
 import math
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from .. import errors
 from ..errors import AuthError, NotFoundError, RegistryError, RegistryUnavailableError
-from ._deadline import deadline, deadline_transport, past_deadline
+from ._transport import Transport, basic_auth, deadline, parse_origin
 from .gate import GateError, GateReport, GateRequirements
 from .runs import CaseResult, RunRecord
 from .store import LabelEvent, LabelRequest, LabelState, PromptSummary, PromptVersion, Target, TokenRecord
@@ -53,6 +54,7 @@ __all__ = ["MAX_ANSWER", "HttpStore", "Resolved", "Snapshot"]
 
 _API = "/api/v1"
 _PAGE = 500
+_CHUNK = 64 * 1024
 MAX_ANSWER = 64 * 1024 * 1024
 """Bytes of one answer the client reads at most (a longer one is an outage, not a memory exhaustion)."""
 Snapshot = dict[str, tuple[dict[int, int], list[PromptVersion]]]
@@ -116,22 +118,24 @@ class HttpStore:
         max_answer: int = MAX_ANSWER,
     ):
         self.url = url.rstrip("/")
-        self.deadline = timeout if math.isfinite(timeout) and timeout > 0 else None
-        self.timeout = httpx.Timeout(timeout)
-        self.write_timeout = httpx.Timeout(write_timeout)
+        origin = parse_origin(self.url)  # ValueError: the registry names the URL
+        self.deadline = _seconds(timeout)
+        self.write_timeout = _seconds(write_timeout)
         self.max_answer = max_answer
         # identity: an answer is bounded by the bytes that cross the network (no decompression bombs).
-        headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": "promptlane"}
-        self._has_token = bool(token)  # the secret itself is kept only in the client's headers
+        self._headers = {"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": "promptlane"}
+        self._has_token = bool(token)
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(
-            base_url=self.url, headers=headers, timeout=self.write_timeout, transport=deadline_transport()
-        )
+            if not (token.isascii() and token.isprintable()) or " " in token:
+                raise errors.ConfigError("the API token holds characters an HTTP header cannot carry", key="token")
+            self._headers["Authorization"] = f"Bearer {token}"
+        elif origin.userinfo:  # http://user:password@host: for a server behind a proxy that asks for them
+            self._headers["Authorization"] = basic_auth(origin.userinfo)
+        self._transport = Transport(origin)
 
     def close(self) -> None:
         """Close the connections."""
-        self._client.close()
+        self._transport.close()
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
@@ -145,33 +149,36 @@ class HttpStore:
         headers: Mapping[str, str] | None = None,
         fast: bool = False,
     ) -> _Answer:
-        request = self._client.build_request(
-            method,
-            path,
-            params={k: v for k, v in (params or {}).items() if v is not None},
-            content=None if body is None else json.dumps(body, default=str).encode(),
-            headers={**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})},
-            timeout=self.timeout if fast else self.write_timeout,
-        )
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+        sent = {
+            **self._headers,
+            **({"Content-Type": "application/json"} if body is not None else {}),
+            **(headers or {}),
+        }
+        content = None if body is None else json.dumps(body, default=str).encode()
         try:
-            with deadline(self.deadline if fast else None):
-                response = self._client.send(request, stream=True)
-                try:
-                    answer = _Answer(
-                        response.status_code, response.reason_phrase, response.headers, self._read(response)
-                    )
-                finally:
-                    response.close()
-        except httpx.TimeoutException:
+            with (
+                deadline(self.deadline if fast else None, each=self.deadline if fast else self.write_timeout),
+                self._transport.open(method, f"{path}?{query}" if query else path, headers=sent, body=content) as r,
+            ):
+                answer = _Answer(r.status, r.reason, r.headers, self._read(r))
+        except TimeoutError:
             raise RegistryUnavailableError(f"registry server {self.url} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise RegistryUnavailableError(f"registry server {self.url} cannot be reached: {exc}") from None
-        if answer.status_code < 400 or answer.status_code == 304:
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryUnavailableError(f"registry server {self.url} cannot be reached: {_why(exc)}") from None
+        status = answer.status_code
+        if status < 300 or status == 304:
             return answer
+        if status < 400:
+            location = str(answer.headers.get("Location", ""))[:200]
+            raise RegistryUnavailableError(
+                f"registry server {self.url} answered {status} {answer.reason_phrase}, a redirect to {location!r}: "
+                "the client follows no redirect (a token goes only to the server it is for); use the server's own URL"
+            )
         raise self._error(answer, fast=fast)
 
-    def _read(self, response: httpx.Response) -> bytes:
-        """The whole body: at most ``max_answer`` bytes, as they arrive, and within the deadline."""
+    def _read(self, response: http.client.HTTPResponse) -> bytes:
+        """The whole body: at most ``max_answer`` bytes, as they arrive (each read within the deadline)."""
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise RegistryUnavailableError(
@@ -182,13 +189,13 @@ class HttpStore:
             raise self._too_long()
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_raw():
+        while chunk := response.read(_CHUNK):
             size += len(chunk)
             if size > self.max_answer:
                 raise self._too_long()
             chunks.append(chunk)
-            if past_deadline():  # every read is bounded too; this also covers a transport without the bound
-                raise RegistryUnavailableError(f"registry server {self.url} did not answer in time")
+        if response.length:  # http.client leaves a body cut short by a closed connection to its reader
+            raise http.client.IncompleteRead(b"".join(chunks), response.length)
         return b"".join(chunks)
 
     def _too_long(self) -> RegistryUnavailableError:
@@ -470,11 +477,28 @@ class _Answer:
 
     status_code: int
     reason_phrase: str
-    headers: httpx.Headers
+    headers: http.client.HTTPMessage
     content: bytes
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+
+def _seconds(timeout: float) -> float | None:
+    """A timeout in seconds; None (no bound) for one that is not a positive number."""
+    return timeout if math.isfinite(timeout) and timeout > 0 else None
+
+
+def _why(exc: Exception) -> str:
+    """Why a request failed, in words."""
+    if isinstance(exc, http.client.IncompleteRead):
+        got = len(exc.partial)
+        return f"the connection closed {got} bytes into an answer of {got + (exc.expected or 0)}"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the server closed the connection without answering"
+    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, ConnectionError):
+        return f"the answer is not HTTP/1.1 ({type(exc).__name__}: {str(exc)[:200]})"
+    return str(exc) or type(exc).__name__
 
 
 def _unreadable(store: HttpStore, exc: Exception) -> RegistryUnavailableError:
