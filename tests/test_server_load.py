@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import h11
-import httpx
+import httpx2 as httpx
 import pytest
 
 from _live import PATIENCE, LiveServer, SilentServer, finishes, served_registry
