@@ -8,7 +8,11 @@
   head within ``header_timeout`` seconds of opening or of its last answer, and connections past
   ``max_connections`` are closed as they open, so idle or half-open sockets cannot take every file descriptor.
   uvicorn closes an idle kept-alive connection after ``timeout_keep_alive`` seconds, but has no timeout for a
-  head that never ends nor for a connection that never sends a byte.
+  head that never ends nor for a connection that never sends a byte. It also sends small writes at once
+  (``TCP_NODELAY``): uvicorn writes an answer's head and its body separately, and with Nagle's algorithm on,
+  the body would wait for the client to acknowledge the head, which it delays ~40 ms. asyncio turns Nagle off
+  only on sockets created with ``IPPROTO_TCP``; a socket handed over by a supervisor (gunicorn, systemd, a
+  test) is often created without it.
 - :class:`TemplateWork`: compiling and rendering templates for clients (pushes, the editor's preview) runs on a
   few worker threads of its own, so it never takes the threads every other request needs, and previews are
   rate-limited per token (429 with ``Retry-After``), so no client keeps those workers to itself.
@@ -19,7 +23,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -145,7 +151,8 @@ async def _answer(scope: Scope, send: Send, exc: HttpError) -> None:
 
 
 class GuardedH11(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for every request head and a cap on open connections."""
+    """uvicorn's h11 protocol with a deadline for every request head, a cap on open connections, and Nagle's
+    algorithm off (``TCP_NODELAY``) on every connection, whoever made the listening socket."""
 
     header_timeout = HEADER_TIMEOUT
     max_connections = MAX_CONNECTIONS
@@ -158,6 +165,7 @@ class GuardedH11(H11Protocol):
             _log_connections.warning("over %d open connections: closing a new one", self.max_connections)
             transport.abort()
             return
+        _send_at_once(transport)
         self._await_head()
 
     def data_received(self, data: bytes) -> None:
@@ -188,6 +196,15 @@ class GuardedH11(H11Protocol):
         if self.cycle is self._waiting_after or (self.cycle is not None and self.cycle.response_complete):
             _log_connections.info("closing a connection that sent no request head in %g s", self.header_timeout)
             self.transport.abort()
+
+
+def _send_at_once(transport: asyncio.Transport) -> None:
+    """Turn Nagle's algorithm off on a TCP connection: an answer's body leaves right after its head, instead of
+    waiting ~40 ms for the client's delayed acknowledgement of the head."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        with contextlib.suppress(OSError):  # the peer already gone: nothing to send to
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 _log_connections = logging.getLogger("promptlane.server.connections")
