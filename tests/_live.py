@@ -32,7 +32,9 @@ a measurement. A loaded two-core CI machine must not come near it."""
 def listening_socket(port: int = 0) -> socket.socket:
     """A TCP socket listening on 127.0.0.1:``port`` (0: a free port, chosen by the kernel and already bound, so
     no other process can take it between choosing and serving)."""
-    sock = socket.socket()
+    # IPPROTO_TCP, as `promptlane serve`'s own socket: asyncio then turns Nagle off on the connections it accepts
+    # (with protocol 0 every answer with a body waited ~40 ms for the client's delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
