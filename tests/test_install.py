@@ -107,6 +107,13 @@ def test_the_base_package_pushes_labels_shows_and_renders_through_the_cli(base: 
     assert "Say hello to {{ name }}." in run(promptlane, "show", "greet", cwd=tmp_path)
     assert "Say hello to Ana." in run(promptlane, "render", "greet@1", "--var", "name=Ana", cwd=tmp_path)
 
+    # Scenario files are checked without the harness (docs/evals.md says so).
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "greet.yaml").write_text(
+        "prompt: greet\nscenarios:\n  - name: ana\n    variables: {name: Ana}\n    expect: [{contains: Ana}]\n"
+    )
+    assert "no errors" in run(promptlane, "check", cwd=tmp_path)
+
     script = "import promptlane; print(promptlane.Registry().get('greet', label='staging').render(name='Bo').text)"
     assert "Say hello to Bo." in run(base, "-c", script, cwd=tmp_path)
 
