@@ -6,8 +6,13 @@
 (b) 1,000 cases with 50 ms of simulated model latency at concurrency 50: wall time over the ideal
     ceil(N/c) x latency. Target: <= 1.15.
 (c) Peak RSS of a fresh process streaming a 100,000-row dataset through a run. Target: <= 300 MB.
+(d) 10,000 cases with 50 ms of simulated model latency at concurrency 50, each round in a fresh process that
+    imports promptlane, pushes the prompt to a new SQLite registry, runs with spans on and closes: the time of
+    ``EvalRun.run()`` (the case phase, its first and last writes included) and of the process (whole: Python's
+    start, the imports, the push, the run, the exit) over the ideal of 200 waves x 50 ms, the median of 3
+    rounds. Targets: case phase <= 1.05, whole process <= 1.12.
 
-    python bench/harness.py [--cases 2000] [--rows 100000]
+    python bench/harness.py [--cases 2000] [--rows 100000] [--latency-cases 10000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,10 +180,42 @@ print(peak_mb(), cases, passed, elapsed)
 """
 
 
+LATENCY_PROBE = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+import harness
+from pathlib import Path
+
+elapsed, cases, passed = asyncio.run(
+    harness._promptlane(Path(sys.argv[1]), concurrency=50, model="python:bench_model:respond_slow", spans=True)
+)
+print(elapsed, cases, passed)
+"""
+
+
+def latency_round(folder: Path) -> tuple[float, float, int]:
+    """One round of (d) in a fresh process: (case phase seconds, whole process seconds, cases passed)."""
+    (folder / "registry.db").unlink(missing_ok=True)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", LATENCY_PROBE, str(folder), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
+    )
+    whole = time.perf_counter() - start
+    elapsed, _, passed = result.stdout.split()
+    return float(elapsed), whole, int(passed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--latency-cases", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,6 +259,18 @@ def main() -> None:
         rss, cases, passed, elapsed = result.stdout.split()
         print(f"(c) {cases} rows streamed ({passed} passed, {float(elapsed):.1f}s)")
         print(f"    peak RSS {float(rss):.0f} MB   target <= 300 MB   {'ok' if float(rss) <= 300 else 'OVER'}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _project(folder, args.latency_cases)
+        ideal = math.ceil(args.latency_cases / 50) * 0.05
+        rounds = [latency_round(folder) for _ in range(args.rounds)]
+        phase = statistics.median(r[0] / ideal for r in rounds)
+        whole = statistics.median(r[1] / ideal for r in rounds)
+        print(f"(d) {args.latency_cases} cases, 50 ms latency, concurrency 50, fresh process (median of {len(rounds)})")
+        print(f"    rounds (case phase / whole, s)  {'  '.join(f'{r[0]:.2f}/{r[1]:.2f}' for r in rounds)}")
+        print(f"    case phase  ratio {phase:.3f}   target <= 1.05   {'ok' if phase <= 1.05 else 'OVER'}")
+        print(f"    whole       ratio {whole:.3f}   target <= 1.12   {'ok' if whole <= 1.12 else 'OVER'}")
 
 
 if __name__ == "__main__":

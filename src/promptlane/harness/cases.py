@@ -31,6 +31,7 @@ from pydantic_ai.settings import ModelSettings
 from ..errors import SpecError
 from ..registry.prompt import Prompt
 from ..registry.runs import CaseError, CaseResult, EvaluationResult, ToolCallRecord
+from ._shared import SharedMessages
 from .datasets import Row
 from .evaluators import CaseContext, Evaluator
 from .mocks import MockedTool, NoMockError
@@ -98,6 +99,9 @@ class ScenarioPlan:
     variable, or the expectations use it."""
     text_names: frozenset[str] = frozenset()
     """Names the expectations render as text: a null there is an error of the case, never the text "None"."""
+    shared: SharedMessages | None = None
+    """Renders the cases' prompt with the messages they all render alike rendered once (scenarios with many
+    cases); None: each case renders the prompt."""
 
     @property
     def line(self) -> int | None:
@@ -378,7 +382,8 @@ async def _run(case: CasePlan, plan: ScenarioPlan, prompt: Prompt, result: CaseR
     started = time.perf_counter()
     try:
         _check_values(case, plan)
-        rendered = prompt.render_messages(case.variables)
+        shared = plan.shared
+        rendered = shared.render(case.variables) if shared is not None else prompt.render_messages(case.variables)
         messages, result.messages = _start(rendered, plan)
         key = None
         if plan.client.recordings is not None:

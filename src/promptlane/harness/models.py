@@ -9,6 +9,14 @@ per-request timeout, and a requests-per-minute limit shared by every case using 
 ``pydantic_ai.direct.model_request`` would add what the harness does not use: carrying ``instructions`` from
 earlier requests (the harness sends system prompt parts), rendering retry-feedback parts (it sends tool returns)
 and a deadline (it has its own timeout); every model's ``request`` still runs pydantic-ai's request preparation.
+
+A ``python:`` model's tokens are the ones its function reports (a ``ModelResponse`` with ``usage``). An answer
+that reports none (a string, or a response without usage) is *unmeasured*, as pydantic-ai marks a provider's
+response without usage: its case records 0 tokens (what a ``max_tokens`` expectation sees) and its chat span
+no token counts. pydantic-ai's ``FunctionModel`` would instead guess them from the words of every message of
+every request (a regex over the whole conversation, about a quarter of such a request's time), numbers meant
+for its own tests, not counts of anything a model read or wrote. A function that wants token counts reports
+them: ``ModelResponse(parts=..., usage=RequestUsage(input_tokens=..., output_tokens=...))``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.output import OutputObjectDefinition
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.usage import RequestUsage
 
 from .._model_strings import OpenAIEndpoint
 from ..errors import ConfigError
@@ -112,7 +121,11 @@ def _function_model(reference: str, root: Path | None) -> Model:
         result = function(messages, info)
         if inspect.isawaitable(result):
             result = await result
-        return ModelResponse(parts=[TextPart(result)]) if isinstance(result, str) else result
+        if isinstance(result, str):
+            return ModelResponse(parts=[TextPart(result)], usage=RequestUsage(unmeasured_requests=1))
+        if isinstance(result, ModelResponse) and not result.usage.has_values() and not result.usage.unmeasured_requests:
+            result.usage = RequestUsage(unmeasured_requests=1)  # reported none: unmeasured, not estimated
+        return result
 
     return ScenarioFunctionModel()
 
@@ -164,9 +177,10 @@ def resolve_model(
     """The pydantic-ai model a model string names.
 
     ``test`` is pydantic-ai's TestModel; ``python:module:function`` wraps a function
-    ``(messages, info) -> ModelResponse | str`` (sync or async) in a FunctionModel; ``NAME:model-id`` with a NAME
-    of ``providers`` (the config's OpenAI-compatible endpoints) is that model on that endpoint; anything else
-    goes to pydantic-ai (``openai:gpt-4o-mini``, ``anthropic:claude-...``).
+    ``(messages, info) -> ModelResponse | str`` (sync or async) in a FunctionModel (its tokens: the usage the
+    response reports, else none); ``NAME:model-id`` with a NAME of ``providers`` (the config's
+    OpenAI-compatible endpoints) is that model on that endpoint; anything else goes to pydantic-ai
+    (``openai:gpt-4o-mini``, ``anthropic:claude-...``).
 
     Raises:
         ConfigError: unknown provider, missing provider package (with the install line), missing API key.

@@ -5,9 +5,13 @@ Finished cases go to the registry in batches, so memory holds tallies, not cases
 runs in bounded memory. Once ``max_cost`` is spent, no new case starts and the run ends ``stopped``; a
 Ctrl-C cancels the cases in flight and saves what finished as ``interrupted``.
 
-A thread keeps the run's lease while it runs: it saves the cases that finished within the last second (so a
-``kill -9`` loses at most that) and refreshes the run's heartbeat, even while a model call holds the event loop.
-A run whose process died stops heartbeating, and readers then see it ``interrupted`` (:mod:`..registry.runs`).
+The event loop only hands finished cases over: one thread per run (:class:`_CaseWriter`) encodes and stores
+them, in the order they finished, and keeps the run's lease. A batch written on the loop stalled every request
+in flight for as long as it took (tens of milliseconds with SQLite's fsync). The thread stores a batch every
+:data:`_FLUSH_CASES` cases, and every second the cases that waited (so a ``kill -9`` loses at most that), and
+refreshes the run's heartbeat, even while a model call holds the event loop. A run whose process died stops
+heartbeating, and readers then see it ``interrupted`` (:mod:`..registry.runs`). Every case is stored before
+the run is saved finished; a write that fails stops the run, which ends ``error`` with the write's error.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +49,7 @@ from ..registry.store import Store
 from ..spec import check_model
 from ..templates import TextTemplate
 from ._imports import load_callable
+from ._shared import REUSE_FROM, SharedMessages
 from .cases import CasePlan, ScenarioPlan, case_variables, history_items, run_case
 from .datasets import count_rows, iter_rows
 from .evaluators import build_evaluators
@@ -182,6 +187,9 @@ class EvalRun:
             for plan in self.plans
         }
         self.planned = {id(plan): self._count(plan) for plan in self.plans}
+        for plan in self.plans:
+            if self.planned[id(plan)] >= REUSE_FROM:
+                plan.shared = SharedMessages(prompt, plan.spec.variables)
 
     # --- planning -----------------------------------------------------------------------------------------
 
@@ -343,34 +351,13 @@ class EvalRun:
         record = self.record
         self._tally()  # the planned cases, all not run yet: what a reader tallies a lost run against
         self.store.create_run(record)
-        pending: list[CaseResult] = []
-        pending_lock = threading.Lock()  # the lease's thread saves cases too
-        flushed_at = time.monotonic()
         spent = 0.0
         stop_reason: str | None = None
-        # Batches are written on the event loop: a thread would leave it free while SQLite works, but the
-        # handoffs of the GIL cost more than they give (bench/harness.py measured both). The lease's thread
-        # writes only what waited a second or more, so it does not take that work over.
-
-        def save() -> bool:
-            """Store the pending cases, in the order they finished; whether there were any."""
-            with pending_lock:
-                if not pending:
-                    return False
-                self.store.add_cases(record.id, pending)  # on failure they stay pending, for the next try
-                pending.clear()
-                return True
-
-        def flush() -> None:
-            nonlocal flushed_at
-            save()
-            flushed_at = time.monotonic()
-
         cases = self.cases()
 
         async def worker() -> None:
             nonlocal spent, stop_reason
-            while stop_reason is None:
+            while stop_reason is None and writer.error is None:
                 if self.options.max_cost is not None and spent >= self.options.max_cost:
                     stop_reason = "cost ceiling"
                     return
@@ -380,30 +367,27 @@ class EvalRun:
                 result = await run_case(case, self.prompt, self.tracer)
                 spent += result.cost_usd or 0.0
                 self.stats[id(case.scenario)].count(result.status)
-                with pending_lock:
-                    pending.append(result)
-                if len(pending) >= _FLUSH_CASES or time.monotonic() - flushed_at >= _FLUSH_SECONDS:
-                    flush()
+                writer.add(result)
                 if self.on_case is not None:
                     self.on_case(result)
 
-        lease = _RunLease(self.store, record.id, save=save)
         with self.tracer.run(self.prompt.name, model=record.model) as span:
             record.trace_id = self.tracer.trace_id(span)
+            writer = _CaseWriter(self.store, record.id)
             try:
-                try:
-                    await asyncio.gather(*(worker() for _ in range(self.options.concurrency)))
-                finally:
-                    lease.stop()
+                await _all([worker() for _ in range(self.options.concurrency)])
+                await asyncio.to_thread(writer.close)  # the last batch, off the loop
             except (asyncio.CancelledError, KeyboardInterrupt):
-                flush()
-                self._finish(span, spent, "interrupted", "interrupted")
+                writer.close()  # what finished is stored before the run is saved
+                self._finish(span, spent, "interrupted", _with_loss("interrupted", writer))
                 raise
             except Exception as exc:  # a dataset that stops parsing half way: keep what finished
-                flush()
-                self._finish(span, spent, "error", f"{type(exc).__name__}: {exc}")
+                writer.close()
+                self._finish(span, spent, "error", _with_loss(f"{type(exc).__name__}: {exc}", writer))
                 raise
-            flush()
+            if writer.error is not None:
+                self._finish(span, spent, "error", _with_loss(None, writer))
+                raise writer.error
             self._finish(span, spent, "stopped" if stop_reason else None, stop_reason)
         return record
 
@@ -425,47 +409,116 @@ class EvalRun:
         self.store.update_run(record)
 
 
-class _RunLease:
-    """A thread that keeps a run's lease while its process lives: every second it saves the cases that
-    finished and are still waiting (``save``), and every :data:`HEARTBEAT_SECONDS` it refreshes the run's
-    heartbeat. It works even while a model call holds the event loop; failures are logged, never raised (the
-    run's own writes report an outage)."""
+async def _all(workers: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``workers`` to the end; when one raises, or the run is cancelled, the others are cancelled and waited
+    for before the error goes on, so that no case finishes after the run is saved."""
+    tasks = [asyncio.ensure_future(worker) for worker in workers]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
-    def __init__(
-        self,
-        store: Store,
-        run_id: str,
-        *,
-        save: Callable[[], bool],
-    ) -> None:
+
+def _with_loss(reason: str | None, writer: _CaseWriter) -> str | None:
+    """A run's reason, with the failure to store its cases when there was one."""
+    error = writer.error
+    if error is None:
+        return reason
+    loss = f"saving cases failed: {type(error).__name__}: {error}"
+    if writer.unsaved:
+        loss += f" ({writer.unsaved} finished cases not saved)"
+    return loss if reason is None else f"{reason}; {loss}"
+
+
+class _CaseWriter:
+    """The thread that stores a run's finished cases and keeps its lease.
+
+    The event loop hands each finished case over (:meth:`add`: an append); this thread encodes and stores them
+    in batches, in the order they finished: when :data:`_FLUSH_CASES` are waiting, and every second the ones
+    that waited. Every :data:`HEARTBEAT_SECONDS` without a write, it refreshes the run's heartbeat. It works even
+    while a model call holds the event loop.
+
+    A write that fails keeps its cases waiting and stops the writing (a later batch is never stored before an
+    earlier one); the failure stays in :attr:`error`, which stops the run. :meth:`close` makes a last try. A
+    heartbeat that fails is logged, never raised (an outage, an old server without heartbeats: the case writes
+    report an outage).
+    """
+
+    def __init__(self, store: Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
-        self._save = save
+        self.error: BaseException | None = None
+        """The first write that failed (the writing stopped there)."""
+        self._pending: list[CaseResult] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
         self._every = _FLUSH_SECONDS
         self._heartbeat = HEARTBEAT_SECONDS
-        self._stopped = threading.Event()
         self._warned = False
-        self._thread = threading.Thread(target=self._keep, name=f"promptlane-lease-{run_id[:8]}", daemon=True)
+        self._thread = threading.Thread(target=self._keep, name=f"promptlane-cases-{run_id[:8]}", daemon=True)
         self._thread.start()
+
+    def add(self, case: CaseResult) -> None:
+        """Hand a finished case over, to be stored after those handed over before it."""
+        with self._lock:
+            self._pending.append(case)
+            full = len(self._pending) >= _FLUSH_CASES
+        if full:
+            self._wake.set()
+
+    @property
+    def unsaved(self) -> int:
+        """Cases handed over and not stored (after :meth:`close`: the ones lost)."""
+        with self._lock:
+            return len(self._pending)
+
+    def close(self) -> None:
+        """Store every case handed over (a last try after a failed write), then stop."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
 
     def _keep(self) -> None:
         beaten = time.monotonic()
-        while not self._stopped.wait(self._every):
-            try:
-                if self._save():
-                    beaten = time.monotonic()  # saving cases refreshed the heartbeat
-                if time.monotonic() - beaten >= self._heartbeat:
+        while True:
+            self._wake.wait(self._every)
+            self._wake.clear()
+            closing = self._closing
+            if self.error is None or closing:
+                try:
+                    if self._save():
+                        beaten = time.monotonic()  # storing cases refreshed the heartbeat
+                except Exception as exc:  # the run reads it, stops, and ends with it
+                    self.error = self.error or exc
+            if closing:
+                return
+            if self.error is None and time.monotonic() - beaten >= self._heartbeat:
+                beaten = time.monotonic()
+                try:
                     self.store.heartbeat_run(self.run_id)
-                    beaten = time.monotonic()
-            except Exception as exc:  # an outage, an old server without heartbeats: the run goes on
-                if not self._warned:
-                    self._warned = True
-                    log.warning("promptlane: could not refresh the lease of run %s: %s", self.run_id, exc)
+                except Exception as exc:
+                    if not self._warned:
+                        self._warned = True
+                        log.warning("promptlane: could not refresh the lease of run %s: %s", self.run_id, exc)
 
-    def stop(self) -> None:
-        """Stop keeping the lease (the run is ending), once a write in progress is done."""
-        self._stopped.set()
-        self._thread.join()
+    def _save(self) -> bool:
+        """Store the waiting cases, in the order they finished; whether there were any. On failure they wait
+        again, ahead of any handed over since."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return False
+        try:
+            self.store.add_cases(self.run_id, batch)
+        except BaseException:
+            with self._lock:
+                self._pending[:0] = batch
+            raise
+        return True
 
 
 def _span_label(store: Store, prompt: Prompt) -> str | None:

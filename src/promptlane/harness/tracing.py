@@ -101,6 +101,12 @@ def _json(value: Any) -> str:
     return value if isinstance(value, str) else _ENCODER.encode(value)
 
 
+def _measured(usage: Any) -> bool:
+    """Whether a response's usage counts anything: a provider's response without usage, or a ``python:``
+    model's answer that reported none, is marked unmeasured (see :mod:`.models`)."""
+    return not usage.unmeasured_requests or usage.has_values()
+
+
 def text_message_json(role: str, content: str) -> str:
     """One text message in the GenAI conventions' shape, as JSON. A scenario's system prompt is often the same
     string in every case: its JSON is made once (the cache is bounded, and keeps system messages only: user
@@ -365,6 +371,7 @@ class RunTracer:
             attributes["gen_ai.provider.name"] = request["gen_ai.provider.name"]
             attributes[REQUEST_MODEL] = request[REQUEST_MODEL]
             answered = [chat.response.usage for chat in own if chat.response is not None]
+            answered = [usage for usage in answered if _measured(usage)]
             if answered:
                 attributes["gen_ai.usage.input_tokens"] = sum(usage.input_tokens for usage in answered)
                 attributes["gen_ai.usage.output_tokens"] = sum(usage.output_tokens for usage in answered)
@@ -406,8 +413,9 @@ class RunTracer:
         response = chat.response
         if response is not None:
             usage = response.usage
-            attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
-            attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+            if _measured(usage):  # a response that reported no usage has no token counts, not zeros
+                attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+                attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
             # Only what says something: every attribute costs the SDK, on every request of every case.
             if usage.cache_read_tokens:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens

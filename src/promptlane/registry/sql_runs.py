@@ -27,6 +27,8 @@ log = logging.getLogger("promptlane")
 __all__ = ["SQLRuns"]
 
 _PAGE = 500
+# As json.dumps(data, default=str, ensure_ascii=False), made once rather than per case.
+_CASE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 class SQLRuns:
@@ -96,26 +98,20 @@ class SQLRuns:
 
     @unavailable
     def add_cases(self, run_id: str, cases: Sequence[CaseResult]) -> None:
-        """Append finished cases to a run, in one transaction."""
+        """Append finished cases to a run, in one transaction (the eval runner calls it from its writer thread,
+        never from the event loop)."""
         if not cases:
             return
-        rows = [
-            {
-                "run_id": run_id,
-                "scenario": case.scenario,
-                "case_key": case.case,
-                "status": case.status,
-                "data": json.dumps(case.to_json(), default=str, ensure_ascii=False),
-            }
-            for case in cases
-        ]
+        # Each case encoded once, straight into the driver's parameters, before the transaction starts.
+        encode = _CASE_ENCODER.encode
+        rows = [(run_id, case.scenario, case.case, case.status, encode(case.to_json())) for case in cases]
         with self._write() as conn:
             # Straight to the driver's executemany: this runs for every case of every run.
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             conn.exec_driver_sql(
                 f"INSERT INTO {run_cases.name} (run_id, scenario, case_key, status, data) "
                 f"VALUES ({', '.join([mark] * 5)})",
-                [(r["run_id"], r["scenario"], r["case_key"], r["status"], r["data"]) for r in rows],
+                rows,
             )
             self._beat(conn, run_id)
 
