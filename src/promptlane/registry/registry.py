@@ -147,11 +147,12 @@ class Registry(LabelMoves):
             from .http import HttpStore
 
             return HttpStore(self.url, token=self._token, timeout=self.settings.fetch_timeout)  # type: ignore[return-value]
-        from .sqlite_reads import open_sqlite_reads
+        from .sqlite_store import open_sqlite_store
 
-        reads = open_sqlite_reads(self.url)  # an existing local file: reads without importing SQLAlchemy
-        if reads is not None:
-            return reads  # type: ignore[return-value]
+        # An existing local file with a current schema: reads, pushes and runs without importing SQLAlchemy.
+        local = open_sqlite_store(self.url)
+        if local is not None:
+            return local  # type: ignore[return-value]
         from .sql import SQLStore
 
         return SQLStore(self.url)
@@ -470,11 +471,11 @@ class Registry(LabelMoves):
                 name, spec, lambda n: drafts[n] if n in drafts else self._newest(n), file=file, limits=self.limits
             ).draft()
         author = author or self.settings.author or default_author()
-        batch = getattr(self.store, "push_batch", None)
-        if batch is not None:  # a server: the whole batch in one request, stored in one transaction there
+        remote = self.remote
+        if remote is not None:  # a server: the whole batch in one request, stored in one transaction there
             specs = [(name, spec.canonical()) for name, spec, _ in items]
             try:
-                answers = batch(specs, message=message, author=author)
+                answers = remote.push_batch(specs, message=message, author=author)
             finally:
                 self.invalidate()
             return {
