@@ -38,6 +38,7 @@ __all__ = [
     "out",
     "print_json",
     "registry",
+    "resume_collection",
     "settings",
 ]
 
@@ -51,6 +52,20 @@ EXIT_UNREACHABLE = 3
 """The registry or a model provider could not be reached: an outage, not a regression."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def resume_collection() -> None:
+    """Turn Python's cyclic garbage collector back on (``main`` keeps it off through start-up), before work that
+    grows with its input: a run's cases, a server's requests.
+
+    What start-up made (modules, classes, plans: nearly all of it lives until exit) is frozen first: never
+    collected, its first collection would walk all of it at once (a tenth of a second after importing the
+    harness) and free next to nothing.
+    """
+    import gc
+
+    gc.freeze()
+    gc.enable()
 
 
 def out(text: str = "", *, end: str = "\n") -> None:

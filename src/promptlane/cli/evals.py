@@ -29,6 +29,7 @@ from ._app import (
     fail,
     out,
     registry,
+    resume_collection,
     settings,
 )
 from ._table import printable
@@ -284,6 +285,7 @@ def _run_one(
         raise fail(exc) from None
     from ._runs_view import print_cases, print_run, short
 
+    resume_collection()  # a run's cases make garbage in proportion to their number
     try:
         record = _with_progress(run)
     except KeyboardInterrupt:
@@ -372,15 +374,17 @@ def _write_reports(
     export: dict[str, Any] | None,
 ) -> None:
     """``--json``: ``{"runs": [...], "export": ...}``, the export's outcome (None when nothing was exported);
-    ``--junit``: JUnit XML."""
-    from ..harness.reports import write_junit, write_run_json
+    ``--junit``: JUnit XML. The cases are copied from the store as it keeps them, a page at a time."""
+    if json_file is None and junit_file is None:
+        return
+    from ..harness.reports import stored_cases, write_junit, write_run_json
 
     if json_file is not None:
         with json_file.open("w", encoding="utf-8") as file:
             file.write('{"runs": [')
             for index, record in enumerate(records):
                 file.write("," if index else "")
-                write_run_json(file, record, reg.store.run_cases(record.id))
+                write_run_json(file, record, stored_cases(reg.store, record.id))
             file.write(f'], "export": {json.dumps(export, ensure_ascii=False)}}}\n')
     if junit_file is not None:
-        write_junit(junit_file, [(record, reg.store.run_cases(record.id)) for record in records])
+        write_junit(junit_file, ((record, stored_cases(reg.store, record.id)) for record in records))

@@ -85,9 +85,9 @@ def show_run(ctx: click.Context, run_id: str, show_all: bool, limit: int | None,
     if as_json:
         import sys
 
-        from ..harness.reports import write_run_json
+        from ..harness.reports import stored_cases, write_run_json
 
-        write_run_json(sys.stdout, record, store.run_cases(record.id))
+        write_run_json(sys.stdout, record, stored_cases(store, record.id))
         sys.stdout.write("\n")
         return
     print_run(record)

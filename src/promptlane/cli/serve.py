@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import click
 
 from ..errors import ConfigError
-from ._app import app, err, registry
+from ._app import app, err, registry, resume_collection
 
 __all__: list[str] = []
 
@@ -15,6 +13,8 @@ __all__: list[str] = []
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -74,6 +74,7 @@ def serve(
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     err(f"promptlane: serving {mask_credentials(reg.url)} on {where}/api/v1 ({mode}); the web UI at {where}/")
     server = uvicorn.Server(serve_config(web, host=host, port=port, log_level=log_level))
+    resume_collection()  # a server runs for as long as it is asked to
     try:
         server.run()
     except SystemExit as exc:

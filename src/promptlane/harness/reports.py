@@ -1,12 +1,15 @@
 """Reports on recorded runs: JSON and JUnit files, and the comparison of two runs.
 
-Cases are read back from the store a page at a time, so reports on big runs stay in bounded memory.
+Reports on a run copy its cases from the store a page at a time, as the store keeps them (the JSON text each
+case was encoded to once, when it was saved), so a report on a run of 100,000 cases stays in bounded memory and
+never decodes a case to encode it again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,10 +24,14 @@ __all__ = [
     "compare_runs",
     "comparison_json",
     "run_json",
+    "stored_cases",
     "write_json",
     "write_junit",
     "write_run_json",
 ]
+
+_CASE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+"""How a store encodes a case (``sql_runs``): what a case read from a remote store is encoded with again."""
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -42,23 +49,59 @@ def run_json(record: RunRecord) -> dict[str, Any]:
     return data
 
 
-def write_run_json(stream: TextIO, record: RunRecord, cases: Iterable[CaseResult]) -> None:
-    """Write ``{...run, "cases": [...]}`` to ``stream``, streaming the cases (a run may hold 100,000)."""
+def stored_cases(store: Any, run_id: str) -> Iterator[str]:
+    """A run's cases in the order they finished, each the JSON text of ``CaseResult.to_json``: as stored, from a
+    store that keeps them (``case_texts``: SQLite, PostgreSQL); from a remote registry, whose client decodes
+    them, encoded again as a store does."""
+    texts = getattr(store, "case_texts", None)
+    if texts is not None:
+        return texts(run_id)
+    return (_CASE_ENCODER.encode(case.to_json()) for case in store.run_cases(run_id))
+
+
+def write_run_json(stream: TextIO, record: RunRecord, cases: Iterable[str]) -> None:
+    """Write ``{...run, "cases": [...]}`` to ``stream``, each case's JSON text (:func:`stored_cases`) copied as it
+    comes (a run may hold 100,000)."""
     head = json.dumps(run_json(record), ensure_ascii=False, default=str)
     stream.write(head[:-1] + ', "cases": [')
-    for number, case in enumerate(cases):
-        stream.write(("," if number else "") + json.dumps(case.to_json(), ensure_ascii=False, default=str))
+    separator = ""
+    for text in cases:
+        stream.write(separator)
+        stream.write(text)
+        separator = ","
     stream.write("]}")
 
 
-def write_json(path: Path, runs: Sequence[tuple[RunRecord, Iterable[CaseResult]]]) -> None:
-    """Write ``{"runs": [{...run, "cases": [...]}]}``, streaming the cases."""
+def write_json(path: Path, runs: Iterable[tuple[RunRecord, Iterable[str]]]) -> None:
+    """Write ``{"runs": [{...run, "cases": [...]}]}``, streaming each run's case texts."""
     with path.open("w", encoding="utf-8") as file:
         file.write('{"runs": [')
         for index, (record, cases) in enumerate(runs):
             file.write("," if index else "")
             write_run_json(file, record, cases)
         file.write("]}\n")
+
+
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 cannot hold, not even as character references."""
+
+
+def _xml_safe(text: str) -> str:
+    """``text`` with the characters XML cannot hold written as escapes (``\\x1b``), so the file stays XML."""
+    return _NOT_XML.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _attribute(text: str) -> str:
+    return quoteattr(_xml_safe(text))
+
+
+def _text(text: str) -> str:
+    return escape(_xml_safe(text), {"\r": "&#13;"})  # a bare CR would read back as a line feed
 
 
 def _failure_text(case: CaseResult) -> str:
@@ -69,37 +112,44 @@ def _failure_text(case: CaseResult) -> str:
     return "\n".join(lines)
 
 
-def write_junit(path: Path, runs: Sequence[tuple[RunRecord, Iterable[CaseResult]]]) -> None:
-    """Write JUnit XML: a test suite per run, a test case per case (``classname`` is prompt and scenario)."""
+def write_junit(path: Path, runs: Iterable[tuple[RunRecord, Iterable[str]]]) -> None:
+    """Write JUnit XML: a test suite per run, a test case per case (``classname`` is prompt and scenario), each
+    written as its JSON text (:func:`stored_cases`) is read, so no run's cases are held at once."""
     with path.open("w", encoding="utf-8") as file:
         file.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n')
         for record, cases in runs:
             name = f"{record.prompt}@{record.version}"
             seconds = (record.finished_at - record.started_at).total_seconds() if record.finished_at else 0.0
             file.write(
-                f'  <testsuite name={quoteattr(name)} tests="{record.cases}" failures="{record.failed}" '
+                f'  <testsuite name={_attribute(name)} tests="{record.cases}" failures="{record.failed}" '
                 f'errors="{record.errored}" time="{seconds:.3f}">\n'
-                f'    <properties><property name="promptlane.run.id" value={quoteattr(record.id)}/>'
-                f'<property name="model" value={quoteattr(record.model)}/></properties>\n'
+                f'    <properties><property name="promptlane.run.id" value={_attribute(record.id)}/>'
+                f'<property name="model" value={_attribute(record.model)}/></properties>\n'
             )
-            for case in cases:
-                attributes = (
-                    f"classname={quoteattr(f'{record.prompt}.{case.scenario}')} name={quoteattr(case.case)} "
-                    f'time="{case.latency_ms / 1000:.3f}" file={quoteattr(case.file)}'
-                )
-                if case.status == "passed":
-                    file.write(f"    <testcase {attributes}/>\n")
-                    continue
-                tag = "error" if case.status == "error" else "failure"
-                first = (
-                    case.error.message if case.error else (case.failures[0].reason or "failed") if case.failures else ""
-                )
-                file.write(
-                    f"    <testcase {attributes}>\n      <{tag} message={quoteattr(first[:500])}>"
-                    f"{escape(_failure_text(case))}</{tag}>\n    </testcase>\n"
-                )
+            for text in cases:
+                _write_testcase(file, record, json.loads(text))
             file.write("  </testsuite>\n")
         file.write("</testsuites>\n")
+
+
+def _write_testcase(file: TextIO, record: RunRecord, data: dict[str, Any]) -> None:
+    """One case, from its stored JSON data: a passing case needs four of its fields; a failing one is read whole,
+    for its reasons."""
+    classname = f"{record.prompt}.{data['scenario']}"
+    attributes = (
+        f"classname={_attribute(classname)} name={_attribute(data['case'])} "
+        f'time="{data["latency_ms"] / 1000:.3f}" file={_attribute(data["file"])}'
+    )
+    if data["status"] == "passed":
+        file.write(f"    <testcase {attributes}/>\n")
+        return
+    case = CaseResult.from_json(data)
+    tag = "error" if case.status == "error" else "failure"
+    first = case.error.message if case.error else (case.failures[0].reason or "failed") if case.failures else ""
+    file.write(
+        f"    <testcase {attributes}>\n      <{tag} message={_attribute(first[:500])}>"
+        f"{_text(_failure_text(case))}</{tag}>\n    </testcase>\n"
+    )
 
 
 @dataclass(kw_only=True)

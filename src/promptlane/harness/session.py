@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, NotFoundError
-from ..registry import Prompt, Registry
+
+if TYPE_CHECKING:
+    from ..registry import Prompt, Registry
 
 __all__ = ["resolve_versions"]
 

@@ -323,6 +323,12 @@ class Store(Protocol):
         """A run's cases in the order they finished."""
         ...
 
+    def case_texts(self, run_id: str) -> Iterator[str]:
+        """A run's cases in the order they finished, each the JSON text of :meth:`CaseResult.to_json` as stored,
+        for reports that copy them without decoding them (a remote store, which has no such read, is read with
+        :meth:`run_cases` instead: see :func:`promptlane.harness.reports.stored_cases`)."""
+        ...
+
     def create_token(
         self, name: str, scopes: Collection[str], secret_hash: str, *, created_by: str | None
     ) -> TokenRecord:
