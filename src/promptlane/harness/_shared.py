@@ -94,7 +94,7 @@ class SharedMessages:
             version=prompt.version,
             content_hash=f"{prompt.content_hash}:shared:{digest}",
             spec=spec,
-            limits=prompt._compiled.limits,  # the version's own render limits
+            limits=prompt.limits,  # the version's own render limits
         )
         try:
             same = copy.render(variables) == rendered

@@ -157,6 +157,11 @@ class Prompt:
         return self._record.spec
 
     @property
+    def limits(self) -> RenderLimits:
+        """The render limits this prompt renders under (the registry's)."""
+        return self._compiled.limits
+
+    @property
     def description(self) -> str | None:
         """What the prompt is for."""
         return self._record.spec.get("description")
