@@ -100,6 +100,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sdk.py
+	$(PY) bench/templates.py
+	$(PY) bench/startup.py
 	$(PY) bench/harness.py
 	$(PY) bench/plugin.py
 	$(PY) bench/server.py
