@@ -1568,3 +1568,38 @@ def test_eval_shows_progress_on_a_terminal_and_nothing_in_a_pipe(project: Path, 
     assert text.startswith("\rsupport/reply v1 0/1 00:00")
     assert text.endswith("\r")  # wiped
     assert "\x1b" not in text
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
+def test_serve_outlives_a_client_hanging_up_mid_answer(project: Path) -> None:
+    # main() restores SIGPIPE's default so that `promptlane ... | head` ends quietly; a server must ignore it, or a
+    # client that hangs up while a large answer is being written kills the process.
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "promptlane"), "serve", "--no-auth", "--port", str(port)],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # a hang guard, not a measurement
+            assert server.poll() is None, "the server exited"
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the server did not listen within 60 s"
+            time.sleep(0.05)
+        ignored = next(
+            line for line in Path(f"/proc/{server.pid}/status").read_text().splitlines() if line.startswith("SigIgn:")
+        )
+        assert int(ignored.split()[1], 16) & (1 << (signal.SIGPIPE - 1))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -275,3 +277,41 @@ def test_a_locked_registry_is_an_outage_not_a_new_registry(tmp_path: Path) -> No
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_connections_of_its_own(tmp_path: Path) -> None:
+    # SQLite forbids using a connection across fork() (gunicorn --preload, multiprocessing).
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    SQLStore(url).push_version("greet", {"template": "hi"}, "h1", message=None, author="t")
+    reads = open_sqlite_reads(url)
+    assert reads is not None
+    assert reads.latest_number("greet") == 1
+    parents = [id(conn) for conn in reads._idle]
+    assert parents
+
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            ok = reads.latest_number("greet") == 1 and not {id(conn) for conn in reads._idle} & set(parents)
+        except BaseException:
+            os._exit(2)
+        os._exit(0 if ok else 1)
+
+    from test_http_client import wait_for_child
+
+    assert wait_for_child(pid) == 0
+    assert [id(conn) for conn in reads._idle] == parents  # the parent keeps using its own
+    assert reads.latest_number("greet") == 1
+
+
+def test_a_percent_escaped_path_is_one_file_for_every_operation(tmp_path: Path) -> None:
+    # SQLAlchemy reads `a%20b.db` as `a b.db`; the standard-library store must not open the literal name.
+    SQLStore(f"sqlite:///{tmp_path / 'made.db'}").close()
+    shutil.copy(tmp_path / "made.db", tmp_path / "a%20b.db")
+    registry = Registry(f"sqlite:///{tmp_path / 'a%20b.db'}", settings=Settings(root=tmp_path))
+
+    registry.push_spec("greet", {"template": "hi"})
+    registry.store.move_label("greet", "production", {1: 100}, kind="move", actor=None, reason=None, gate=None)
+
+    assert registry.get("greet", label="production").version == 1

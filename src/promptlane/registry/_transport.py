@@ -236,6 +236,7 @@ class Transport:
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._pid = os.getpid()
 
     def close(self) -> None:
         """Close the idle connections; those in use close when their request ends."""
@@ -291,6 +292,7 @@ class Transport:
         """An idle connection (and True) if ``reuse`` and there is one still open; else a new one."""
         while reuse:
             with self._lock:
+                self._after_fork()
                 if not self._idle:
                     break
                 connection = self._idle.pop()
@@ -299,8 +301,20 @@ class Transport:
             connection.close()
         return self._connection(), False
 
+    def _after_fork(self) -> None:
+        """In a process forked since the idle connections were made (gunicorn --preload, multiprocessing), forget
+        them: parent and child would read each other's answers from one socket. Closing the child's descriptors
+        leaves the parent's connections open (nothing is shut down)."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        inherited, self._idle = self._idle, []
+        for connection in inherited:
+            connection.close()
+
     def _give(self, connection: _Connection) -> None:
         with self._lock:
+            self._after_fork()
             if not self._closed and len(self._idle) < _IDLE:
                 self._idle.append(connection)
                 return

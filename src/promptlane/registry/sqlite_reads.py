@@ -11,6 +11,7 @@ against both and compares them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,8 @@ def open_sqlite_reads(url: str, *, busy_timeout: float = 30.0) -> SQLiteReads | 
     path = url.removeprefix("sqlite:///")
     if not url.startswith("sqlite:///") or not path or path.startswith(":memory:") or "?" in path:
         return None
+    if "%" in path:  # SQLAlchemy reads `a%20b.db` as `a b.db`: one file for both stores, the SQL store's reading
+        return None
     if not Path(path).is_file():
         return None
     reads = SQLiteReads(url, path, busy_timeout=busy_timeout)
@@ -79,6 +82,10 @@ class SQLiteReads:
         self._busy_timeout = busy_timeout
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()  # the pool
+        self._pid = os.getpid()
+        # Connections a forked child inherited: never used there, nor closed (SQLite forbids using a connection
+        # across fork(), and a close could checkpoint the parent's WAL); kept so that they are not collected.
+        self._inherited: list[sqlite3.Connection] = []
         self._store_lock = threading.Lock()  # opening the SQL store, which may migrate: reads go on meanwhile
         self._full: Any = None
 
@@ -90,6 +97,10 @@ class SQLiteReads:
         a connection each would hold three files (the database, its WAL, its shared memory) for as long as the
         registry is open."""
         with self._lock:
+            if self._pid != os.getpid():  # forked since (gunicorn --preload, multiprocessing): the parent's are its own
+                self._pid = os.getpid()
+                self._inherited.extend(self._idle)
+                self._idle = []
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             # Autocommit between reads, so each read sees every committed write; a writer holding the lock never
@@ -101,7 +112,7 @@ class SQLiteReads:
             yield conn
         finally:
             with self._lock:
-                keep = len(self._idle) < _IDLE and not conn.in_transaction
+                keep = len(self._idle) < _IDLE and not conn.in_transaction and self._pid == os.getpid()
                 if keep:
                     self._idle.append(conn)
             if not keep:
