@@ -35,12 +35,12 @@ from ._app import (
 from ._table import printable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-    from ..harness import ScenariosDocument
+    from ..harness import EvalRun, ScenariosDocument
     from ..harness.recordings import CacheMode
     from ..harness.telemetry import OtlpExport
-    from ..registry import Prompt, Registry
+    from ..registry import Registry
     from ..registry.runs import RunRecord
 
 __all__: list[str] = []
@@ -146,7 +146,6 @@ def eval_(
     from ..harness import EvalOptions
     from ..harness.models import RequestPolicy
     from ..harness.scenarios import discover_scenario_files, load_scenario_file
-    from ..harness.session import resolve_versions
     from ..harness.telemetry import otlp_export, signal_url
 
     for option, target in (("--json", json_file), ("--junit", junit_file)):
@@ -193,16 +192,19 @@ def eval_(
                 f"scenarios target several prompts ({', '.join(sorted(groups))}); pick one with --prompt",
                 param_hint="--version/--label",
             )
-        versions = resolve_versions(reg, sorted(groups), version=version, label=label)
     except PromptlaneError as exc:
         raise fail(exc) from None
     export = otlp_export(otlp_endpoint)
     records: list[RunRecord] = []
     stopped_status = 0
     try:
-        for name, documents in groups.items():
+        try:
+            runs = _create_runs(reg, groups, options, export, version=version, label=label)
+        except PromptlaneError as exc:
+            raise fail(exc) from None
+        for run in runs:
             try:
-                records.append(_run_one(reg, versions[name], documents, options, export, failures))
+                records.append(_run_one(reg, run, failures))
             except _Stopped as stopped:
                 records.append(stopped.record)
                 stopped_status = max(stopped_status, stopped.status)
@@ -262,27 +264,44 @@ def _failure_status(reg: Registry, records: list[RunRecord]) -> int:
     return EXIT_UNREACHABLE if "outage" in kinds else EXIT_USAGE if kinds else EXIT_FAILED
 
 
-def _run_one(
+def _create_runs(
     reg: Registry,
-    prompt: Prompt,
-    documents: list[ScenariosDocument],
+    groups: Mapping[str, list[ScenariosDocument]],
     options: Any,
     export: OtlpExport,
-    failures: int,
-) -> RunRecord:
+    *,
+    version: int | None,
+    label: str | None,
+) -> list[EvalRun]:
+    """The run of each prompt, planned and stored, with the prompt files pushed first (unless a version or label
+    is given): one transaction on a SQL store, so a run that cannot be created leaves no version behind. A
+    remote registry has no transaction: there each run is created when it starts, as its push was stored."""
     from ..harness import EvalRun
+    from ..harness.session import resolve_versions
 
-    try:
-        run = EvalRun(
-            store=reg.store,
-            prompt=prompt,
-            documents=documents,
-            options=options,
-            tracer_provider=export.tracer_provider,
-            logger_provider=export.logger_provider,
-        )
-    except PromptlaneError as exc:
-        raise fail(exc) from None
+    def create() -> list[EvalRun]:
+        versions = resolve_versions(reg, sorted(groups), version=version, label=label)
+        runs = [
+            EvalRun(
+                store=reg.store,
+                prompt=versions[name],
+                documents=documents,
+                options=options,
+                tracer_provider=export.tracer_provider,
+                logger_provider=export.logger_provider,
+            )
+            for name, documents in groups.items()
+        ]
+        if atomic is not None:
+            for run in runs:
+                run.create()
+        return runs
+
+    atomic = getattr(reg.store, "atomic", None)
+    return atomic(create) if atomic is not None else create()
+
+
+def _run_one(reg: Registry, run: EvalRun, failures: int) -> RunRecord:
     from ._runs_view import print_cases, print_run, short
 
     resume_collection()  # a run's cases make garbage in proportion to their number

@@ -12,19 +12,28 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import TypeAdapter
-from pydantic_ai.messages import ModelResponse
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._canonical import canonical_json
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+    from pydantic_ai.messages import ModelResponse
 
 __all__ = ["CacheMode", "RecordingKey", "Recordings", "ReplayMissError"]
 
 CacheMode = Literal["off", "on", "replay"]
 
-_RESPONSE = TypeAdapter(ModelResponse)
+
+@cache
+def _response_adapter() -> TypeAdapter[ModelResponse]:
+    """Built on first use (about 10 ms of CPU): a run without ``--cache`` never reads or writes a response."""
+    from pydantic import TypeAdapter
+    from pydantic_ai.messages import ModelResponse
+
+    return TypeAdapter(ModelResponse)
 
 
 class ReplayMissError(Exception):
@@ -49,13 +58,13 @@ class Recordings:
             data = self._path(key).read_bytes()
         except FileNotFoundError:
             return None
-        return _RESPONSE.validate_json(data)
+        return _response_adapter().validate_json(data)
 
     def put(self, key: str, response: ModelResponse) -> None:
         """Record ``response`` under ``key`` (atomically: a reader never sees half a file)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = _RESPONSE.dump_json(response, indent=1)
+        data = _response_adapter().dump_json(response, indent=1)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(handle, "wb") as file:

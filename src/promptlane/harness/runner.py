@@ -146,6 +146,8 @@ class EvalRun:
         self.documents = list(documents)
         self.options = options
         self.on_case = on_case
+        self.created = False
+        """Whether the run record is stored (by :meth:`create`, else by :meth:`run` when it starts)."""
         self._clients: dict[str, ModelClient] = {}
         self._recordings = (
             Recordings(options.recordings, options.cache) if options.recordings and options.cache != "off" else None
@@ -336,6 +338,14 @@ class EvalRun:
 
     # --- running ------------------------------------------------------------------------------------------
 
+    def create(self) -> None:
+        """Store the run record (``running``, every planned case not run yet) before :meth:`run`: inside the
+        store's transaction that pushes the version, so that the version and its run are stored together or not
+        at all. :meth:`run` then refreshes its lease (a reader may have taken it for dead while it waited)."""
+        self._tally()  # the planned cases, all not run yet: what a reader tallies a lost run against
+        self.store.create_run(self.record)
+        self.created = True
+
     async def run(self) -> RunRecord:
         """Run every case and record the run; the record is saved even when the run is interrupted."""
         # The objects alive now (modules, pydantic-ai, the plans) live through the run: frozen, the cyclic
@@ -349,8 +359,10 @@ class EvalRun:
 
     async def _run(self) -> RunRecord:
         record = self.record
-        self._tally()  # the planned cases, all not run yet: what a reader tallies a lost run against
-        self.store.create_run(record)
+        if self.created:
+            self.store.heartbeat_run(record.id)  # its lease starts now, not when it was created
+        else:
+            self.create()
         spent = 0.0
         stop_reason: str | None = None
         cases = self.cases()
