@@ -70,7 +70,8 @@ OLDEST_STAMP := $(OLDEST_VENV)/.installed
 HARNESS_TESTS := $(addprefix tests/,test_adapters.py test_adapter_examples.py test_datasets.py test_eval_cli.py \
 	test_eval_tracing.py test_evaluators.py test_mocks.py test_otel_export.py test_otel_review.py \
 	test_plugin_gate.py test_providers.py test_pydantic_evals.py test_pytest_plugin.py test_recordings.py \
-	test_runner.py test_scenarios.py test_spec.py test_case_writer.py test_shared_messages.py test_model_usage.py)
+	test_runner.py test_scenarios.py test_spec.py test_case_writer.py test_shared_messages.py test_model_usage.py \
+	test_eval_transaction.py test_eval_startup.py)
 $(OLDEST_STAMP): pyproject.toml constraints/oldest.txt
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
