@@ -364,8 +364,9 @@ def test_registries_in_one_process_share_a_snapshot_folder_safely(
 def test_a_corrupt_snapshot_is_ignored_with_a_warning(
     served: Served, client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client().get(NAME, label="production")
-    client().close()
+    earlier = client()
+    earlier.get(NAME, label="production")
+    earlier.close()  # its refresh thread writes the snapshot: closed, it cannot overwrite the corrupt one below
     for made in (tmp_path / "app" / ".promptlane" / "snapshots").glob("*.json"):
         made.unlink()
     first = client()
