@@ -1,5 +1,5 @@
 """The ``promptlane`` process: no cyclic collection through start-up, none at exit, nothing lost for it; an eval
-of an existing registry never imports SQLAlchemy."""
+never imports SQLAlchemy, whether its local registry exists or it makes it."""
 
 from __future__ import annotations
 
@@ -120,6 +120,24 @@ def test_an_eval_process_writes_its_reports_and_run_whole_and_skips_the_last_col
     assert len(suite.findall("testcase")) == ROWS
     failure = suite.find("testcase/failure")
     assert failure is not None and "Zoë ]]> <b>" in (failure.text or "")
+
+
+def test_the_first_eval_of_a_fresh_clone_makes_the_registry_without_sqlalchemy(tmp_path: Path) -> None:
+    assert _promptlane(tmp_path, "init").returncode == 0
+    assert not (tmp_path / ".promptlane").exists()  # as in CI: the registry is not under version control
+
+    result = _promptlane(tmp_path, "eval", "--json", "out.json")
+
+    assert result.returncode == 0, result.stderr
+    assert _at_exit(result.stderr)["loaded"] == "[]"
+    (report,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["runs"]
+    with Registry(settings=load_settings(tmp_path)) as registry:  # what it made, read back through SQLAlchemy
+        from promptlane.registry.sql import SQLStore
+
+        store = SQLStore(registry.url)
+        assert store.get_run(report["id"]).status == "passed"
+        assert [version.number for version in store.list_versions("support/reply")] == [1]
+        store.close()
 
 
 @pytest.mark.slow

@@ -321,12 +321,10 @@ def test_eight_processes_pushing_through_both_stores_get_unique_gap_free_numbers
 
 
 def test_the_registry_opens_an_existing_current_file_with_it(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
-    settings = Settings(root=tmp_path, registry=url)
-    with Registry(settings=settings) as first:
-        assert isinstance(first.store, SQLStore)  # a new file: the SQL store creates it
-    with Registry(settings=settings) as again:
-        assert isinstance(again.store, SQLiteStore)
+    path = tmp_path / "registry.db"
+    SQLStore(f"sqlite:///{path}").close()
+    with Registry(settings=Settings(root=tmp_path, registry=f"sqlite:///{path}")) as registry:
+        assert isinstance(registry.store, SQLiteStore)
 
 
 def test_its_writes_inside_a_transaction_of_the_sql_store_are_part_of_it(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from .sql_run_pages import SQLRunPages
 from .sql_runs import SQLRuns
 from .sql_sessions import SQLSessions
 from .sql_tokens import SQLTokens
+from .sqlite_schema import make_registry_folder
 from .store import (
     MAX_VERSION,
     LabelEvent,
@@ -101,18 +102,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
 
     def _sqlite_engine(self, database: str | None, busy_timeout: float) -> Engine:
         if database and database != ":memory:":
-            folder = Path(database).parent
-            if not folder.exists():
-                try:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    if folder.name == ".promptlane":
-                        (folder / ".gitignore").write_text(
-                            "# promptlane's local registry; not for version control\n*\n"
-                        )
-                except OSError as exc:
-                    raise RegistryUnavailableError(
-                        f"cannot create the registry folder {folder}: {exc.strerror}"
-                    ) from None
+            make_registry_folder(Path(database))
         engine = create_engine(self.url, connect_args={"timeout": busy_timeout})
 
         @event.listens_for(engine, "connect")

@@ -3,9 +3,9 @@ SQLAlchemy (about a third of `promptlane list`'s start-up).
 
 :class:`SQLiteReads` answers the prompt, version, label and audit-log reads with ``sqlite3`` and the same
 queries the SQL store makes; everything else (writes, runs, tokens, migrations) goes to the :class:`SQLStore`,
-opened on first need. It is used only for an existing file whose schema is current (one cheap query), so the
-SQL store stays the one place that creates and migrates a registry. ``tests/test_store.py`` runs the same reads
-against both and compares them.
+opened on first need. It is used for a file whose schema is current (one cheap query) or a new one, made by
+:mod:`.sqlite_schema`; the SQL store stays the one place that migrates a registry. ``tests/test_sqlite_reads.py``
+runs the same reads against both and compares them.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, RegistryUnavailableError
+from .sqlite_schema import HEAD_REVISION, create_sqlite_registry
 from .store import MAX_VERSION, LabelEvent, LabelState, PromptSummary, PromptVersion, target_from_json
 
 __all__ = ["SQLiteReads", "open_sqlite_reads"]
 
-HEAD_REVISION = "0007"
-"""The schema these queries are written for; ``tests/test_store.py`` checks it is ``tables.HEAD_REVISION``."""
 
 _IDLE = 4
 """Connections kept open between reads (more threads reading at once open more, closed when returned)."""
@@ -40,19 +39,26 @@ def _time(text: str) -> datetime:
 
 
 def open_sqlite_reads(url: str, *, busy_timeout: float = 30.0) -> SQLiteReads | None:
-    """Reads for the SQLite file of ``url``, or None when the SQL store must open it (a new file, an older
-    schema, ``:memory:``, or a file that is not a registry).
+    """Reads for the SQLite file of ``url``, made a registry first if it is missing or empty; None when the SQL
+    store must open it (an older schema, ``:memory:``, a file that is not a registry or cannot be made one).
 
     Raises:
-        RegistryUnavailableError: the file is locked by another connection for longer than ``busy_timeout``.
+        RegistryUnavailableError: the file is locked by another connection for longer than ``busy_timeout``, or
+            its folder cannot be made.
     """
     path = url.removeprefix("sqlite:///")
     if not url.startswith("sqlite:///") or not path or path.startswith(":memory:") or "?" in path:
         return None
     if "%" in path:  # SQLAlchemy reads `a%20b.db` as `a b.db`: one file for both stores, the SQL store's reading
         return None
-    if not Path(path).is_file():
-        return None
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        try:
+            create_sqlite_registry(file, busy_timeout=busy_timeout)
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                raise RegistryUnavailableError(f"registry {url} is unavailable: {exc}") from exc
+            return None  # cannot be opened or written: the SQL store says why, as it always has
     reads = SQLiteReads(url, path, busy_timeout=busy_timeout)
     try:
         [revision] = reads._rows("SELECT version_num FROM pl_alembic_version") or [(None,)]
