@@ -82,6 +82,7 @@ def test_it_writes_nothing_over_a_file_that_holds_anything(tmp_path: Path) -> No
     assert open_sqlite_store(f"sqlite:///{other}") is None  # the SQL store's to judge, as before
     with sqlite3.connect(other) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("notes",)]
+        assert conn.execute("PRAGMA journal_mode").fetchall() == [("delete",)]  # its own mode, left as it was
     conn.close()
     assert open_sqlite_store(f"sqlite:///{junk}") is None
     assert junk.read_bytes() == b"not a database"

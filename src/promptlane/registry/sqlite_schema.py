@@ -108,14 +108,15 @@ def create_sqlite_registry(path: Path, *, busy_timeout: float) -> bool:
     make_registry_folder(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
     try:
+        if _holds_anything(conn):  # looked at before the journal mode changes what is in the file
+            return False
         # WAL, as the SQL store sets it: readers never wait for a writer. Stored in the file, and it cannot change
         # inside a transaction; if another process holds the lock now, that process is setting it.
         with suppress(sqlite3.OperationalError):
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            [(objects,)] = conn.execute("SELECT count(*) FROM sqlite_master")
-            if objects:
+            if _holds_anything(conn):  # made by another process while this one waited for the lock
                 conn.execute("ROLLBACK")
                 return False
             for statement in STATEMENTS:
@@ -128,3 +129,8 @@ def create_sqlite_registry(path: Path, *, busy_timeout: float) -> bool:
         return True
     finally:
         conn.close()
+
+
+def _holds_anything(conn: sqlite3.Connection) -> bool:
+    [(objects,)] = conn.execute("SELECT count(*) FROM sqlite_master")
+    return objects > 0
