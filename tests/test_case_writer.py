@@ -14,6 +14,7 @@ import sqlite3
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,4 +205,47 @@ def test_a_write_waiting_for_the_database_does_not_hold_up_the_cases(registry: R
 
     assert released_by == ["the cases"]
     assert (record.status, record.cases) == ("passed", CASES)
+    assert [case.case for case in registry.store.run_cases(record.id)] == finished
+
+
+def test_a_writer_that_falls_behind_holds_the_workers_back(registry: Registry, project: Path) -> None:
+    # Another connection holds the write lock from the first case, as a slow disk or a busy registry would; it
+    # lets go once no case has finished for a second (the workers wait for the writer) or after all of them
+    # (they did not). While it is held, at most the backlog and the cases in flight may finish: finished cases
+    # wait in memory until they are stored, and a 100,000-row run must not hold them all.
+    rows = 3 * runner._BACKLOG
+    (project / "evals" / "rows.jsonl").write_text("".join(f'{{"question": "question {i}"}}\n' for i in range(rows)))
+    other = sqlite3.connect(project / "registry.db", isolation_level=None, check_same_thread=False)
+    finished: list[str] = []
+    while_held: list[int] = []
+    started = threading.Event()
+    run = new_run(registry, project, finished)
+
+    def hold_then_let_go() -> None:
+        started.wait(PATIENCE)
+        seen, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 1.0 and len(finished) < rows:
+            if len(finished) != seen:
+                seen, quiet_since = len(finished), time.monotonic()
+            time.sleep(0.05)
+        while_held.append(len(finished))
+        other.execute("COMMIT")
+
+    def take_the_lock(case: Any) -> None:
+        finished.append(case.case)
+        if len(finished) == 1:
+            other.execute("BEGIN IMMEDIATE")
+            started.set()
+
+    run.on_case = take_the_lock
+    holder = threading.Thread(target=hold_then_let_go)
+    holder.start()
+    try:
+        record = asyncio.run(run.run())
+    finally:
+        holder.join(PATIENCE)
+        other.close()
+
+    assert while_held and while_held[0] <= runner._BACKLOG + 16  # concurrency 16
+    assert (record.status, record.cases) == ("passed", rows)
     assert [case.case for case in registry.store.run_cases(record.id)] == finished

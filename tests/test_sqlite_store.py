@@ -28,6 +28,7 @@ from promptlane.registry.runs import (
     ScenarioFileRef,
     ScenarioStats,
     ToolCallRecord,
+    case_inserts,
 )
 from promptlane.registry.sql import SQLStore
 from promptlane.registry.sqlite_store import SQLiteStore, open_sqlite_store
@@ -347,3 +348,31 @@ def test_its_writes_inside_a_transaction_of_the_sql_store_are_part_of_it(tmp_pat
     local.locked("a", lambda: _push(local, "a", "two"))
     assert [version.number for version in local.list_versions("a")] == [1, 2]
     local.close()
+
+
+def test_a_batch_larger_than_one_statement_is_stored_whole_and_in_order(
+    pair: tuple[SQLStore, SQLiteStore, Path, Path], frozen: None
+) -> None:
+    """A batch goes in as a few multi-row statements: every case of it, in its order, as the SQL store does."""
+    store, local, theirs, ours = pair
+    cases = [_case(n, status="failed" if n % 7 == 0 else "passed") for n in range(1, 2 * 190 + 2)]
+    for target in (store, local):
+        _push(target, "support/reply", "one")
+        _push(target, "support/reply", "two")
+        target.create_run(_record("c" * 32, 2))
+        target.add_cases("c" * 32, cases)
+        target.add_cases("c" * 32, cases[:3])
+    assert _rows(ours) == _rows(theirs)
+    stored = [case.case for case in local.run_cases("c" * 32)]
+    assert stored == [case.case for case in cases + cases[:3]]
+    assert [case.case for case in local.run_cases("c" * 32, statuses=["failed"])] == [
+        case.case for case in cases if case.status == "failed"
+    ]
+
+
+def test_case_statements_stay_within_the_parameter_limit() -> None:
+    cases = [_case(n) for n in range(1, 1000)]
+    statements = list(case_inserts("pl_run_cases", "?", "r", cases))
+    assert len(statements) == 6
+    assert all(len(parameters) <= 999 for _, parameters in statements)
+    assert [parameters[2] for _, parameters in statements] == [f"greet[row-{n}]" for n in (1, 191, 381, 571, 761, 951)]

@@ -180,3 +180,15 @@ def test_unsupported_urls_are_refused() -> None:
 def test_the_local_registry_folder_ignores_itself(tmp_path: Path) -> None:
     SQLStore(f"sqlite:///{tmp_path / '.promptlane' / 'registry.db'}").close()
     assert (tmp_path / ".promptlane" / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_a_batch_of_cases_larger_than_one_statement_is_stored_in_order(store: SQLStore) -> None:
+    from test_sqlite_store import _case, _record
+
+    _push(store, "support/reply", "one")
+    _push(store, "support/reply", "two")
+    record = _record("d" * 32, 2)
+    store.create_run(record)
+    cases = [_case(n) for n in range(1, 2 * 190 + 2)]
+    store.add_cases(record.id, cases)
+    assert [case.to_json() for case in store.run_cases(record.id)] == [case.to_json() for case in cases]

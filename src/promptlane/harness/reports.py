@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from xml.sax.saxutils import escape, quoteattr
 
-from ..registry.runs import CaseResult, RunRecord
+from ..registry.runs import CaseResult, RunRecord, case_text
 from ..registry.wire import time_out
 
 __all__ = [
@@ -29,9 +29,6 @@ __all__ = [
     "write_junit",
     "write_run_json",
 ]
-
-_CASE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
-"""How a store encodes a case (``sql_runs``): what a case read from a remote store is encoded with again."""
 
 
 def run_json(record: RunRecord) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def stored_cases(store: Any, run_id: str) -> Iterator[str]:
     texts = getattr(store, "case_texts", None)
     if texts is not None:
         return texts(run_id)
-    return (_CASE_ENCODER.encode(case.to_json()) for case in store.run_cases(run_id))
+    return (case_text(case) for case in store.run_cases(run_id))
 
 
 def write_run_json(stream: TextIO, record: RunRecord, cases: Iterable[str]) -> None:

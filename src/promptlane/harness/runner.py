@@ -9,7 +9,8 @@ The event loop only hands finished cases over: one thread per run (:class:`_Case
 them, in the order they finished, and keeps the run's lease. A batch written on the loop stalled every request
 in flight for as long as it took (tens of milliseconds with SQLite's fsync). The thread stores a batch every
 :data:`_FLUSH_CASES` cases, and every second the cases that waited (so a ``kill -9`` loses at most that), and
-refreshes the run's heartbeat, even while a model call holds the event loop. A run whose process died stops
+refreshes the run's heartbeat, even while a model call holds the event loop. When it falls behind by
+:data:`_BACKLOG` cases, workers wait for it before starting more. A run whose process died stops
 heartbeating, and readers then see it ``interrupted`` (:mod:`..registry.runs`). Every case is stored before
 the run is saved finished; a write that fails stops the run, which ends ``error`` with the write's error.
 """
@@ -23,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,6 +69,9 @@ log = logging.getLogger("promptlane")
 
 _FLUSH_CASES = 200
 _FLUSH_SECONDS = 1.0
+_BACKLOG = 5 * _FLUSH_CASES
+"""Finished cases waiting for the writer at most: past it, workers wait for room before starting another case
+(a slow disk, a remote registry, a writer starved of the GIL), so memory stays bounded whatever the store."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -382,6 +387,7 @@ class EvalRun:
                 writer.add(result)
                 if self.on_case is not None:
                     self.on_case(result)
+                await writer.room()
 
         with self.tracer.run(self.prompt.name, model=record.model) as span:
             record.trace_id = self.tracer.trace_id(span)
@@ -450,8 +456,9 @@ class _CaseWriter:
 
     The event loop hands each finished case over (:meth:`add`: an append); this thread encodes and stores them
     in batches, in the order they finished: when :data:`_FLUSH_CASES` are waiting, and every second the ones
-    that waited. Every :data:`HEARTBEAT_SECONDS` without a write, it refreshes the run's heartbeat. It works even
-    while a model call holds the event loop.
+    that waited. A worker awaits :meth:`room` after each case, which holds it while :data:`_BACKLOG` wait.
+    Every :data:`HEARTBEAT_SECONDS` without a write, it refreshes the run's heartbeat. It works even while a
+    model call holds the event loop.
 
     A write that fails keeps its cases waiting and stops the writing (a later batch is never stored before an
     earlier one); the failure stays in :attr:`error`, which stops the run. :meth:`close` makes a last try. A
@@ -465,8 +472,11 @@ class _CaseWriter:
         self.error: BaseException | None = None
         """The first write that failed (the writing stopped there)."""
         self._pending: list[CaseResult] = []
+        self._writing = 0  # cases of the batch being written
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._drained = asyncio.Event()  # set on the loop after every write, for workers waiting for room
         self._closing = False
         self._every = _FLUSH_SECONDS
         self._heartbeat = HEARTBEAT_SECONDS
@@ -482,11 +492,20 @@ class _CaseWriter:
         if full:
             self._wake.set()
 
+    async def room(self) -> None:
+        """Wait while :data:`_BACKLOG` finished cases wait for the writer (not at all after a failed write: the
+        run stops on it)."""
+        while self.error is None and self.unsaved >= _BACKLOG:
+            self._drained.clear()
+            self._wake.set()
+            await self._drained.wait()
+
     @property
     def unsaved(self) -> int:
-        """Cases handed over and not stored (after :meth:`close`: the ones lost)."""
+        """Cases handed over and not stored, the batch being written included (after :meth:`close`: the ones
+        lost)."""
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) + self._writing
 
     def close(self) -> None:
         """Store every case handed over (a last try after a failed write), then stop."""
@@ -506,6 +525,9 @@ class _CaseWriter:
                         beaten = time.monotonic()  # storing cases refreshed the heartbeat
                 except Exception as exc:  # the run reads it, stops, and ends with it
                     self.error = self.error or exc
+                if not closing:
+                    with suppress(RuntimeError):  # the loop is closed: nobody waits for room any more
+                        self._loop.call_soon_threadsafe(self._drained.set)
             if closing:
                 return
             if self.error is None and time.monotonic() - beaten >= self._heartbeat:
@@ -522,6 +544,7 @@ class _CaseWriter:
         again, ahead of any handed over since."""
         with self._lock:
             batch, self._pending = self._pending, []
+            self._writing = len(batch)
         if not batch:
             return False
         try:
@@ -529,7 +552,10 @@ class _CaseWriter:
         except BaseException:
             with self._lock:
                 self._pending[:0] = batch
+                self._writing = 0
             raise
+        with self._lock:
+            self._writing = 0
         return True
 
 

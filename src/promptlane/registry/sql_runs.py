@@ -14,12 +14,12 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Engine, Row, func, select
 from sqlalchemy import exc as sa_exc
 
 from ..errors import NotFoundError, RegistryError
 from ._sqlbase import now, unavailable, utc
-from .runs import LEASE_EXPIRED, CaseResult, RunRecord, retally, run_lease
+from .runs import LEASE_EXPIRED, CaseResult, RunRecord, case_inserts, retally, run_lease
 from .tables import prompts, run_cases, runs
 
 log = logging.getLogger("promptlane")
@@ -27,12 +27,12 @@ log = logging.getLogger("promptlane")
 __all__ = ["SQLRuns"]
 
 _PAGE = 500
-# As json.dumps(data, default=str, ensure_ascii=False), made once rather than per case.
-_CASE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 class SQLRuns:
-    """The run methods of SQLStore (it provides ``_read``, ``_write`` and ``_prompt_id``)."""
+    """The run methods of SQLStore (it provides ``engine``, ``_read``, ``_write`` and ``_prompt_id``)."""
+
+    engine: Engine
 
     def _read(self) -> AbstractContextManager[Connection]: ...  # pragma: no cover - provided by SQLStore
     def _write(self) -> AbstractContextManager[Connection]: ...  # pragma: no cover - provided by SQLStore
@@ -103,16 +103,11 @@ class SQLRuns:
         if not cases:
             return
         # Each case encoded once, straight into the driver's parameters, before the transaction starts.
-        encode = _CASE_ENCODER.encode
-        rows = [(run_id, case.scenario, case.case, case.status, encode(case.to_json())) for case in cases]
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        inserts = list(case_inserts(run_cases.name, mark, run_id, cases))
         with self._write() as conn:
-            # Straight to the driver's executemany: this runs for every case of every run.
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            conn.exec_driver_sql(
-                f"INSERT INTO {run_cases.name} (run_id, scenario, case_key, status, data) "
-                f"VALUES ({', '.join([mark] * 5)})",
-                rows,
-            )
+            for statement, parameters in inserts:
+                conn.exec_driver_sql(statement, tuple(parameters))
             self._beat(conn, run_id)
 
     @unavailable

@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .._canonical import canonical_json
 from ..errors import NotFoundError, RegistryError, RegistryUnavailableError
-from .runs import LEASE_EXPIRED, CaseResult, RunRecord
+from .runs import LEASE_EXPIRED, CaseResult, RunRecord, case_inserts
 from .sqlite_reads import SQLiteReads, open_sqlite_reads
 from .store import PromptVersion
 
@@ -40,8 +40,6 @@ T = TypeVar("T")
 
 _PUSH_ATTEMPTS = 10
 _PAGE = 500
-_CASE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
-"""As the SQL store encodes a case."""
 _VERSION_COLUMNS = "number, content_hash, spec, message, author, created_at"
 _RUN_COUNTS = "status, reason, finished_at, trace_id, cases, passed, failed, errored, cost_usd, details"
 
@@ -326,12 +324,10 @@ class SQLiteStore(SQLiteReads):
             return
         if (sql := self._sql_transaction()) is not None:
             return sql.add_cases(run_id, cases)
-        encode = _CASE_ENCODER.encode  # each case encoded before the transaction starts
-        rows = [(run_id, case.scenario, case.case, case.status, encode(case.to_json())) for case in cases]
+        inserts = list(case_inserts("pl_run_cases", "?", run_id, cases))  # encoded before the transaction starts
         with self._write() as conn:
-            conn.executemany(
-                "INSERT INTO pl_run_cases (run_id, scenario, case_key, status, data) VALUES (?, ?, ?, ?, ?)", rows
-            )
+            for statement, parameters in inserts:
+                conn.execute(statement, parameters)
             self._beat(conn, run_id)
 
     @_unavailable
