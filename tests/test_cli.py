@@ -1572,8 +1572,8 @@ def test_eval_shows_progress_on_a_terminal_and_nothing_in_a_pipe(project: Path, 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
 def test_serve_outlives_a_client_hanging_up_mid_answer(project: Path) -> None:
-    # main() restores SIGPIPE's default so that `promptlane ... | head` ends quietly; a server must ignore it, or a
-    # client that hangs up while a large answer is being written kills the process.
+    # A server must ignore SIGPIPE, or a client that hangs up while a large answer is being written kills the
+    # process.
     import signal
     import socket
 

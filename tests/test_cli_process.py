@@ -149,3 +149,62 @@ def test_a_command_makes_no_collection_at_all(project: Path) -> None:
     at_exit = _at_exit(result.stderr)
     assert at_exit["collections"] == "0"
     assert int(at_exit["frozen"]) > 0
+
+
+SIGNALS = '''
+from pathlib import Path
+
+
+def ignored(messages, info):
+    """The signals this process ignores (its SigIgn mask, hex), read while a case runs."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(line for line in status if line.startswith("SigIgn:")).split()[1]
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")
+def test_a_command_ignores_sigpipe_while_it_runs(tmp_path: Path) -> None:
+    """A registry server or an OTLP collector that resets a connection mid-request is an error the command
+    reports; with SIGPIPE's default action, a write on that connection would kill the process silently."""
+    import signal
+
+    assert _promptlane(tmp_path, "init").returncode == 0
+    (tmp_path / "evals" / "signals.py").write_text(SIGNALS)
+    (tmp_path / "evals" / "support" / "reply.yaml").write_text(
+        "prompt: support/reply\nmodel: python:evals.signals:ignored\n"
+        "scenarios:\n  - name: one\n    variables: {customer: Ana, ticket: Hi}\n    expect: [{contains: '0'}]\n"
+    )
+
+    result = _promptlane(tmp_path, "eval", "--json", "out.json")
+
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["runs"]
+    assert int(report["cases"][0]["output"], 16) & (1 << (signal.SIGPIPE - 1))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="a POSIX pipe")
+def test_a_reader_that_goes_away_ends_the_command_as_sigpipe_does(tmp_path: Path) -> None:
+    """`promptlane show big | head`: killed by SIGPIPE (the shell's 141), no traceback, not the status of a
+    failed scenario."""
+    import signal
+
+    assert _promptlane(tmp_path, "init").returncode == 0
+    (tmp_path / "prompts" / "big.yaml").write_text("template: |\n  " + "x" * 250_000 + "\n")  # over a pipe's buffer
+    assert _promptlane(tmp_path, "push").returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMPTLANE_", "OTEL_"))}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "promptlane"), "show", "big"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(6) == b"big v1"  # the first bytes, then the reader goes away
+    process.stdout.close()
+    status = process.wait(timeout=600)  # a hang guard only
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+
+    assert status == -signal.SIGPIPE, stderr
+    assert stderr == ""

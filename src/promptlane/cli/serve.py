@@ -54,8 +54,9 @@ def serve(
     import signal
 
     if hasattr(signal, "SIGPIPE"):
-        # main() lets SIGPIPE end a command whose reader went away (`| head`); a server must outlive a client that
-        # hangs up while an answer is being written (the write fails, the connection closes, the server goes on).
+        # Ignored, as main() leaves it, whoever calls this (an embedding program may have restored the default): a
+        # server must outlive a client that hangs up while an answer is being written (the write fails, the
+        # connection closes, the server goes on).
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     if no_auth and not _loopback(host):
         raise ConfigError(f"--no-auth serves anyone who can reach {host}: only on a loopback address (127.0.0.1)")

@@ -52,7 +52,11 @@ def open_sqlite_reads(url: str, *, busy_timeout: float = 30.0) -> SQLiteReads | 
     if "%" in path:  # SQLAlchemy reads `a%20b.db` as `a b.db`: one file for both stores, the SQL store's reading
         return None
     file = Path(path)
-    if not file.is_file() or file.stat().st_size == 0:
+    try:
+        new = not file.is_file() or file.stat().st_size == 0
+    except OSError:  # removed meanwhile
+        new = True
+    if new:
         try:
             create_sqlite_registry(file, busy_timeout=busy_timeout)
         except sqlite3.Error as exc:
