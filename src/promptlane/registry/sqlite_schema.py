@@ -95,7 +95,7 @@ def make_registry_folder(database: Path) -> None:
 def create_sqlite_registry(path: Path, *, busy_timeout: float) -> bool:
     """Make ``path`` a registry at :data:`HEAD_REVISION` if it is missing or an empty database; False (and nothing
     written) when it holds anything already: another process made it first, or it is for the SQL store to judge
-    (an older registry, another application's database, not a database at all).
+    (an older registry, another application's database).
 
     The write lock is taken before looking (``BEGIN IMMEDIATE``), so of many processes making one registry at
     once, one writes the schema and the others find it, as with the migrations' own lock.
@@ -103,7 +103,8 @@ def create_sqlite_registry(path: Path, *, busy_timeout: float) -> bool:
     Raises:
         RegistryUnavailableError: the folder cannot be made, or another connection holds the file locked for
             longer than ``busy_timeout``.
-        sqlite3.Error: the file cannot be opened or written (the SQL store then says why, naming the registry).
+        sqlite3.Error: the file cannot be opened or written, or is not a database (the SQL store then says why,
+            naming the registry).
     """
     make_registry_folder(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
