@@ -30,6 +30,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 PROMPT = {
     "model": "python:bench_model:respond",
@@ -122,20 +123,13 @@ async def _promptlane(folder: Path, *, concurrency: int, model: str | None, span
     return elapsed, record.cases, record.passed
 
 
-async def _pydantic_evals(folder: Path, cases: int, concurrency: int) -> tuple[float, int, int]:
-    import bench_model  # type: ignore[import-not-found]
-    from pydantic_ai import Agent
-    from pydantic_ai.models.function import FunctionModel
+def sums_dataset(cases: int) -> Any:
+    """The workload as a pydantic-evals ``Dataset`` (this bench's comparison and bench/sweep.py's): ``cases``
+    sums, each answer checked with ``EqualsExpected`` and ``Contains``."""
     from pydantic_evals import Case, Dataset
     from pydantic_evals.evaluators import Contains, EqualsExpected
 
-    system = "You are a calculator. Answer with the number only."
-    agent = Agent(FunctionModel(bench_model.respond), system_prompt=system)
-
-    async def task(question: str) -> str:
-        return (await agent.run(question)).output
-
-    dataset = Dataset(
+    return Dataset(
         name="sums",
         cases=[
             Case(
@@ -148,6 +142,20 @@ async def _pydantic_evals(folder: Path, cases: int, concurrency: int) -> tuple[f
         ],
         evaluators=[EqualsExpected()],
     )
+
+
+async def _pydantic_evals(folder: Path, cases: int, concurrency: int) -> tuple[float, int, int]:
+    import bench_model  # type: ignore[import-not-found]
+    from pydantic_ai import Agent
+    from pydantic_ai.models.function import FunctionModel
+
+    system = "You are a calculator. Answer with the number only."
+    agent = Agent(FunctionModel(bench_model.respond), system_prompt=system)
+
+    async def task(question: str) -> str:
+        return (await agent.run(question)).output
+
+    dataset = sums_dataset(cases)
     start = time.perf_counter()
     report = await dataset.evaluate(task, max_concurrency=concurrency, progress=False)
     elapsed = time.perf_counter() - start

@@ -67,12 +67,12 @@ PYDANTIC_EVALS = """\
 import asyncio, json, os, sys
 
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[5])
 
 import bench_model
+from harness import sums_dataset
 from pydantic_ai import Agent
 from pydantic_ai.models.function import FunctionModel
-from pydantic_evals import Case, Dataset
-from pydantic_evals.evaluators import Contains, EqualsExpected
 
 cases, way, concurrency = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0"))
@@ -93,19 +93,7 @@ else:
         return str(int(a) + int(b))
 
 
-dataset = Dataset(
-    name="sums",
-    cases=[
-        Case(
-            name=f"row-{i}",
-            inputs=f"What is {i} + {i + 1}?",
-            expected_output=str(2 * i + 1),
-            evaluators=[Contains(str(2 * i + 1))],
-        )
-        for i in range(cases)
-    ],
-    evaluators=[EqualsExpected()],
-)
+dataset = sums_dataset(cases)
 report = dataset.evaluate_sync(task, max_concurrency=concurrency, progress=False)
 passed = sum(all(a.value for a in case.assertions.values()) and len(case.assertions) == 2 for case in report.cases)
 print(json.dumps({"cases": len(report.cases), "passed": passed}))
@@ -198,7 +186,8 @@ def _pydantic_evals(python: str, way: str) -> Callable[[Path, dict[str, str]], R
     def measure(folder: Path, env: dict[str, str]) -> Run:
         n = sum(1 for _ in (folder / "evals" / "rows.jsonl").open())
         script = SCRATCH / "sweep_pydantic_evals.py"
-        wall, stdout = _timed([python, str(script), str(folder), str(n), way, str(CONCURRENCY)], folder, env)
+        command = [python, str(script), str(folder), str(n), way, str(CONCURRENCY), str(Path(__file__).parent)]
+        wall, stdout = _timed(command, folder, env)
         counts = json.loads(stdout.strip().splitlines()[-1])
         return Run(wall=wall, cases=counts["cases"], passed=counts["passed"])
 
