@@ -4,7 +4,6 @@ once, through either store, end with one schema and gap-free versions."""
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from promptlane.registry import Registry, tables
 from promptlane.registry.sql import SQLStore
 from promptlane.registry.sqlite_schema import HEAD_REVISION, create_sqlite_registry
 from promptlane.registry.sqlite_store import SQLiteStore, open_sqlite_store
-from promptlane.spec import content_hash
 
 
 def _schema(path: Path) -> dict[str, Any]:
@@ -119,32 +117,13 @@ def test_an_uncreatable_folder_is_an_outage(tmp_path: Path) -> None:
         open_sqlite_store(f"sqlite:///{blocker / 'sub' / 'registry.db'}")
 
 
-def _maker(url: str, worker: int, barrier: Any, count: int) -> list[int]:
-    barrier.wait(timeout=60)
-    # As the Registry opens a local file: the standard-library store, or the SQL store when it says so (here:
-    # the file is there but another process has not committed the schema yet).
-    store: Any = SQLStore(url) if worker % 2 else (open_sqlite_store(url) or SQLStore(url))
-    numbers = []
-    for i in range(count):
-        spec = {"template": f"worker {worker} spec {i}", "variables": {}}
-        numbers.append(store.push_version("p", spec, content_hash(spec), message=None, author=None)[0].number)
-    store.close()
-    return numbers
-
-
 @pytest.mark.slow
 @pytest.mark.serial  # eight processes at once: a load of their own, run apart from the parallel tests
 def test_eight_processes_making_one_registry_through_both_stores(tmp_path: Path) -> None:
+    from test_sqlite_store import push_at_once
+
     path = tmp_path / "registry.db"
-    url = f"sqlite:///{path}"
-    ctx = multiprocessing.get_context("spawn")
-    workers, per_worker = 8, 3
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(workers)
-        with ctx.Pool(workers) as pool:
-            pending = pool.starmap_async(_maker, [(url, w, barrier, per_worker) for w in range(workers)])
-            results = pending.get(timeout=120)  # a bound against a hang
-    assert sorted(n for numbers in results for n in numbers) == list(range(1, workers * per_worker + 1))
+    assert push_at_once(f"sqlite:///{path}", 8, 3) == list(range(1, 8 * 3 + 1))
     reference = tmp_path / "reference.db"
     create_sqlite_registry(reference, busy_timeout=5)
     assert _schema(path) == _schema(reference)

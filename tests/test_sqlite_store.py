@@ -298,12 +298,26 @@ def test_any_content_is_stored_alike(
 
 
 def _pusher(url: str, worker: int, barrier: Any, count: int) -> list[int]:
-    """Half the workers push through the SQL store, half through the local store: one lock for both."""
-    store: Any = SQLStore(url) if worker % 2 else open_sqlite_store(url)
-    barrier.wait()
+    """Half the workers push through the SQL store, half through the local store: one lock for both. Opened after
+    the barrier, so a new registry is made by whichever comes first; as the Registry opens a local file: the
+    standard-library store, or the SQL store when it says so (the file is there but another process has not
+    committed the schema yet)."""
+    barrier.wait(timeout=60)
+    store: Any = SQLStore(url) if worker % 2 else (open_sqlite_store(url) or SQLStore(url))
     numbers = [_push(store, "shared/prompt", f"worker {worker} spec {i}")[0].number for i in range(count)]
     store.close()
     return numbers
+
+
+def push_at_once(url: str, workers: int, per_worker: int) -> list[int]:
+    """The version numbers ``workers`` processes got pushing ``per_worker`` specs each to ``url`` at once."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(workers)
+        with ctx.Pool(workers) as pool:
+            pending = pool.starmap_async(_pusher, [(url, w, barrier, per_worker) for w in range(workers)])
+            results = pending.get(timeout=120)  # a bound against a hang
+    return sorted(n for numbers in results for n in numbers)
 
 
 @pytest.mark.slow
@@ -311,14 +325,7 @@ def _pusher(url: str, worker: int, barrier: Any, count: int) -> list[int]:
 def test_eight_processes_pushing_through_both_stores_get_unique_gap_free_numbers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     SQLStore(url).close()
-    ctx = multiprocessing.get_context("spawn")
-    workers, per_worker = 8, 5
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(workers)
-        with ctx.Pool(workers) as pool:
-            pending = pool.starmap_async(_pusher, [(url, w, barrier, per_worker) for w in range(workers)])
-            results = pending.get(timeout=120)  # a bound against a hang
-    assert sorted(n for numbers in results for n in numbers) == list(range(1, workers * per_worker + 1))
+    assert push_at_once(url, 8, 5) == list(range(1, 8 * 5 + 1))
 
 
 def test_the_registry_opens_an_existing_current_file_with_it(tmp_path: Path) -> None:
