@@ -471,6 +471,49 @@ def test_amplification_is_exact_under_the_cap_and_refused_over_it(unit: str, n: 
             REPEAT_PROMPT.render({"unit": unit, "n": n, "width": width})
 
 
+JOIN_PROMPT = _compile(
+    {"template": "{{ xs|join(sep) }}|{{ sep.join(xs) }}", "variables": {"xs": {}, "sep": {"type": "string"}}},
+    RenderLimits(max_chars=1000, timeout=600),
+)
+JOIN_ANY_PROMPT = _compile(
+    {"template": "{{ xs|join(sep) }}", "variables": {"xs": {}, "sep": {}}}, RenderLimits(max_chars=1000, timeout=600)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    unit=st.text(max_size=40),
+    times=st.integers(0, 200),
+    others=st.lists(st.text(max_size=10), max_size=5),
+    sep=st.text(max_size=8),
+)
+def test_joining_strings_is_exact_under_the_cap_and_refused_over_it(
+    unit: str, times: int, others: list[str], sep: str
+) -> None:
+    # One string many times over (shared references: the list is small, the joined text is not) among others.
+    items = [unit] * times + others
+    joined = sep.join(items)
+    if 2 * len(joined) + 1 <= 1000:
+        assert JOIN_PROMPT.render({"xs": items, "sep": sep})[0]["content"] == f"{joined}|{joined}"
+    elif len(joined) > 1000:
+        with pytest.raises(TemplateSecurityError, match="join would produce"):
+            JOIN_PROMPT.render({"xs": items, "sep": sep})
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(
+        st.one_of(st.text(max_size=10), st.integers(), st.none(), st.lists(st.text(max_size=3), max_size=3)),
+        max_size=8,
+    ),
+    sep=st.one_of(st.text(max_size=3), st.integers(0, 99)),
+)
+def test_joining_anything_renders_what_jinja_renders(items: list[Any], sep: Any) -> None:
+    """Items that are not all plain strings, or a separator that is not one, are each printed, as Jinja2's
+    join prints them."""
+    assert JOIN_ANY_PROMPT.render({"xs": items, "sep": sep})[0]["content"] == str(sep).join(map(str, items))
+
+
 MIXED_PROMPT = _compile(
     {
         "messages": [
