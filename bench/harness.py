@@ -12,6 +12,8 @@
     processor). The case phase (the run, its first and last writes included: the run's own times as stored,
     for the command; ``EvalRun.run()`` for the script) and the whole process (Python's start to its exit) over
     the ideal of 200 waves x 50 ms, the median of 3 rounds. Targets: case phase <= 1.05, whole process <= 1.12.
+    Beside them, the floor: a fresh process that only imports the model function, which imports pydantic-ai
+    (as every model function returning a ``ModelResponse`` does); no whole process that runs it can be faster.
 
     python bench/harness.py [--cases 2000] [--rows 100000] [--latency-cases 10000] [--rounds 3]
 """
@@ -248,6 +250,15 @@ def command_round(folder: Path) -> tuple[float, float, int]:
     return (run.finished_at - run.started_at).total_seconds(), whole, run.passed
 
 
+def import_round(folder: Path) -> float:
+    """Seconds a fresh process takes to start, import the bench's model function (its module imports
+    pydantic-ai's messages, as a model function returning a ``ModelResponse`` does) and exit: a floor under any
+    harness's whole process that runs this function, set before its first case can start."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import bench_model"], cwd=folder, check=True, env=os.environ)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=2000)
@@ -308,9 +319,11 @@ def main() -> None:
         ideal = math.ceil(args.latency_cases / 50) * 0.05
         ways = {"promptlane eval": command_round, "library, spans on": latency_round}
         rounds: dict[str, list[tuple[float, float, int]]] = {way: [] for way in ways}
+        floors: list[float] = []
         for _ in range(args.rounds):
             for way, measure in ways.items():  # in turns: a burst of load elsewhere hits both alike
                 rounds[way].append(measure(folder))
+            floors.append(import_round(folder))
         print(f"(d) {args.latency_cases} cases, 50 ms latency, concurrency 50, fresh process (median of {args.rounds})")
         for way, measured in rounds.items():
             phase = statistics.median(r[0] / ideal for r in measured)
@@ -318,6 +331,11 @@ def main() -> None:
             print(f"    {way}  (case phase / whole, s: {'  '.join(f'{r[0]:.2f}/{r[1]:.2f}' for r in measured)})")
             print(f"      case phase  ratio {phase:.3f}   target <= 1.05   {'ok' if phase <= 1.05 else 'OVER'}")
             print(f"      whole       ratio {whole:.3f}   target <= 1.12   {'ok' if whole <= 1.12 else 'OVER'}")
+        floor = statistics.median(floors)
+        print(
+            f"    floor: a process that only imports the model function (pydantic-ai) takes {floor:.2f}s: no whole "
+            f"process can do much better than ratio {(ideal + floor) / ideal:.3f} on this machine"
+        )
 
 
 if __name__ == "__main__":
