@@ -303,13 +303,13 @@ def _replaced_size(text: Any, old: Any, new: Any, count: Any) -> int:
     return len(text) + hits * max(len(new) - len(old), 0)
 
 
+_STR = {str}
+
+
 def _all_str(items: list[Any]) -> bool:
     """Whether every item is a plain ``str`` (one pass in C: a join of 20 such items is the common case, and
     measuring them one by one cost more than the join)."""
     return {*map(type, items)} <= _STR
-
-
-_STR = {str}
 
 
 def _joined_size(items: list[Any], separator: Any, all_str: bool = False) -> int:
