@@ -21,6 +21,10 @@ pydantic-evals is not in the project's virtualenv (its newest release pins an ol
 ``.promptlane/bench-venv`` (made with ``pip install pydantic-evals`` on first use). Children run without
 ``PYTHONDONTWRITEBYTECODE``, so both sides load compiled bytecode, as an installed package does.
 
+Importing pydantic-ai is most of either side's start-up, and its releases differ in that: when that interpreter
+has promptlane installed too (``.venv-oldest`` has), each ``promptlane eval`` row is run by it as well, on the
+same pydantic-ai as pydantic-evals (rows marked ``same pydantic-ai``): the like-for-like comparison.
+
     python bench/startup.py [--rounds 3] [--cases 1,100]
 """
 
@@ -98,6 +102,14 @@ def _pydantic_evals_python(env: dict[str, str]) -> str:
     return str(python)
 
 
+def _pydantic_ai_version(python: str) -> str:
+    return subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('pydantic-ai-slim'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def _imports_pydantic_evals(python: str, env: dict[str, str]) -> bool:
     return subprocess.run([python, "-c", "import pydantic_evals"], env=env, capture_output=True).returncode == 0
 
@@ -134,28 +146,30 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.cases.split(",")]
     env = _environment()
-    promptlane = str(Path(sys.executable).parent / "promptlane")
     theirs = _pydantic_evals_python(env)
+    # promptlane as installed here, and beside pydantic-evals when its interpreter has it (same pydantic-ai).
+    installs = {"": str(Path(sys.executable).parent / "promptlane")}
+    beside = Path(theirs).parent / "promptlane"
+    if beside.exists() and _pydantic_ai_version(theirs) != _pydantic_ai_version(sys.executable):
+        installs[", same pydantic-ai"] = str(beside)
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         script = folder / "bare_task.py"
         script.write_text(PYDANTIC_EVALS)
         commands: dict[str, tuple[list[str], Path, bool]] = {}
         for n in sizes:
-            project = _project(folder / f"project-{n}", n, promptlane, env)
-            commands[f"promptlane eval, {n} case{'s' * (n != 1)}"] = ([promptlane, "eval"], project, False)
-            if n == min(sizes):
-                fresh = _project(folder / f"fresh-{n}", n, promptlane, env)
-                commands[f"promptlane eval, {n} case{'s' * (n != 1)}, new registry"] = (
-                    [promptlane, "eval"],
-                    fresh,
-                    True,
-                )
-            commands[f"pydantic-evals, {n} case{'s' * (n != 1)}"] = ([theirs, str(script), str(n)], folder, False)
+            cases = f"{n} case{'s' * (n != 1)}"
+            for index, (mark, promptlane) in enumerate(installs.items()):
+                project = _project(folder / f"project-{n}-{index}", n, promptlane, env)
+                commands[f"promptlane eval, {cases}{mark}"] = ([promptlane, "eval"], project, False)
+                if n == min(sizes):
+                    fresh = _project(folder / f"fresh-{n}-{index}", n, promptlane, env)
+                    commands[f"promptlane eval, {cases}, new registry{mark}"] = ([promptlane, "eval"], fresh, True)
+            commands[f"pydantic-evals, {cases}"] = ([theirs, str(script), str(n)], folder, False)
         biggest = max(sizes)
         commands[f"promptlane eval --json --junit, {biggest} cases"] = (
-            [promptlane, "eval", "--json", "out.json", "--junit", "out.xml"],
-            folder / f"project-{biggest}",
+            [installs[""], "eval", "--json", "out.json", "--junit", "out.xml"],
+            folder / f"project-{biggest}-0",
             False,
         )
         for command, cwd, fresh in commands.values():  # warm the page cache and compile bytecode, not timed
@@ -176,23 +190,17 @@ def main() -> None:
 def _report(
     walls: dict[str, list[float]], cpus: dict[str, list[float]], rounds: int, sizes: list[int], theirs: str
 ) -> None:
-    version = subprocess.run(
-        [
-            theirs,
-            "-c",
-            "import importlib.metadata as m; print(m.version('pydantic-evals'), m.version('pydantic-ai-slim'))",
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    ours = subprocess.run(
-        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('pydantic-ai-slim'))"],
+    evals = subprocess.run(
+        [theirs, "-c", "import importlib.metadata as m; print(m.version('pydantic-evals'))"],
         capture_output=True,
         text=True,
     ).stdout.strip()
     print(f"whole process, median of {rounds} rounds (interleaved), {os.cpu_count()} CPUs")
-    print(f"promptlane on pydantic-ai {ours}; pydantic-evals {' on pydantic-ai '.join(version)} ({theirs})")
-    print(f"{'command':<46} {'wall':>8} {'cpu':>8} {'theirs/ours':>12}")
+    print(
+        f"promptlane on pydantic-ai {_pydantic_ai_version(sys.executable)}; pydantic-evals {evals} on pydantic-ai "
+        f"{_pydantic_ai_version(theirs)} ({theirs})"
+    )
+    print(f"{'command':<58} {'wall':>8} {'cpu':>8} {'theirs/ours':>12}")
     for name in walls:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         ratio = ""
@@ -200,7 +208,7 @@ def _report(
             n = int(name.split(", ")[1].split()[0])
             baseline = statistics.median(walls[f"pydantic-evals, {n} case{'s' * (n != 1)}"])
             ratio = f"{baseline / wall:.2f}"
-        print(f"{name:<46} {wall:>7.3f}s {cpu:>7.3f}s {ratio:>12}")
+        print(f"{name:<58} {wall:>7.3f}s {cpu:>7.3f}s {ratio:>12}")
     print(
         textwrap.fill(
             "targets: theirs/ours >= 0.9 for 1 case (existing and new registry), > 1.0 for 100 cases", width=100
