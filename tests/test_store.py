@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from dirty_equals import IsDatetime
 from promptlane.errors import ConfigError, LabelError, NotFoundError, RegistryUnavailableError
 from promptlane.registry.sql import SQLStore
 from promptlane.spec import content_hash
+from test_http_client import wait_for_child
 
 
 def _spec(text: str) -> dict[str, Any]:
@@ -192,3 +194,41 @@ def test_a_batch_of_cases_larger_than_one_statement_is_stored_in_order(store: SQ
     cases = [_case(n) for n in range(1, 2 * 190 + 2)]
     store.add_cases(record.id, cases)
     assert [case.to_json() for case in store.run_cases(record.id)] == [case.to_json() for case in cases]
+
+
+def _connection_identity(store: SQLStore) -> str:
+    """Which database connection the store's pool hands out: the server process of a PostgreSQL session, the
+    sqlite3 connection object (a forked child's copy of a parent's object keeps its address)."""
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            return str(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+        return str(id(conn.connection.dbapi_connection))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_does_not_use_its_parents_connections(store: SQLStore) -> None:
+    # An app that read the registry before forking its workers (gunicorn --preload, a multiprocessing pool): on
+    # one PostgreSQL connection, parent and child read each other's answers, and a SQLite connection must not
+    # cross fork() at all.
+    _push(store, "a", "one")
+    parents = _connection_identity(store)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.write(write, _connection_identity(store).encode())
+            assert [p.name for p in store.list_prompts()] == ["a"]
+            _push(store, "a", "two from the child")
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    os.close(write)
+    try:
+        assert wait_for_child(pid) == 0
+        childs = os.read(read, 100).decode()
+    finally:
+        os.close(read)
+    assert childs and childs != parents
+    # The parent goes on with its own connection, which the child neither used nor closed.
+    assert _connection_identity(store) == parents
+    assert [v.number for v in store.list_versions("a")] == [1, 2]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -66,6 +68,26 @@ def _reason(exc: sa_exc.DBAPIError) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Every SQL store's engine, for a forked child to leave their connections to the parent."""
+_INHERITED: list[Any] = []
+"""The pools a forked child inherited: never used there, nor closed (a close would end the parent's PostgreSQL
+session, or could checkpoint its SQLite WAL); kept so that their connections are not collected."""
+
+
+def _leave_connections_to_the_parent() -> None:
+    """In a forked child (gunicorn --preload, multiprocessing): every engine starts a pool of its own. The
+    inherited connections share their sockets and files with the parent: used here, parent and child would read
+    each other's answers."""
+    for engine in list(_ENGINES):
+        _INHERITED.append(engine.pool)
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_leave_connections_to_the_parent)
+
+
 def normalize_url(url: str) -> str:
     """``postgresql://`` uses psycopg 3 (the ``postgres`` extra), not SQLAlchemy's default psycopg2."""
     for prefix in ("postgresql://", "postgres://"):
@@ -93,6 +115,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         else:
             raise ConfigError(f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://")
+        _ENGINES.add(self.engine)
         self._batch = threading.local()  # the connection of this thread's atomic() block, if in one
         self._open()
 
