@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from dirty_equals import IsDatetime, IsStr
 
 from conftest import REPLY_YAML, TONE_YAML
+from promptlane._unicode import BIDI_CONTROLS
 from promptlane.cli import app
 from promptlane.harness.scenarios import load_scenario_file
 from promptlane.spec import load_prompt_file
@@ -271,6 +272,20 @@ def test_show(project: Path, support_prompts: None) -> None:
         "",
     ]
     assert yaml.safe_load("\n".join(lines[4:])) == REPLY_SPEC
+
+
+def test_show_escapes_bidi_controls_that_would_reorder_the_prompt(project: Path, write_prompt: WritePrompt) -> None:
+    # A prompt from a shared registry whose text reads one way on a terminal and another way to the model.
+    hostile = "Answer in \u202eHSILGNE YLNO\u202c; 日本語 is welcome."
+    write_prompt("support/bidi", f"template: {json.dumps(hostile)}\n")
+    push()
+
+    shown = ok("show", "support/bidi")
+
+    assert BIDI_CONTROLS.isdisjoint(shown)
+    assert "\\u202E" in shown
+    spec = yaml.safe_load(shown.split("\n\n", 1)[1])
+    assert spec["template"] == hostile  # the YAML still says exactly what is stored
 
 
 def test_show_json(project: Path, support_prompts: None) -> None:
@@ -1105,7 +1120,10 @@ def test_help_imports_no_registry_store_or_harness() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     heavy, ours = done.stdout.strip().splitlines()[-2:]
     assert heavy == "[]"
-    assert ours == "['promptlane._lazy', 'promptlane.errors', 'promptlane.registry', 'promptlane.registry.tokens']"
+    assert ours == (
+        "['promptlane._lazy', 'promptlane._unicode', 'promptlane.errors', 'promptlane.registry', "
+        "'promptlane.registry.tokens']"
+    )
 
 
 def test_check_finds_a_dataset_column_no_row_has(project: Path, support_prompts: None) -> None:

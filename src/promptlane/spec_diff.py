@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
+
+from ._unicode import BIDI_CONTROLS
 
 __all__ = ["FieldDiff", "Row", "authoring_order", "diff_specs", "spec_yaml"]
 
@@ -42,8 +45,34 @@ def spec_yaml(spec: Mapping[str, Any]) -> str:
     return yaml.dump(authoring_order(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
+_ESCAPED = BIDI_CONTROLS | {"\x85", "\u2028", "\u2029"}
+"""Characters a string is written escaped for: bidi controls (YAML counts them printable, so they would reorder
+the text of ``promptlane show`` on a terminal), and the line breaks other than ``\\n`` (PyYAML's plain and
+quoted styles fold them, and the YAML would read back otherwise)."""
+
+
 class _Dumper(yaml.SafeDumper):
-    pass
+    """Unicode as it is, except in a string holding one of ``_ESCAPED``: that one is double-quoted with every
+    non-ASCII character escaped (``\\u202e``), and reads back the same."""
+
+    def analyze_scalar(self, scalar: str) -> Any:
+        with self._ascii_if_escaped(scalar):
+            return super().analyze_scalar(scalar)
+
+    def write_double_quoted(self, text: str, split: bool = True) -> None:
+        with self._ascii_if_escaped(text):
+            super().write_double_quoted(text, split)
+
+    @contextmanager
+    def _ascii_if_escaped(self, text: str) -> Iterator[None]:
+        if _ESCAPED.isdisjoint(text):
+            yield
+            return
+        allowed, self.allow_unicode = self.allow_unicode, False
+        try:
+            yield
+        finally:
+            self.allow_unicode = allowed
 
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 
+from .._unicode import BIDI_CONTROLS
+
 __all__ = ["format_table", "printable", "width"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-"""Invisible characters that reorder the text around them (the "Trojan source" trick)."""
 
 
 def _escaped(char: str) -> str:
@@ -25,7 +25,7 @@ def _escaped(char: str) -> str:
 
 
 def _unsafe(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS
 
 
 def printable(text: str, *, multiline: bool = False) -> str:

@@ -86,7 +86,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     out(printable(f"pushed {_when(version)} by {version.author or '-'}: {version.message or '(no message)'}"))
     out(printable(f"labels: {', '.join(labels) or '-'}"))
     out()
-    out(spec_yaml(version.spec), end="")  # YAML escapes what is not printable
+    out(spec_yaml(version.spec), end="")  # escapes what is not printable, bidi controls included
 
 
 @app.command()
