@@ -71,8 +71,8 @@ def _reason(exc: sa_exc.DBAPIError) -> str:
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 """Every SQL store's engine, for a forked child to leave their connections to the parent."""
 _INHERITED: list[Any] = []
-"""The pools a forked child inherited: never used there, nor closed (a close would end the parent's PostgreSQL
-session, or could checkpoint its SQLite WAL); kept so that their connections are not collected."""
+"""The pools a forked child inherited: not used there, and kept so that promptlane never closes their
+connections (a close would end the parent's PostgreSQL session, or could checkpoint its SQLite WAL)."""
 
 
 def _leave_connections_to_the_parent() -> None:
@@ -115,7 +115,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         else:
             raise ConfigError(f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://")
-        _ENGINES.add(self.engine)
+        if self.dialect == "postgresql" or parsed.database not in (None, "", ":memory:"):
+            _ENGINES.add(self.engine)  # an in-memory database is the process's own: a child's copy is its own too
         self._batch = threading.local()  # the connection of this thread's atomic() block, if in one
         self._open()
 
