@@ -8,6 +8,7 @@ a client asked instead of how long it waited.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -22,7 +23,16 @@ from promptlane.registry import Registry
 from promptlane.registry.tokens import create_token
 from promptlane.server import create_app
 
-__all__ = ["PATIENCE", "LiveServer", "SilentServer", "finishes", "listening_socket", "served_registry", "wait_for"]
+__all__ = [
+    "PATIENCE",
+    "LiveServer",
+    "SilentServer",
+    "finishes",
+    "in_forked_child",
+    "listening_socket",
+    "served_registry",
+    "wait_for",
+]
 
 PATIENCE = 60.0
 """Seconds a test waits for something that takes milliseconds on an idle machine: a bound against a hang, never
@@ -53,6 +63,27 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = PATIEN
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:.0f} s: {what}")
         time.sleep(0.01)
+
+
+def in_forked_child(body: Callable[[], object]) -> int:
+    """Run ``body`` in a forked child (an app's worker after gunicorn --preload): its exit status, 0 when ``body``
+    returned, 1 when it raised. The child never returns into pytest; a hang guard kills it after PATIENCE s."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            body()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"the forked child did not finish within {PATIENCE:.0f} s")
 
 
 def finishes(call: Callable[[], Any], what: str, timeout: float = PATIENCE) -> Any:

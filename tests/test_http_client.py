@@ -23,7 +23,16 @@ from typing import TypeVar
 
 import pytest
 
-from _live import PATIENCE, LiveServer, SilentServer, finishes, listening_socket, served_registry, wait_for
+from _live import (
+    PATIENCE,
+    LiveServer,
+    SilentServer,
+    finishes,
+    in_forked_child,
+    listening_socket,
+    served_registry,
+    wait_for,
+)
 from promptlane import ConfigError, RegistryUnavailableError
 from promptlane.registry.http import HttpStore
 
@@ -587,19 +596,6 @@ print(sorted(m for m in ("httpx", "httpcore", "anyio", "h11", "certifi", "sniffi
     assert done.stdout.splitlines() == ["Hello Ana", "[]"]
 
 
-def wait_for_child(pid: int) -> int:
-    """The exit status of a forked child; a hang guard kills it after PATIENCE seconds."""
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError(f"the forked child did not finish within {PATIENCE:.0f} s")
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_does_not_share_its_parents_kept_alive_connections(serve, store) -> None:
     # An app that fetched before forking its workers (gunicorn --preload): on a shared socket, parent and child
@@ -609,15 +605,7 @@ def test_a_forked_child_does_not_share_its_parents_kept_alive_connections(serve,
     client.list_prompts()
     assert server.connections == 1
 
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            client.list_prompts()
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
-
-    assert wait_for_child(pid) == 0
+    assert in_forked_child(client.list_prompts) == 0
     client.list_prompts()
     assert server.connections == 2  # the child's own; the parent went on with its kept-alive one
     assert len(server.requests) == 3

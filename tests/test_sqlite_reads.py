@@ -287,17 +287,13 @@ def test_a_forked_child_opens_connections_of_its_own(tmp_path: Path) -> None:
     parents = [id(conn) for conn in reads._idle]
     assert parents
 
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            ok = reads.latest_number("greet") == 1 and not {id(conn) for conn in reads._idle} & set(parents)
-        except BaseException:
-            os._exit(2)
-        os._exit(0 if ok else 1)
+    def child() -> None:
+        assert reads.latest_number("greet") == 1
+        assert not {id(conn) for conn in reads._idle} & set(parents)
 
-    from test_http_client import wait_for_child
+    from _live import in_forked_child
 
-    assert wait_for_child(pid) == 0
+    assert in_forked_child(child) == 0
     assert [id(conn) for conn in reads._idle] == parents  # the parent keeps using its own
     assert reads.latest_number("greet") == 1
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from dirty_equals import IsDatetime
 
+from _live import in_forked_child
 from promptlane.errors import ConfigError, LabelError, NotFoundError, RegistryUnavailableError
 from promptlane.registry.sql import SQLStore
 from promptlane.spec import content_hash
-from test_http_client import wait_for_child
 
 
 def _spec(text: str) -> dict[str, Any]:
@@ -213,22 +213,18 @@ def test_a_forked_child_does_not_use_its_parents_connections(store: SQLStore) ->
     _push(store, "a", "one")
     parents = _connection_identity(store)
     read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            os.write(write, _connection_identity(store).encode())
-            assert [p.name for p in store.list_prompts()] == ["a"]
-            if store.dialect == "postgresql":  # a SQLite file open in the parent is not for writing (docs/registry.md)
-                _push(store, "a", "two from the child")
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
+
+    def child() -> None:
+        os.write(write, _connection_identity(store).encode())
+        assert [p.name for p in store.list_prompts()] == ["a"]
+        if store.dialect == "postgresql":  # a SQLite file open in the parent is not for writing (docs/registry.md)
+            _push(store, "a", "two from the child")
+
+    status = in_forked_child(child)
     os.close(write)
-    try:
-        assert wait_for_child(pid) == 0
-        childs = os.read(read, 100).decode()
-    finally:
-        os.close(read)
+    with os.fdopen(read) as pipe:
+        childs = pipe.read()
+    assert status == 0
     assert childs and childs != parents
     # The parent goes on with its own connection, which the child neither used nor closed.
     assert _connection_identity(store) == parents
@@ -241,12 +237,9 @@ def test_a_forked_child_keeps_its_copy_of_an_in_memory_registry() -> None:
     # a new, empty one.
     store = SQLStore("sqlite:///:memory:")
     _push(store, "a", "one")
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        try:
-            assert [p.name for p in store.list_prompts()] == ["a"]
-        except BaseException:
-            os._exit(1)
-        os._exit(0)
-    assert wait_for_child(pid) == 0
+
+    def child() -> None:
+        assert [p.name for p in store.list_prompts()] == ["a"]
+
+    assert in_forked_child(child) == 0
     store.close()
