@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -277,25 +278,28 @@ def test_a_locked_registry_is_an_outage_not_a_new_registry(tmp_path: Path) -> No
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_forked_child_opens_connections_of_its_own(tmp_path: Path) -> None:
-    # SQLite forbids using a connection across fork() (gunicorn --preload, multiprocessing).
+def test_a_fork_closes_the_idle_connections_first(tmp_path: Path) -> None:
+    # SQLite forbids using a connection across fork() (gunicorn --preload, multiprocessing), and a child of a
+    # process with the file open would write without its locks (tests/test_sqlite_fork.py).
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     SQLStore(url).push_version("greet", {"template": "hi"}, "h1", message=None, author="t")
     reads = open_sqlite_reads(url)
     assert reads is not None
     assert reads.latest_number("greet") == 1
-    parents = [id(conn) for conn in reads._idle]
+    parents = list(reads._idle)
     assert parents
 
     def child() -> None:
+        assert not reads._idle
         assert reads.latest_number("greet") == 1
-        assert not {id(conn) for conn in reads._idle} & set(parents)
 
     from _live import in_forked_child
 
     assert in_forked_child(child) == 0
-    assert [id(conn) for conn in reads._idle] == parents  # the parent keeps using its own
-    assert reads.latest_number("greet") == 1
+    for conn in parents:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+    assert reads.latest_number("greet") == 1  # the parent opens a new one
 
 
 def test_a_percent_escaped_path_is_one_file_for_every_operation(tmp_path: Path) -> None:

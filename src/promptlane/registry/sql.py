@@ -20,15 +20,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Row, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from .._canonical import canonical_json
 from .._extras import require
 from ..errors import ConfigError, NotFoundError, RegistryError, RegistryUnavailableError
+from . import sqlite_fork
 from ._sqlbase import now, unavailable, utc
 from .labels import check_label_name, check_target, rollback_point
 from .migrate import ensure_schema
@@ -69,16 +71,17 @@ def _reason(exc: sa_exc.DBAPIError) -> str:
 
 
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-"""Every SQL store's engine, for a forked child to leave their connections to the parent."""
+"""Every PostgreSQL store's engine, for a forked child to leave their connections to the parent (a SQLite file's
+are handled by sqlite_fork)."""
 _INHERITED: list[Any] = []
 """The pools a forked child inherited: not used there, and kept so that promptlane never closes their
 connections (a close would end the parent's PostgreSQL session, or could checkpoint its SQLite WAL)."""
 
 
 def _leave_connections_to_the_parent() -> None:
-    """In a forked child (gunicorn --preload, multiprocessing): every engine starts a pool of its own. The
-    inherited connections share their sockets and files with the parent: used here, parent and child would read
-    each other's answers."""
+    """In a forked child (gunicorn --preload, multiprocessing): every PostgreSQL engine starts a pool of its own.
+    The inherited connections share their sockets with the parent: used here, parent and child would read each
+    other's answers."""
     for engine in list(_ENGINES):
         _INHERITED.append(engine.pool)
         engine.dispose(close=False)
@@ -108,6 +111,11 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
         except sa_exc.ArgumentError:
             raise ConfigError(f"cannot parse the registry URL {url!r}") from None
         self.dialect = parsed.get_backend_name()
+        self.sqlite_file = ""  # a SQLite file's real path (not for an in-memory database)
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            self.sqlite_file = os.path.realpath(parsed.database)
+        self._sqlite_open = 0  # connections open to the SQLite file
+        self._sqlite_open_lock = threading.Lock()
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(parsed.database, busy_timeout)
         elif self.dialect == "postgresql":
@@ -115,8 +123,10 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         else:
             raise ConfigError(f"unsupported registry URL {self.display_url}: use sqlite:/// or postgresql://")
-        if self.dialect == "postgresql" or parsed.database not in (None, "", ":memory:"):
-            _ENGINES.add(self.engine)  # an in-memory database is the process's own: a child's copy is its own too
+        if self.dialect == "postgresql":
+            _ENGINES.add(self.engine)
+        elif self.sqlite_file:  # an in-memory database is the process's own: a child's copy is its own too
+            sqlite_fork.watch(self)
         self._batch = threading.local()  # the connection of this thread's atomic() block, if in one
         self._open()
 
@@ -129,8 +139,21 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             make_registry_folder(Path(database))
         engine = create_engine(self.url, connect_args={"timeout": busy_timeout})
 
+        @event.listens_for(engine, "do_connect")
+        def _refuse_inherited(*_args: Any) -> None:
+            if self.sqlite_file:
+                sqlite_fork.refuse_if_inherited(self.sqlite_file)
+
+        @event.listens_for(engine, "close")
+        @event.listens_for(engine, "close_detached")
+        def _closed(*_args: Any) -> None:
+            with self._sqlite_open_lock:
+                self._sqlite_open -= 1
+
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
+            with self._sqlite_open_lock:
+                self._sqlite_open += 1
             # Take transaction control from the sqlite3 module, so writes can BEGIN IMMEDIATE.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -214,6 +237,24 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
+
+    # --- fork (sqlite_fork, for a SQLite file) -------------------------------------------------------------
+
+    def before_fork(self) -> None:
+        """Close the idle connections, unless one is in use (then the child refuses the file)."""
+        if cast(QueuePool, self.engine.pool).checkedout() == 0:
+            self.engine.dispose()
+
+    def after_fork_in_parent(self) -> None:
+        pass
+
+    def after_fork_in_child(self) -> bool:
+        if self._sqlite_open == 0:
+            return False
+        # Refused from now on (do_connect): the inherited connections stay in their pool, never used nor closed.
+        _INHERITED.append(self.engine.pool)
+        self.engine.dispose(close=False)
+        return True
 
     # --- prompts and versions -----------------------------------------------------------------------------
 

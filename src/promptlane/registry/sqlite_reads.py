@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, RegistryUnavailableError
+from . import sqlite_fork
 from .sqlite_schema import HEAD_REVISION, create_sqlite_registry
 from .store import MAX_VERSION, LabelEvent, LabelState, PromptSummary, PromptVersion, target_from_json
 
@@ -91,13 +92,13 @@ class SQLiteReads:
         self._path = path
         self._busy_timeout = busy_timeout
         self._idle: list[sqlite3.Connection] = []
+        self._lent = 0  # connections in use (a read, a write, an atomic() block)
         self._lock = threading.Lock()  # the pool
-        self._pid = os.getpid()
-        # Connections a forked child inherited: never used there, nor closed (SQLite forbids using a connection
-        # across fork(), and a close could checkpoint the parent's WAL); kept so that they are not collected.
-        self._inherited: list[sqlite3.Connection] = []
+        self._forking = False  # the pool's lock is held across a fork
         self._store_lock = threading.Lock()  # opening the SQL store, which may migrate: reads go on meanwhile
         self._full: Any = None
+        self.sqlite_file = os.path.realpath(path)
+        sqlite_fork.watch(self)
 
     # --- plumbing -----------------------------------------------------------------------------------------
 
@@ -106,27 +107,48 @@ class SQLiteReads:
         """A connection for one read, from a small pool: threads come and go (a server's worker threads), and
         a connection each would hold three files (the database, its WAL, its shared memory) for as long as the
         registry is open."""
+        sqlite_fork.refuse_if_inherited(self.sqlite_file)
         with self._lock:
-            if self._pid != os.getpid():  # forked since (gunicorn --preload, multiprocessing): the parent's are its own
-                self._pid = os.getpid()
-                self._inherited.extend(self._idle)
-                self._idle = []
             conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            # Autocommit between reads, so each read sees every committed write; a writer holding the lock never
-            # blocks a reader (WAL), and a busy database is waited on as the SQL store does.
-            conn = sqlite3.connect(
-                self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            self._lent += 1
         try:
+            if conn is None:
+                # Autocommit between reads, so each read sees every committed write; a writer holding the lock
+                # never blocks a reader (WAL), and a busy database is waited on as the SQL store does.
+                conn = sqlite3.connect(
+                    self._path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                )
             yield conn
         finally:
             with self._lock:
-                keep = len(self._idle) < _IDLE and not conn.in_transaction and self._pid == os.getpid()
-                if keep:
+                self._lent -= 1
+                if conn is not None and len(self._idle) < _IDLE and not conn.in_transaction:
                     self._idle.append(conn)
-            if not keep:
+                    conn = None
+            if conn is not None:
                 conn.close()
+
+    # --- fork (sqlite_fork) ---------------------------------------------------------------------------------
+
+    def before_fork(self) -> None:
+        """Close the idle connections, holding the pool's lock until the fork is done (a child must not inherit
+        it taken by a thread that is not there)."""
+        self._lock.acquire()
+        self._forking = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def after_fork_in_parent(self) -> None:
+        if self._forking:
+            self._forking = False
+            self._lock.release()
+
+    def after_fork_in_child(self) -> bool:
+        held = self._lent > 0
+        self._lent = 0  # the threads that held them are not in this process
+        self.after_fork_in_parent()
+        return held
 
     def _rows(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
         return self._read([(query, args)])[0]
