@@ -517,3 +517,24 @@ def test_a_scenario_file_finds_the_project_it_is_in(tmp_path: Path, monkeypatch:
     assert load("../../shared/rows.jsonl") == "read"
     assert load("../rows.jsonl") == "read"
     assert load("../../shared/rows.jsonl", settings=Settings(root=project)).endswith(OUTSIDE)
+
+
+# --- half a surrogate pair (a lone JSON "\ud800" escape): no run record could store it -------------------------
+
+
+def test_a_jsonl_row_with_half_a_surrogate_pair_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "rows.jsonl", '{"who": "Zo\\u00eb \\ud83d\\ude00"}\n{"who": "ok", "tags": ["a", "b\\ud800"]}\n'
+    )
+    error = row_error(path)
+    assert (error.path, error.line, error.key) == (path, 2, "tags.1")
+    assert "U+D800 is half of a UTF-16 surrogate pair, without its other half" in error.reason
+    # The row before it, with a whole pair, is the characters it stands for.
+    assert next(iter(iter_rows(path))).values == {"who": "Zoë \U0001f600"}
+
+
+def test_a_csv_json_cell_with_half_a_surrogate_pair_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "rows.csv", 'tags\n"[""\\ud83d\\ude00""]"\n"[""\\udc00""]"\n')
+    error = row_error(path, {"tags": {"type": "array"}})
+    assert (error.line, error.key) == (3, "tags.0")
+    assert next(iter(iter_rows(path, {"tags": {"type": "array"}}))).values == {"tags": ["\U0001f600"]}

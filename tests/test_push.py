@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dirty_equals import IsDatetime, IsStr
@@ -592,3 +593,22 @@ def test_over_http_a_batch_push_is_whole_or_absent(
         ("support/reply", 1, True),
     ]
     assert names == ["shared/tone", "support/reply"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        ({"template": "a \ud800 b"}, "template"),
+        ({"messages": [{"role": "user", "content": "x\udc00"}]}, "messages.0.content"),
+        ({"template": "x", "model_settings": {"stop_sequences": ["\ud83d"]}}, "model_settings.stop_sequences.0"),
+    ],
+)
+def test_a_spec_from_python_with_half_a_surrogate_pair_is_refused(
+    tmp_path: Path, spec: dict[str, Any], where: str
+) -> None:
+    # A string from Python or from JSON ("\ud800") that no database can store: a SpecError naming where, not a
+    # UnicodeEncodeError from deep inside the push.
+    registry = Registry(f"sqlite:///{tmp_path / 'r.db'}", settings=Settings(root=tmp_path))
+    with pytest.raises(SpecError, match=rf"^p: {re.escape(where)} holds U\+D[0-9A-F]{{3}}, half of a UTF-16 surrogate"):
+        registry.push_spec("p", spec)
+    assert registry.store.list_prompts() == []

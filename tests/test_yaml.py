@@ -4,12 +4,15 @@ editor fields, the gate's scan of the evals folder)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from promptlane import _yaml
 from promptlane._yaml import load_data, load_yaml
@@ -135,3 +138,45 @@ def test_the_gate_skips_a_bomb_in_the_evals_folder(folder: Path) -> None:
     (folder / "evals" / "bomb.yaml").write_text("prompt: reply\nscenarios: []\n" + BOMB)
     result = _promptlane(["label", "reply", "production", "1"], folder)
     assert result.returncode == 1 and "no scenario files target reply" in result.stderr, result.stderr
+
+
+# --- characters past U+FFFF written as JSON writes them -----------------------------------------------------
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=40))
+def test_json_escapes_in_a_double_quoted_string_read_back_as_the_text(text: str) -> None:
+    # JSON (and so many YAML writers) escapes a character past U+FFFF as a UTF-16 pair, "\ud83d\ude00"; PyYAML
+    # reads the two halves as two characters, which no file or database can store.
+    quoted = json.dumps(text).replace("\x7f", "\\u007f")  # JSON leaves DEL as it is; YAML wants it escaped
+    assert load_data(f"value: {quoted}\n") == {"value": text}
+    assert load_data(f"{quoted}: x\n") == {text: "x"}  # keys too
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udc00", "\\ude00\\ud83d", "x\\ud83d y"])
+def test_half_a_surrogate_pair_is_refused_at_its_line(escape: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_yaml(f'template: ok\nstop:\n  - "{escape}"\n', Path("p.yaml"))
+    assert (info.value.path, info.value.line) == (Path("p.yaml"), 3)
+    assert "is half of a UTF-16 surrogate pair, without its other half" in info.value.reason
+
+
+def test_a_prompt_file_with_json_escapes_is_pushed_as_its_characters(folder: Path) -> None:
+    (folder / "prompts" / "emoji.yaml").write_text('template: "Tag \\udb40\\udc49, smile \\ud83d\\ude00"\n')
+    (folder / "prompts" / "half.yaml").write_text('template: ok\ndescription: "half \\ud83d"\n')
+    result = _promptlane(["push", "prompts/half.yaml"], folder)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "half.yaml:2: invalid YAML: the escape \\ud83d is half of a UTF-16 surrogate pair" in result.stderr
+    result = _promptlane(["push", "prompts/emoji.yaml"], folder)
+    assert result.returncode == 0, result.stderr
+    shown = _promptlane(["show", "emoji", "--json"], folder)
+    assert json.loads(shown.stdout)["spec"]["template"] == "Tag \U000e0049, smile \U0001f600"
+
+
+@pytest.mark.parametrize("character", ["\x01", "\x7f", "\x80", "\ufffe"])
+def test_a_character_yaml_does_not_allow_is_refused_at_its_line(folder: Path, character: str) -> None:
+    (folder / "prompts" / "odd.yaml").write_text(f'template: ok\ndescription: "a{character}b"\n')
+    result = _promptlane(["push", "prompts/odd.yaml"], folder)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    code = ord(character)
+    assert f"odd.yaml:2: invalid YAML: the character U+{code:04X} may not appear in a YAML file" in result.stderr
+    assert load_data(f'value: "a\\u{code:04x}b"') == {"value": f"a{character}b"}  # the escape it suggests

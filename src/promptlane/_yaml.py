@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from ._unicode import SURROGATE
 from .errors import SpecError
 
 __all__ = ["MAX_DEPTH", "MAX_VALUES", "Position", "YamlDocument", "format_key", "load_data", "load_yaml"]
@@ -128,7 +129,18 @@ def load_data(text: str | bytes, path: Path | str | None = None) -> Any:
 
 
 def _load(text: str | bytes, path: Path | str | None) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML allows nowhere in a file, or bytes not UTF-8
+        if exc.encoding != "unicode":
+            raise SpecError(f"not {exc.encoding} text", path=path) from None
+        decoded = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        raise SpecError(
+            f"invalid YAML: the character U+{exc.character:04X} may not appear in a YAML file; inside double quotes,"
+            f" write it as the escape \\u{exc.character:04x}",
+            path=path,
+            line=decoded[: exc.position].count("\n") + 1,
+        ) from None
     try:
         node = loader.get_single_node()
         if node is not None:
@@ -164,6 +176,8 @@ def _check_expansion(root: yaml.Node, path: Path | str | None) -> None:
                 raise SpecError(
                     f"invalid YAML: nested more than {MAX_DEPTH} levels deep", path=path, line=node.start_mark.line + 1
                 )
+            if isinstance(node, yaml.ScalarNode):
+                _whole_characters(node, path)
             open_nodes.add(key)
             stack.append((node, True))
             stack.extend((child, False) for child in children if id(child) not in sizes)
@@ -178,6 +192,26 @@ def _check_expansion(root: yaml.Node, path: Path | str | None) -> None:
                 line=node.start_mark.line + 1,
             )
         sizes[key] = values
+
+
+def _whole_characters(node: yaml.ScalarNode, path: Path | str | None) -> None:
+    """PyYAML reads the escapes of a UTF-16 surrogate pair (``"\\ud83d\\ude00"``, as JSON writes a character past
+    U+FFFF) as two halves, which no file, database or terminal can store: a pair becomes the one character it
+    stands for, and a half without its other half is refused, naming the line."""
+    value = node.value
+    if not isinstance(value, str) or SURROGATE.search(value) is None:
+        return
+    units = value.encode("utf-16-le", "surrogatepass")
+    try:
+        node.value = units.decode("utf-16-le")
+    except UnicodeDecodeError as exc:
+        half = units[exc.start : exc.start + 2].decode("utf-16-le", "surrogatepass")
+        raise SpecError(
+            f"invalid YAML: the escape \\u{ord(half):04x} is half of a UTF-16 surrogate pair, without its other half;"
+            " write the character itself, or escape it whole as \\UXXXXXXXX",
+            path=path,
+            line=node.start_mark.line + 1,
+        ) from None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._unicode import find_surrogate
 from .._yaml import load_yaml
 from ..errors import SpecError
 
@@ -143,6 +144,19 @@ def iter_rows(path: Path, variables: Mapping[str, Mapping[str, Any]] | None = No
         raise SpecError("not UTF-8 text", path=path) from None
 
 
+def _whole_characters(values: Any, path: Path, line: int) -> None:
+    """Refuse half of a surrogate pair (a lone ``\\ud800`` JSON escape): no run record could store it."""
+    if (found := find_surrogate(values)) is not None:
+        loc, half = found
+        raise SpecError(
+            f"U+{ord(half):04X} is half of a UTF-16 surrogate pair, without its other half: write the character"
+            " itself, or escape both halves",
+            path=path,
+            line=line,
+            key=".".join(map(str, loc)) or None,
+        )
+
+
 def _jsonl(path: Path) -> Iterator[Row]:
     index = 0
     with path.open(encoding="utf-8-sig") as file:  # -sig: a byte order mark is not part of the data
@@ -155,6 +169,8 @@ def _jsonl(path: Path) -> Iterator[Row]:
                 raise SpecError(f"invalid JSON: {exc}", path=path, line=line_number) from None
             if not isinstance(values, dict):
                 raise SpecError("a row must be a JSON object", path=path, line=line_number)
+            if "\\u" in line:
+                _whole_characters(values, path, line_number)
             index += 1
             yield Row(index=index, line=line_number, values=values)
 
@@ -178,6 +194,8 @@ def _csv(path: Path, variables: Mapping[str, Mapping[str, Any]]) -> Iterator[Row
                 for column, cell in record.items()
                 if cell is not None
             }
+            if any("\\u" in cell for cell in record.values() if cell):  # a JSON cell's escapes
+                _whole_characters(values, path, start)
             yield Row(index=index, line=start, values=values)
 
 

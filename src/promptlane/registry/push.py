@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from .._budget import RenderLimits
 from .._canonical import canonical_json
+from .._unicode import find_surrogate
 from ..errors import IncludeError, NotFoundError, PromptlaneError, SpecError, TemplateError
 from ..spec import PromptFile, PromptSpec, content_hash
 from ..templates import TemplateInfo, analyze_template, compile_prompt, first_use_line
@@ -86,7 +87,15 @@ def freeze(
     limits = limits or RenderLimits()
 
     def check_size(content: Mapping[str, Any], what: str) -> None:
-        size = _size(content)
+        try:
+            size = _size(content)
+        except UnicodeEncodeError as exc:  # a string from Python or JSON holding half of a surrogate pair
+            loc, half = find_surrogate(content) or ((), exc.object[exc.start])
+            raise spec_error(
+                f"{'.'.join(map(str, loc)) or 'the prompt'} holds U+{ord(half):04X}, half of a UTF-16 surrogate pair"
+                " without its other half, which cannot be stored as text: write the character itself",
+                loc,
+            ) from None
         if size > limits.max_prompt_bytes:
             raise spec_error(
                 f"{what} is {size:,} bytes, over the limit of {limits.max_prompt_bytes:,} (prompt_max_bytes)", ()
