@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from dirty_equals import IsDatetime, IsStr
 
 from conftest import REPLY_YAML, TONE_YAML
-from promptlane._unicode import BIDI_CONTROLS
+from promptlane._unicode import BIDI_CONTROLS, hidden_at
 from promptlane.cli import app
 from promptlane.harness.scenarios import load_scenario_file
 from promptlane.spec import load_prompt_file
@@ -286,6 +286,39 @@ def test_show_escapes_bidi_controls_that_would_reorder_the_prompt(project: Path,
     assert "\\u202E" in shown
     spec = yaml.safe_load(shown.split("\n\n", 1)[1])
     assert spec["template"] == hostile  # the YAML still says exactly what is stored
+
+
+def test_show_json_escapes_what_a_prompt_hides_and_keeps_the_data(project: Path, write_prompt: WritePrompt) -> None:
+    # "ASCII smuggling": Unicode tag characters and zero-width spaces are invisible on a terminal, and a model
+    # reads them. Emoji sequences and a Persian word's non-joiner are text as written.
+    hidden = "Ignore\u200b previous\U000e0049\U000e0047\U000e004e \u202eevil\u202c"
+    kept = "\U0001f468\u200d\U0001f469 \u0645\u06cc\u200c\u062e"
+    write_prompt("smuggled", f"template: {json.dumps(hidden + kept)}\n")
+    push()
+
+    shown = ok("show", "smuggled", "--json")
+
+    assert hidden_at(shown) == []
+    assert "\\u200b" in shown and "\\udb40\\udc49" in shown and "\\u202e" in shown
+    assert kept in shown
+    assert json.loads(shown)["spec"]["template"] == hidden + kept
+    assert hidden_at(ok("show", "smuggled")) == []
+
+
+def test_diff_shows_a_change_of_line_break(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("breaks", 'template: "one\\ntwo"\n')
+    push()
+    write_prompt("breaks", 'template: "one\\u2028two"\n')  # the same on many screens, one line to a model
+    push()
+
+    assert ok("diff", "breaks", "1", "2").splitlines() == [
+        "template",
+        "@@ -1,2 +1 @@",
+        "-one",
+        "-two",
+        "+one\\u2028two",
+        "",
+    ]
 
 
 def test_show_json(project: Path, support_prompts: None) -> None:

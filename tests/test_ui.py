@@ -4,6 +4,7 @@ same pages in Chromium.)"""
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import time
@@ -478,6 +479,45 @@ def test_saving_pushes_a_version_and_identical_content_says_so(login: Login, reg
     again = post(client, f"{PAGE}/-/edit", **editor_form(content_1="Ticket: {{ ticket }}", base="2"))
     assert again.headers["location"] == f"{PAGE}?notice=unchanged&version=2"
     assert len(registry.versions(REPLY)) == 2
+
+
+def test_the_editor_shows_yaml_fields_that_save_back_as_they_were(login: Login, registry: Registry) -> None:
+    # A stop sequence ending in NEL read back as a space from plain PyYAML, and a bidi control in a tool's
+    # description went raw into the field: saving the page unchanged must change nothing.
+    spec = dict(registry.version(REPLY, 1).spec)
+    spec.pop("includes")
+    spec["model_settings"] = {"stop_sequences": ["END\x85", "\u2028"], "temperature": 0.2}
+    spec["tools"] = [{"name": "lookup", "description": "Look \u202eup\u202c", "parameters": {"type": "object"}}]
+    registry.push_spec(REPLY, spec, message="v2")
+    client = login("write")
+    page = client.get(f"{PAGE}/-/edit").text
+    fields = {
+        name: html.unescape(value)
+        for name, value in re.findall(r'<textarea name="(\w+)"[^>]*>(.*?)</textarea>', page, re.S)
+    }
+    fields.update(
+        (name, html.unescape(value))
+        for name, value in re.findall(r'<input name="(description|model)" value="([^"]*)"', page)
+    )
+    assert '"END\\N"' in fields["model_settings"] and "\\u202E" in fields["tools"]  # YAML's escapes
+    assert "\u202e" not in page
+
+    saved = post(client, f"{PAGE}/-/edit", **editor_form(**fields, base="2"))
+
+    assert saved.headers["location"] == f"{PAGE}?notice=unchanged&version=2"
+
+
+def test_the_diff_marks_the_characters_a_prompt_hides(login: Login, registry: Registry) -> None:
+    spec = dict(registry.version(REPLY, 1).spec)
+    spec.pop("includes")
+    spec["description"] = "Reply\U000e0049\U000e0047 \U0001f44d"  # a string field is shown as it is
+    registry.push_spec(REPLY, spec, message="v2")
+
+    html = login("read").get(f"{PAGE}/-/diff?a=1&b=2").text
+
+    marked = '<span class="hidden-char" title="U+{}, a character that shows as nothing">\\U{:08x}</span>'
+    assert marked.format("E0049", 0xE0049) + marked.format("E0047", 0xE0047) + " \U0001f44d" in html
+    assert "\U000e0049" not in html
 
 
 def test_a_template_error_is_shown_at_its_field_and_line_and_nothing_is_saved(login: Login, registry: Registry) -> None:

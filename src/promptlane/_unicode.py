@@ -3,14 +3,72 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BIDI_CONTROLS", "SURROGATE", "find_surrogate"]
+__all__ = ["BIDI_CONTROLS", "SURROGATE", "escape_char", "find_surrogate", "hidden_at"]
 
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 """Invisible characters that reorder the text around them (the "Trojan source" trick): a prompt holding them
 reads one way on a terminal and another way to the model."""
+
+_JOINERS = frozenset("\u200c\u200d")
+"""Zero-width non-joiner and joiner: part of Persian and Indic words and of emoji sequences between two
+visible characters, hidden text anywhere else."""
+_BLANK = frozenset("\u034f\u115f\u1160\u3164\uffa0")
+"""Characters that are not format characters but show as nothing (the combining grapheme joiner, the Hangul
+fillers)."""
+
+
+def escape_char(char: str) -> str:
+    """A character as a Python escape: ``\\x1b``, ``\\u202e``, ``\\U000e0049``."""
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _selector(char: str) -> bool:
+    return "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef"
+
+
+def _visible(char: str) -> bool:
+    if char < "\x80":
+        return " " < char < "\x7f"
+    return char not in _BLANK and unicodedata.category(char)[0] not in "CZ" and not _selector(char)
+
+
+def _hides(char: str) -> bool:
+    return char in _BLANK or _selector(char) or unicodedata.category(char) == "Cf"  # bidi controls are Cf
+
+
+def hidden_at(text: str) -> list[int]:
+    """The indices of the characters in ``text`` that a reader does not see but a model reads: bidi controls,
+    format characters (zero-width spaces, word joiners, the Unicode tags of "ASCII smuggling", U+FFF9-FFFB),
+    blank fillers, and variation selectors and joiners out of place. A variation selector right after a visible
+    character (an emoji's U+FE0F) and a joiner between two visible characters not both ASCII (``\u200d`` in an
+    emoji sequence, ``\u200c`` in a Persian word) are text as written; a second selector, or a joiner next to
+    a space, an ASCII pair or another invisible character, hides something."""
+    if text.isascii():
+        return []
+    hidden: list[int] = []
+    base = ""  # the visible character the one at hand follows ("" when it follows none)
+    selected = False  # a variation selector followed it already
+    for index, char in enumerate(text):
+        if _visible(char):
+            base, selected = char, False
+            continue
+        after = text[index + 1] if index + 1 < len(text) else ""
+        if _selector(char) and base and not selected:
+            selected = True
+            continue
+        if char in _JOINERS and base and _visible(after) and not (base + after).isascii():
+            base = ""
+            continue
+        if _hides(char):
+            hidden.append(index)
+        base = ""
+    return hidden
+
 
 SURROGATE = re.compile("[\ud800-\udfff]")
 """Half of a UTF-16 surrogate pair: what a JSON or YAML ``\\ud83d\\ude00`` escape reads as in Python, and

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ._unicode import BIDI_CONTROLS
+from ._unicode import hidden_at
 
 __all__ = ["FieldDiff", "Row", "authoring_order", "diff_specs", "spec_yaml"]
 
@@ -42,18 +42,25 @@ def authoring_order(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def spec_yaml(spec: Mapping[str, Any]) -> str:
     """YAML of a spec, in authoring order (multi-line strings as blocks)."""
-    return yaml.dump(authoring_order(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return to_yaml(authoring_order(spec))
 
 
-_ESCAPED = BIDI_CONTROLS | {"\x85", "\u2028", "\u2029"}
-"""Characters a string is written escaped for: bidi controls (YAML counts them printable, so they would reorder
-the text of ``promptlane show`` on a terminal), and the line breaks other than ``\\n`` (PyYAML's plain and
-quoted styles fold them, and the YAML would read back otherwise)."""
+def to_yaml(value: Any) -> str:
+    """``value`` as YAML that reads back as ``value`` and shows every character a reader would not see escaped
+    (a string holding one is double-quoted, ``\\u202e``); multi-line strings as blocks."""
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+_FOLDED = frozenset("\x85\u2028\u2029")
+"""The line breaks other than ``\\n``: PyYAML's plain and quoted styles fold them, so a string holding one is
+written escaped, or the YAML would read back otherwise."""
 
 
 class _Dumper(yaml.SafeDumper):
-    """Unicode as it is, except in a string holding one of ``_ESCAPED``: that one is double-quoted with every
-    non-ASCII character escaped (``\\u202e``), and reads back the same."""
+    """Unicode as it is, except in a string holding a line break of ``_FOLDED`` or a character it hides (YAML
+    counts bidi controls and zero-width characters printable, so they would reorder or hide text of ``promptlane
+    show`` on a terminal): that one is double-quoted with every non-ASCII character escaped (``\\u202e``), and
+    reads back the same."""
 
     def analyze_scalar(self, scalar: str) -> Any:
         with self._ascii_if_escaped(scalar):
@@ -65,7 +72,7 @@ class _Dumper(yaml.SafeDumper):
 
     @contextmanager
     def _ascii_if_escaped(self, text: str) -> Iterator[None]:
-        if _ESCAPED.isdisjoint(text):
+        if _FOLDED.isdisjoint(text) and not hidden_at(text):
             yield
             return
         allowed, self.allow_unicode = self.allow_unicode, False
@@ -89,7 +96,7 @@ def field_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return to_yaml(value)
 
 
 @dataclass(frozen=True)
@@ -113,9 +120,7 @@ class FieldDiff:
 
     def unified(self, old: str, new: str, context: int = 3) -> list[str]:
         """The change as unified diff lines (without the file header)."""
-        lines = difflib.unified_diff(
-            self.before.splitlines(), self.after.splitlines(), old, new, lineterm="", n=context
-        )
+        lines = difflib.unified_diff(_lines(self.before), _lines(self.after), old, new, lineterm="", n=context)
         return list(lines)[2:]
 
 
@@ -127,9 +132,15 @@ def diff_specs(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fiel
         if old.get(name) == new.get(name):
             continue
         change = FieldDiff(name, field_text(old.get(name)), field_text(new.get(name)))
-        change.rows = _rows(change.before.splitlines(), change.after.splitlines())
+        change.rows = _rows(_lines(change.before), _lines(change.after))
         changes.append(change)
     return changes
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, ended by ``\\n`` only: a ``\\r``, ``\\x0b`` or U+2028 stays in its line (shown
+    escaped), so that a change of line break is a changed line."""
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def _rows(before: list[str], after: list[str]) -> list[Row]:

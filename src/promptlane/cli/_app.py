@@ -110,10 +110,13 @@ def fail(exc: PromptlaneError, status: int | None = None) -> click.exceptions.Ex
 
 
 def print_json(data: Any) -> None:
-    """``data`` as indented JSON on stdout (no colour, nothing else on the line): for scripts and ``jq``."""
+    """``data`` as indented JSON on stdout (no colour, nothing else on the line): for scripts and ``jq``. The
+    characters a string hides (bidi controls, zero-width and tag characters) are written as JSON escapes."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    from ._table import printable_json
+
+    sys.stdout.write(printable_json(json.dumps(data, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 class _Argument(click.Argument):

@@ -2,39 +2,63 @@
 
 A cell is whatever a registry holds: a prompt's description, a reason, a model's output. It may come from
 someone else (a shared registry, a hostile prompt file), so it is printed as text, never as terminal input:
-control characters (newlines, tabs, ESC, bidi overrides) are shown escaped, so that a cell cannot break the
+control characters (newlines, tabs, ESC) and the characters that hide text (bidi overrides, zero-width and
+tag characters) are shown escaped, so that a cell cannot break the
 table's layout, move the cursor or recolour the terminal. Columns are as wide as their widest cell (a wide CJK
 character counts two), separated by two spaces; nothing is truncated or wrapped, whatever the terminal's width.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 
-from .._unicode import BIDI_CONTROLS
+from .._unicode import escape_char, hidden_at
 
-__all__ = ["format_table", "printable", "width"]
+__all__ = ["format_table", "printable", "printable_json", "width"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escaped(char: str) -> str:
-    code = ord(char)
-    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def _unsafe(char: str) -> bool:
-    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI_CONTROLS
+    return _NAMED.get(char) or escape_char(char)
 
 
 def printable(text: str, *, multiline: bool = False) -> str:
-    """``text`` with its control characters escaped (``\\n``, ``\\x1b``, ``\\u202e``); with ``multiline``, line
-    breaks and tabs are kept (an error message of several lines)."""
-    if text.isprintable():  # the usual case, and a fast one
+    """``text`` with its control characters and the characters it hides escaped (``\\n``, ``\\x1b``,
+    ``\\u202e``, ``\\U000e0049``: see :func:`~promptlane._unicode.hidden_at`); with ``multiline``, line breaks
+    and tabs are kept (an error message of several lines)."""
+    if text.isascii() and text.isprintable():  # the usual case, and a fast one
         return text
     keep = "\n\t" if multiline else ""
-    return "".join(_escaped(char) if char not in keep and _unsafe(char) else char for char in text)
+    hidden = set(hidden_at(text))
+    return "".join(
+        _escaped(char)
+        if index in hidden or (char not in keep and unicodedata.category(char) in ("Cc", "Zl", "Zp"))
+        else char
+        for index, char in enumerate(text)
+    )
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def printable_json(text: str) -> str:
+    """JSON text (written with ``ensure_ascii=False``) with the characters its strings hide escaped as JSON
+    escapes (``\\u202e``, ``\\udb40\\udc49``): the same data, which cannot reorder or hide text on a terminal."""
+    if text.isascii():
+        return text
+
+    def escape(match: re.Match[str]) -> str:
+        literal = match.group()
+        hidden = set(hidden_at(literal))
+        if not hidden:
+            return literal
+        return "".join(json.dumps(char)[1:-1] if index in hidden else char for index, char in enumerate(literal))
+
+    return _JSON_STRING.sub(escape, text)
 
 
 def width(text: str) -> int:

@@ -21,9 +21,11 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from ..._unicode import escape_char, hidden_at
 from ...errors import AuthError, PromptlaneError
 from ...registry.store import TokenRecord, format_target
 from ...registry.tokens import allows
@@ -50,6 +52,28 @@ templates.filters["q"] = lambda value: quote(str(value), safe="/")
 templates.filters["show"] = lambda value: (
     value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
 )
+
+
+def _reveal(value: object) -> Markup:
+    """Text as a page shows it, with the characters it hides (bidi controls, zero-width and tag characters: see
+    :func:`~promptlane._unicode.hidden_at`) shown as marked escapes, so that a reviewer sees what a model reads."""
+    text = str(value)
+    parts: list[str] = []
+    last = 0
+    for index in hidden_at(text):
+        char = text[index]
+        parts += [
+            escape(text[last:index]),
+            Markup('<span class="hidden-char" title="U+{:04X}, a character that shows as nothing">{}</span>').format(
+                ord(char), escape_char(char)
+            ),
+        ]
+        last = index + 1
+    parts.append(escape(text[last:]))
+    return Markup("").join(parts)
+
+
+templates.filters["reveal"] = _reveal
 templates.filters["target"] = format_target  # v3, or v3 90% / v4 10%
 templates.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"
 

@@ -7,7 +7,6 @@ import json
 import re
 from typing import Any
 
-import yaml
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
@@ -15,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from ..._yaml import load_data
 from ...errors import PromptlaneError, SpecError, TemplateError, VariableError
 from ...registry import Registry
-from ...spec_diff import authoring_order
+from ...spec_diff import authoring_order, to_yaml
 from ...variables import parse_typed
 from .._http import HttpError
 from ..state import state
@@ -95,7 +94,7 @@ def _field_of(where: str) -> str:
 
 def _form_fields(spec: dict[str, Any]) -> dict[str, Any]:
     shown = authoring_order({key: value for key, value in spec.items() if key != "includes"})
-    dump = lambda value: "" if value in (None, {}, []) else yaml.safe_dump(value, sort_keys=False, allow_unicode=True)  # noqa: E731
+    dump = lambda value: "" if value in (None, {}, []) else to_yaml(value)  # noqa: E731
     return {
         "kind": "text" if "template" in shown else "chat",
         "description": shown.get("description") or "",
