@@ -248,6 +248,26 @@ def test_a_constraint_that_refuses_a_version_names_the_prompt(tmp_path: Path) ->
     local.close()
 
 
+def test_a_batch_that_breaks_a_rule_is_tried_once_and_says_why(pair: tuple[SQLStore, SQLiteStore, Path, Path]) -> None:
+    # A unique constraint that is not a lost race for a version number (a run id stored twice) was retried ten
+    # times and reported as "too much contention, try again".
+    for store in pair[:2]:
+        _push(store, "support/reply", "one")
+        store.create_run(_record("e" * 32, 1))
+        tries = []
+
+        def batch(store: Any = store, tries: list[int] = tries) -> None:
+            tries.append(1)
+            _push(store, "support/reply", "two")
+            store.create_run(_record("e" * 32, 1))
+
+        with pytest.raises(Exception, match="UNIQUE constraint failed: pl_runs.id") as info:
+            store.atomic(batch)
+        assert not isinstance(info.value, RegistryUnavailableError)
+        assert len(tries) == 1
+        assert [v.number for v in store.list_versions("support/reply")] == [1]
+
+
 def test_cases_are_written_from_many_threads_in_order_per_batch(pair: tuple[SQLStore, SQLiteStore, Path, Path]) -> None:
     _, local, *_ = pair
     _push(local, "support/reply", "one")

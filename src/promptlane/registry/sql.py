@@ -44,6 +44,7 @@ from .store import (
     MAX_VERSION,
     LabelEvent,
     LabelState,
+    LostRace,
     PromptSummary,
     PromptVersion,
     Target,
@@ -214,7 +215,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
                             return work()
                         finally:
                             self._batch.conn = None
-            except sa_exc.IntegrityError:  # push_version lets only lost races through
+            except LostRace:
                 time.sleep(0.01 * (attempt + 1))
         raise RegistryUnavailableError("could not store the batch: too much contention, try again")
 
@@ -367,7 +368,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
                 if not _lost_race(exc):  # a constraint or trigger of the database refused it
                     raise RegistryError(f"could not store a version of {name!r}: {_reason(exc)}") from exc
                 if getattr(self._batch, "conn", None) is not None:
-                    raise  # the transaction is the batch's: atomic() runs it again
+                    raise LostRace from exc  # the transaction is the batch's: atomic() runs it again
                 # Another process created the prompt or took the number between our read and insert.
                 time.sleep(0.01 * (attempt + 1))
         raise RegistryUnavailableError(f"could not store a version of {name!r}: too much contention, try again")

@@ -30,7 +30,7 @@ from .._canonical import canonical_json
 from ..errors import NotFoundError, RegistryError, RegistryUnavailableError
 from .runs import LEASE_EXPIRED, CaseResult, RunRecord, case_inserts
 from .sqlite_reads import SQLiteReads, open_sqlite_reads
-from .store import PromptVersion
+from .store import LostRace, PromptVersion
 
 __all__ = ["SQLiteStore", "open_sqlite_store"]
 
@@ -181,7 +181,7 @@ class SQLiteStore(SQLiteReads):
                         return work()
                     finally:
                         self._batch.conn = None
-            except sqlite3.IntegrityError:  # push_version lets only lost races through
+            except LostRace:
                 time.sleep(0.01 * (attempt + 1))
         raise RegistryUnavailableError("could not store the batch: too much contention, try again")
 
@@ -215,7 +215,7 @@ class SQLiteStore(SQLiteReads):
                 if "UNIQUE constraint failed" not in str(exc):  # a constraint or trigger refused it
                     raise RegistryError(f"could not store a version of {name!r}: {_reason(exc)}") from exc
                 if self._bound() is not None:
-                    raise  # the transaction is the batch's: atomic() runs it again
+                    raise LostRace from exc  # the transaction is the batch's: atomic() runs it again
                 time.sleep(0.01 * (attempt + 1))
         raise RegistryUnavailableError(f"could not store a version of {name!r}: too much contention, try again")
 

@@ -18,6 +18,7 @@ __all__ = [
     "LabelEvent",
     "LabelRequest",
     "LabelState",
+    "LostRace",
     "PromptSummary",
     "PromptVersion",
     "Store",
@@ -33,6 +34,11 @@ MAX_VERSION = 2**31 - 1
 
 Target = Mapping[int, int]
 """Where a label points: version number -> weight (weights sum to 100); one version is ``{3: 100}``."""
+
+
+class LostRace(Exception):  # noqa: N818 (not an error: atomic() runs the batch again)
+    """Inside ``atomic()``, a push lost the race for a version number to another writer: the batch's
+    transaction is rolled back and run again. Any other error inside the batch ends it."""
 
 
 def target_to_json(target: Target | None) -> str | None:
