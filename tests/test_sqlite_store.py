@@ -261,7 +261,9 @@ def test_a_batch_that_breaks_a_rule_is_tried_once_and_says_why(pair: tuple[SQLSt
             _push(store, "support/reply", "two")
             store.create_run(_record("e" * 32, 1))
 
-        with pytest.raises(Exception, match="UNIQUE constraint failed: pl_runs.id") as info:
+        with pytest.raises(
+            RegistryError, match=r"^could not store the batch: UNIQUE constraint failed: pl_runs\.id"
+        ) as info:
             store.atomic(batch)
         assert not isinstance(info.value, RegistryUnavailableError)
         assert len(tries) == 1

@@ -217,6 +217,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
                             self._batch.conn = None
             except LostRace:
                 time.sleep(0.01 * (attempt + 1))
+            except sa_exc.IntegrityError as exc:  # a constraint or trigger of the database refused it
+                raise RegistryError(f"could not store the batch: {_reason(exc)}") from exc
         raise RegistryUnavailableError("could not store the batch: too much contention, try again")
 
     def locked(self, name: str, work: Callable[[], T]) -> T:

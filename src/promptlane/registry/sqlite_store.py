@@ -183,6 +183,8 @@ class SQLiteStore(SQLiteReads):
                         self._batch.conn = None
             except LostRace:
                 time.sleep(0.01 * (attempt + 1))
+            except sqlite3.IntegrityError as exc:  # a constraint or trigger refused it
+                raise RegistryError(f"could not store the batch: {_reason(exc)}") from exc
         raise RegistryUnavailableError("could not store the batch: too much contention, try again")
 
     # --- versions -----------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ Target = Mapping[int, int]
 """Where a label points: version number -> weight (weights sum to 100); one version is ``{3: 100}``."""
 
 
-class LostRace(Exception):  # noqa: N818 (not an error: atomic() runs the batch again)
+class LostRace(Exception):
     """Inside ``atomic()``, a push lost the race for a version number to another writer: the batch's
     transaction is rolled back and run again. Any other error inside the batch ends it."""
 
