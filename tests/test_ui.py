@@ -516,8 +516,11 @@ def test_the_diff_marks_the_characters_a_prompt_hides(login: Login, registry: Re
     html = login("read").get(f"{PAGE}/-/diff?a=1&b=2").text
 
     marked = '<span class="hidden-char" title="U+{}, a character that shows as nothing">\\U{:08x}</span>'
-    assert marked.format("E0049", 0xE0049) + marked.format("E0047", 0xE0047) + " \U0001f44d" in html
+    shown = "Reply" + marked.format("E0049", 0xE0049) + marked.format("E0047", 0xE0047) + " \U0001f44d"
+    assert shown in html
     assert "\U000e0049" not in html
+    for page in ("/", PAGE):  # the list of prompts, the prompt's page
+        assert shown in login("read").get(page).text
 
 
 def test_a_template_error_is_shown_at_its_field_and_line_and_nothing_is_saved(login: Login, registry: Registry) -> None:
