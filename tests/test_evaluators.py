@@ -17,6 +17,7 @@ import yaml
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from _live import finishes
 from promptlane.errors import ConfigError, TemplateRenderError
 from promptlane.harness._imports import load_callable
 from promptlane.harness.evaluators import CaseContext, Evaluator, build_evaluators
@@ -191,9 +192,10 @@ SCHEMA = {"type": "object", "properties": {"status": {"type": "string"}}, "requi
         ({"status": "shipped"}, passed("json_schema")),
         (
             '{"status": 1}',
-            failed("json_schema", "output does not match the schema at status: 1 is not of type 'string'"),
+            failed("json_schema", "output does not match the schema at status: expected string, got int 1"),
         ),
-        ({}, failed("json_schema", "output does not match the schema at (root): 'status' is a required property")),
+        ({}, failed("json_schema", "output does not match the schema at status: missing required property")),
+        ("[1]", failed("json_schema", "output does not match the schema at (root): expected object, got list [1]")),
         (
             "shipped",
             failed("json_schema", "output is not valid JSON (Expecting value: line 1 column 1 (char 0)): 'shipped'"),
@@ -208,6 +210,35 @@ def test_json_schema(output: Any, result: EvaluationResult) -> None:
     assert evaluate(from_version, case(output=output, output_schema=SCHEMA)) == result
     # The explicit schema wins over the version's.
     assert evaluate(explicit, case(output=output, output_schema={"type": "string"})) == result
+
+
+def test_a_json_schema_pattern_cannot_backtrack_for_ever() -> None:
+    # With a backtracking regex engine, '^(a+)+$' against 'a' * 50 + '!' takes longer than anyone waits (26 a's:
+    # seconds, doubling with each one): a model's output could hang the run.
+    schema = {"properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}
+    output = json.dumps({"code": "a" * 50_000 + "!"})
+
+    result = finishes(lambda: evaluate(one(f"- json_schema: {json.dumps(schema)}"), case(output=output)), "the check")
+
+    assert result == failed(
+        "json_schema",
+        f"output does not match the schema at code: does not match pattern '^(a+)+$': '{'a' * 56}...",
+    )
+
+
+def test_json_schema_refers_to_itself_and_the_output_nests_deep() -> None:
+    tree = {"type": "object", "properties": {"child": {"$ref": "#"}}}
+    deep: dict[str, Any] = {}
+    for _ in range(150):
+        deep = {"child": deep}
+    explicit = one(f"- json_schema: {json.dumps(tree)}")
+
+    assert evaluate(explicit, case(output={"child": {"child": {}}})) == passed("json_schema")
+    assert evaluate(explicit, case(output=deep)) == failed(
+        "json_schema",
+        "output does not match the schema at (root): nests more than 100 levels deep, too deep for a schema that "
+        "refers to itself",
+    )
 
 
 def test_json_schema_true_without_an_output_schema() -> None:
@@ -700,7 +731,9 @@ def test_json_schema_resolves_only_references_inside_the_schema(tmp_path: Path) 
         )
         for ref in (f"http://127.0.0.1:{server.server_address[1]}/schema.json", secret.as_uri()):
             schema = {"properties": {"status": {"$ref": ref}}}
-            with pytest.raises(ValueError, match=r"^json_schema: \$ref .* points outside the schema; only #/"):
+            with pytest.raises(
+                ValueError, match=r"^json_schema: \$ref .* points outside the schema: only references inside"
+            ):
                 evaluate(one(f"- json_schema: {json.dumps(schema)}"), case(output='{"status": "ok"}'))
     finally:
         server.shutdown()

@@ -17,7 +17,7 @@ __all__ = ["install_line", "missing_extra", "needs", "require"]
 
 # The top-level modules of each extra's distributions that promptlane imports.
 MODULES: dict[str, tuple[str, ...]] = {
-    "eval": ("pydantic_ai", "opentelemetry", "jsonschema"),
+    "eval": ("pydantic_ai", "opentelemetry"),
     "server": ("starlette", "uvicorn", "multipart"),
     "postgres": ("psycopg",),
     "pydantic-evals": ("pydantic_evals",),

@@ -32,8 +32,10 @@ __all__ = [
     "FORMATS",
     "KEYWORDS",
     "CompiledSchema",
+    "OutputSchema",
     "SchemaProblem",
     "check_bounds",
+    "compile_output_schema",
     "compile_schema",
     "format_problem",
     "pattern_problem",
@@ -397,6 +399,64 @@ class CompiledSchema:
         same_place = (e for e in errors if e.instance_path == first.instance_path and _is_type_error(e))
         error = next(same_place, first)
         return _dotted(error.instance_path, _extra_step(error)), _reason(error, values, self.root)
+
+
+@dataclass(frozen=True)
+class OutputSchema:
+    """A JSON Schema a model's output is checked against (a scenario's ``json_schema`` expectation), compiled as
+    variables' schemas are (a linear-time regex engine: a model's output cannot make a ``pattern`` backtrack for
+    ever; nothing fetched), and read as written: none of promptlane's rules for variables."""
+
+    validator: jsonschema_rs.Validator
+    schema: Mapping[str, Any]
+    recursive: bool
+    """The schema refers to itself: a value is bounded in depth before it is checked."""
+
+    def failure(self, data: Any) -> tuple[str, str] | None:
+        """The first problem of ``data``, as (dotted path, plain words; the path is empty for the whole value),
+        or None if there is none."""
+        if self.recursive and _deeper_than(data, MAX_VALUE_DEPTH):
+            return "", f"nests more than {MAX_VALUE_DEPTH} levels deep, too deep for a schema that refers to itself"
+        try:
+            errors = list(islice(self.validator.iter_errors(_as_json(data)), 20))
+        except ValueError:  # jsonschema-rs reads values nested up to 254 levels
+            return "", "nested too deep to check (more than 250 levels)"
+        if not errors:
+            return None
+        first = errors[0]
+        same_place = (e for e in errors if e.instance_path == first.instance_path and _is_type_error(e))
+        error = next(same_place, first)
+        return _dotted(error.instance_path, _extra_step(error)), _reason(error, data, self.schema)
+
+
+def compile_output_schema(schema: Mapping[str, Any]) -> OutputSchema:
+    """The validator of an output schema.
+
+    Raises:
+        SchemaProblem: the schema is invalid, or refers outside itself (nothing is fetched).
+    """
+    refs = [node["$ref"] for node in _nodes(schema) if "$ref" in node]
+    if (problem := next(filter(None, map(ref_problem, refs)), None)) is not None:
+        raise SchemaProblem(problem)
+    try:
+        validator = jsonschema_rs.Draft202012Validator(
+            dict(schema), pattern_options=_REGEX, retriever=_refuse_retrieval
+        )
+    except jsonschema_rs.ValidationError as exc:  # the schema fails the draft's meta-schema
+        raise SchemaProblem(exc.message, [str(part) for part in exc.instance_path]) from None
+    except (jsonschema_rs.ReferencingError, ValueError) as exc:
+        raise SchemaProblem(str(exc).splitlines()[0]) from None
+    return OutputSchema(validator=validator, schema=schema, recursive=_recursive(schema))
+
+
+def _nodes(schema: Any) -> Iterator[Mapping[str, Any]]:
+    """Every schema inside ``schema``, itself included."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            yield node
+            stack.extend(child for _, child in subschemas(node))
 
 
 def compile_schema(schemas: Mapping[str, Any]) -> CompiledSchema | None:

@@ -3,8 +3,8 @@
 A cell is whatever a registry holds: a prompt's description, a reason, a model's output. It may come from
 someone else (a shared registry, a hostile prompt file), so it is printed as text, never as terminal input:
 control characters (newlines, tabs, ESC) and the characters that hide text (bidi overrides, zero-width and
-tag characters) are shown escaped, so that a cell cannot break the
-table's layout, move the cursor or recolour the terminal. Columns are as wide as their widest cell (a wide CJK
+tag characters) are shown escaped, so that a cell cannot break the table's layout, move the cursor, recolour the
+terminal or say other than it holds. Columns are as wide as their widest cell (a wide CJK
 character counts two), separated by two spaces; nothing is truncated or wrapped, whatever the terminal's width.
 """
 

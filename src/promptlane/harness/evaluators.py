@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._canonical import json_equal
 from ..registry.runs import EvaluationResult, ToolCallRecord
@@ -36,6 +36,9 @@ from .scenarios import (
     ToolNotCalled,
     ToolSequence,
 )
+
+if TYPE_CHECKING:
+    from .._schema import OutputSchema
 
 __all__ = ["CaseContext", "Evaluator", "build_evaluators", "describe"]
 
@@ -231,33 +234,35 @@ class _JsonValid(Evaluator):
 class _JsonSchema(Evaluator):
     schema: dict[str, Any] | None
     name: str = "json_schema"
+    _compiled: dict[int, tuple[Mapping[str, Any], OutputSchema]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """By the schema's id (the schema kept alive beside it): compiled once a run, not once a case."""
 
     def evaluate(self, ctx: CaseContext) -> EvaluationResult:
-        import jsonschema
-        from referencing import Registry
-        from referencing.exceptions import NoSuchResource, Unresolvable
-
         schema = self.schema if self.schema is not None else ctx.output_schema
         if schema is None:
             raise ValueError("json_schema: true needs the version to declare an output_schema")
         data, problem = _parsed(ctx)
         if problem is not None:
             return self.verdict(False, problem)
-
-        def nothing_outside(uri: str) -> Any:
-            # Only references inside the schema resolve: never a URL fetched or a file read for an author.
-            raise NoSuchResource(ref=uri)
-
-        validator = jsonschema.Draft202012Validator(schema, registry=Registry(retrieve=nothing_outside))
-        try:
-            errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
-        except Unresolvable as exc:
-            raise ValueError(f"json_schema: $ref {exc.ref!r} points outside the schema; only #/... resolves") from None
-        if not errors:
+        failure = self._validator(schema).failure(data)
+        if failure is None:
             return self.verdict(True)
-        first = errors[0]
-        where = "/".join(str(part) for part in first.path) or "(root)"
-        return self.verdict(False, f"output does not match the schema at {where}: {first.message}")
+        where, reason = failure
+        return self.verdict(False, f"output does not match the schema at {where or '(root)'}: {reason}")
+
+    def _validator(self, schema: Mapping[str, Any]) -> OutputSchema:
+        from .._schema import SchemaProblem, compile_output_schema
+
+        compiled = self._compiled.get(id(schema))
+        if compiled is None or compiled[0] is not schema:
+            try:
+                compiled = self._compiled[id(schema)] = (schema, compile_output_schema(schema))
+            except SchemaProblem as exc:
+                where = ".".join(map(str, exc.path))
+                raise ValueError(f"json_schema: {where + ': ' if where else ''}{exc.message}") from None
+        return compiled[1]
 
 
 # --- trajectory and cost checks -------------------------------------------------------------------------
