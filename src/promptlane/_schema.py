@@ -388,17 +388,27 @@ class CompiledSchema:
         infinite float as the largest float; a value that is no JSON data (a date, a set, NaN) as one that no
         type accepts."""
         try:
-            errors = list(islice(self.validator.iter_errors(_as_json(values)), 20))
+            return _first_failure(self.validator, values, self.root)
         except ValueError:  # jsonschema-rs reads values nested up to 254 levels (a value inside itself is deeper)
             deep = next((name for name, value in values.items() if _deeper_than(value, 200)), next(iter(values)))
             return deep, "nested too deep to check (more than 250 levels, or inside itself)"
-        if not errors:
-            return None
-        # A value of the wrong type is reported as such, whatever else its other keywords say about it.
-        first = errors[0]
-        same_place = (e for e in errors if e.instance_path == first.instance_path and _is_type_error(e))
-        error = next(same_place, first)
-        return _dotted(error.instance_path, _extra_step(error)), _reason(error, values, self.root)
+
+
+def _first_failure(validator: jsonschema_rs.Validator, data: Any, root: Any) -> tuple[str, str] | None:
+    """The first problem ``validator`` finds in ``data`` (checked as the JSON data it stands for), as (dotted
+    path, plain words), or None.
+
+    Raises:
+        ValueError: ``data`` nests deeper than jsonschema-rs reads.
+    """
+    errors = list(islice(validator.iter_errors(_as_json(data)), 20))
+    if not errors:
+        return None
+    # A value of the wrong type is reported as such, whatever else its other keywords say about it.
+    first = errors[0]
+    same_place = (e for e in errors if e.instance_path == first.instance_path and _is_type_error(e))
+    error = next(same_place, first)
+    return _dotted(error.instance_path, _extra_step(error)), _reason(error, data, root)
 
 
 @dataclass(frozen=True)
@@ -418,15 +428,9 @@ class OutputSchema:
         if self.recursive and _deeper_than(data, MAX_VALUE_DEPTH):
             return "", f"nests more than {MAX_VALUE_DEPTH} levels deep, too deep for a schema that refers to itself"
         try:
-            errors = list(islice(self.validator.iter_errors(_as_json(data)), 20))
-        except ValueError:  # jsonschema-rs reads values nested up to 254 levels
+            return _first_failure(self.validator, data, self.schema)
+        except ValueError:
             return "", "nested too deep to check (more than 250 levels)"
-        if not errors:
-            return None
-        first = errors[0]
-        same_place = (e for e in errors if e.instance_path == first.instance_path and _is_type_error(e))
-        error = next(same_place, first)
-        return _dotted(error.instance_path, _extra_step(error)), _reason(error, data, self.schema)
 
 
 def compile_output_schema(schema: Mapping[str, Any]) -> OutputSchema:
