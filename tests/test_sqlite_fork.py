@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _live import PATIENCE, in_forked_child
+from _live import PATIENCE, finishes, in_forked_child
 from promptlane.config import Settings
 from promptlane.errors import RegistryUnavailableError
 from promptlane.registry import Registry
@@ -169,3 +170,87 @@ def test_a_worker_forked_while_the_parent_was_using_the_file_refuses_it(
     # The parent is untouched: its write landed, and it goes on.
     assert [v.number for v in store.list_versions("a")] == [1, 2]
     assert _push(store, "three") == 3
+
+
+def test_a_fork_inside_a_transaction_leaves_it_to_the_parent(open_store: Callable[[], Any]) -> None:
+    # The child of a fork inside atomic() holds the parent's connection, mid-transaction: it must neither write
+    # through it nor commit it (a child's push "succeeded" and vanished; a child that returned committed the
+    # parent's transaction).
+    store = open_store()
+    _push(store, "seed")
+    read, write = os.pipe()
+    outcomes: list[str] = []
+
+    def work() -> None:
+        _push(store, "parent, in the batch")
+        pid = os.fork()
+        if pid == 0:  # the child: tries a push, then to finish the batch as the parent would
+            for attempt in (lambda: _push(store, "child"), lambda: None):
+                try:
+                    attempt()
+                    os.write(write, b"wrote\n")
+                except RegistryUnavailableError as exc:
+                    os.write(write, f"{exc}\n".encode())
+            return
+        os.waitpid(pid, 0)
+        outcomes.append("parent")
+
+    parent = os.getpid()
+    try:
+        store.atomic(work)
+    except RegistryUnavailableError as exc:  # the child, refused at the commit
+        os.write(write, f"commit: {exc}\n".encode())
+        os._exit(0)
+    if os.getpid() != parent:  # a child that committed: never back into pytest
+        os._exit(1)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().splitlines()
+    assert outcomes == ["parent"]
+    assert len(child) == 3, child
+    assert "forked inside a transaction of its parent (atomic())" in child[0]
+    assert child[1] == "wrote"  # a step that touches no store
+    assert child[2].startswith("commit: ") and "forked inside a transaction" in child[2]
+    assert [v.spec["template"] for v in store.list_versions("a")] == ["seed", "parent, in the batch"]
+
+
+def test_two_threads_forking_at_once_take_turns(open_store: Callable[[], Any]) -> None:
+    # Each fork holds the stores' locks from before it to after it: two at once deadlocked the parent.
+    store = open_store()
+    _push(store, "one")
+
+    def forker() -> None:
+        for _ in range(20):
+            assert in_forked_child(lambda: None) == 0
+
+    def both() -> None:
+        threads = [threading.Thread(target=forker, daemon=True) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    finishes(both, "two threads forking 20 times each")
+    assert [v.number for v in store.list_versions("a")] == [1]
+
+
+def test_a_fork_waits_for_a_thread_opening_the_sql_store(tmp_path: Path) -> None:
+    # The standard-library store opens the SQL store on first need, holding a lock: a child forked meanwhile
+    # inherited it taken, and hung on its first label move, token or run listing.
+    store = _stdlib(f"sqlite:///{tmp_path / 'registry.db'}")
+    _push(store, "one")
+    held = threading.Event()
+
+    def opening() -> None:
+        with store._store_lock:
+            held.set()
+            time.sleep(0.2)  # as long as opening the SQL store takes (an import, a schema check)
+
+    thread = threading.Thread(target=opening)
+    thread.start()
+    assert held.wait(PATIENCE)
+    try:
+        assert in_forked_child(lambda: store.list_tokens()) == 0
+    finally:
+        thread.join(PATIENCE)
+        store.close()

@@ -174,9 +174,16 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
 
         return engine
 
+    def _bound(self) -> Connection | None:
+        """The connection of this thread's atomic() block, if in one (refused in a process forked inside it)."""
+        bound = getattr(self._batch, "conn", None)
+        if bound is not None:
+            sqlite_fork.refuse_if_forked(self._batch.pid, self.display_url)
+        return bound
+
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        bound = getattr(self._batch, "conn", None)
+        bound = self._bound()
         if bound is not None:  # inside atomic(): read what the batch wrote so far
             yield bound
             return
@@ -185,7 +192,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        bound = getattr(self._batch, "conn", None)
+        bound = self._bound()
         if bound is not None:  # inside atomic(): part of its transaction
             yield bound
             return
@@ -203,23 +210,34 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
         Raises:
             RegistryUnavailableError: it lost the race every time.
         """
-        if getattr(self._batch, "conn", None) is not None:
+        if self._bound() is not None:
             return work()  # nested: part of the outer transaction
         for attempt in range(_PUSH_ATTEMPTS):
             try:
-                with self.engine.connect() as conn:
-                    conn.execution_options(promptlane_write=True)
-                    with conn.begin():
-                        self._batch.conn = conn
-                        try:
-                            return work()
-                        finally:
-                            self._batch.conn = None
+                return self._atomic_once(work)
             except LostRace:
                 time.sleep(0.01 * (attempt + 1))
             except sa_exc.IntegrityError as exc:  # a constraint or trigger of the database refused it
                 raise RegistryError(f"could not store the batch: {_reason(exc)}") from exc
         raise RegistryUnavailableError("could not store the batch: too much contention, try again")
+
+    def _atomic_once(self, work: Callable[[], T]) -> T:
+        pid = os.getpid()
+        conn = self.engine.connect()
+        try:
+            conn.execution_options(promptlane_write=True)
+            transaction = conn.begin()
+            self._batch.conn, self._batch.pid = conn, pid
+            try:
+                result = work()
+            finally:
+                self._batch.conn = None
+            sqlite_fork.refuse_if_forked(pid, self.display_url)  # a child must not commit its parent's transaction
+            transaction.commit()
+            return result
+        finally:
+            if os.getpid() == pid:  # closed uncommitted, it is rolled back; a forked child leaves it to the parent
+                conn.close()
 
     def locked(self, name: str, work: Callable[[], T]) -> T:
         """``work()`` in one transaction holding prompt ``name``'s write lock (the row's ``FOR UPDATE`` on
@@ -369,7 +387,7 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             except sa_exc.IntegrityError as exc:
                 if not _lost_race(exc):  # a constraint or trigger of the database refused it
                     raise RegistryError(f"could not store a version of {name!r}: {_reason(exc)}") from exc
-                if getattr(self._batch, "conn", None) is not None:
+                if self._bound() is not None:
                     raise LostRace from exc  # the transaction is the batch's: atomic() runs it again
                 # Another process created the prompt or took the number between our read and insert.
                 time.sleep(0.01 * (attempt + 1))

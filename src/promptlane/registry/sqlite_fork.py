@@ -11,12 +11,13 @@ a fork inside ``atomic()``) every use of that file is refused, saying why, inste
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from typing import Protocol
 
 from ..errors import RegistryUnavailableError
 
-__all__ = ["ForkAware", "refuse_if_inherited", "watch"]
+__all__ = ["ForkAware", "refuse_if_forked", "refuse_if_inherited", "watch"]
 
 
 class ForkAware(Protocol):
@@ -39,7 +40,10 @@ class ForkAware(Protocol):
 
 _STORES: weakref.WeakSet[ForkAware] = weakref.WeakSet()
 _FORKING: list[ForkAware] = []
-"""The stores of a fork under way, from before it to after it."""
+"""The stores of the fork under way, from before it to after it."""
+_ONE_FORK = threading.Lock()
+"""Held from before a fork to after it: two threads forking at once take turns (each fork holds the stores'
+locks from its before to its after)."""
 _INHERITED_OPEN: dict[str, str] = {}
 """In a forked child: the SQLite files (real paths) its parent had a connection open to at the fork, and the
 registry each was opened as."""
@@ -66,16 +70,36 @@ def refuse_if_inherited(sqlite_file: str) -> None:
         )
 
 
+def refuse_if_forked(since: int, display_url: str) -> None:
+    """Raise if this process is not process ``since``: a child forked inside a transaction (``atomic()``), whose
+    connection is its parent's. Used on SQLite and PostgreSQL alike: a child must neither write through the
+    parent's connection nor commit or roll back the parent's transaction.
+
+    Raises:
+        RegistryUnavailableError: naming the registry.
+    """
+    if os.getpid() != since:
+        raise RegistryUnavailableError(
+            f"registry {display_url} is unavailable in this process: it was forked inside a transaction of its"
+            " parent (atomic()), whose connection is the parent's; nothing of that transaction is stored from here"
+        )
+
+
 def _before() -> None:
-    _FORKING[:] = list(_STORES)
-    for store in _FORKING:
-        store.before_fork()
+    _ONE_FORK.acquire()
+    _FORKING.clear()
+    # Until none is new: a store's before_fork may wait for a thread that is opening another store meanwhile.
+    while new := [store for store in list(_STORES) if not any(store is seen for seen in _FORKING)]:
+        for store in new:
+            store.before_fork()
+            _FORKING.append(store)
 
 
 def _after_in_parent() -> None:
     for store in _FORKING:
         store.after_fork_in_parent()
     _FORKING.clear()
+    _ONE_FORK.release()
 
 
 def _after_in_child() -> None:
@@ -83,6 +107,7 @@ def _after_in_child() -> None:
         if store.after_fork_in_child():
             _INHERITED_OPEN[store.sqlite_file] = store.display_url
     _FORKING.clear()
+    _ONE_FORK.release()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()

@@ -131,8 +131,9 @@ class SQLiteReads:
     # --- fork (sqlite_fork) ---------------------------------------------------------------------------------
 
     def before_fork(self) -> None:
-        """Close the idle connections, holding the pool's lock until the fork is done (a child must not inherit
-        it taken by a thread that is not there)."""
+        """Close the idle connections, holding the store's locks until the fork is done (a child must not inherit
+        one taken by a thread that is not there: opening the SQL store, or taking a connection)."""
+        self._store_lock.acquire()
         self._lock.acquire()
         self._forking = True
         idle, self._idle = self._idle, []
@@ -143,6 +144,7 @@ class SQLiteReads:
         if self._forking:
             self._forking = False
             self._lock.release()
+            self._store_lock.release()
 
     def after_fork_in_child(self) -> bool:
         held = self._lent > 0

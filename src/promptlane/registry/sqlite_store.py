@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from .._canonical import canonical_json
 from ..errors import NotFoundError, RegistryError, RegistryUnavailableError
+from . import sqlite_fork
 from .runs import LEASE_EXPIRED, CaseResult, RunRecord, case_inserts
 from .sqlite_reads import SQLiteReads, open_sqlite_reads
 from .store import LostRace, PromptVersion
@@ -105,7 +107,11 @@ class SQLiteStore(SQLiteReads):
     # --- transactions -------------------------------------------------------------------------------------
 
     def _bound(self) -> sqlite3.Connection | None:
-        return getattr(self._batch, "conn", None)
+        """The connection of this thread's atomic() block, if in one (refused in a process forked inside it)."""
+        bound = getattr(self._batch, "conn", None)
+        if bound is not None:
+            sqlite_fork.refuse_if_forked(self._batch.pid, self.display_url)
+        return bound
 
     def _sql_transaction(self) -> Any:
         """The SQL store, when this thread is inside one of its transactions (``locked``, around a label move):
@@ -134,15 +140,17 @@ class SQLiteStore(SQLiteReads):
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
         """A write transaction on ``conn``, holding the database's write lock from its start: committed when the
         block ends, rolled back when it raises."""
+        pid = os.getpid()
         conn.execute("PRAGMA foreign_keys=ON")  # as the SQL store's connections (a no-op once on)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            if conn.in_transaction:
+            if os.getpid() == pid and conn.in_transaction:  # a forked child leaves the parent's transaction alone
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
+        sqlite_fork.refuse_if_forked(pid, self.display_url)  # nor commits it
         try:
             conn.execute("COMMIT")
         except sqlite3.Error:
@@ -176,7 +184,7 @@ class SQLiteStore(SQLiteReads):
         for attempt in range(_PUSH_ATTEMPTS):
             try:
                 with self._connection() as conn, self._transaction(conn):
-                    self._batch.conn = conn
+                    self._batch.conn, self._batch.pid = conn, os.getpid()
                     try:
                         return work()
                     finally:
