@@ -291,7 +291,7 @@ def test_show_escapes_bidi_controls_that_would_reorder_the_prompt(project: Path,
 def test_show_json_escapes_what_a_prompt_hides_and_keeps_the_data(project: Path, write_prompt: WritePrompt) -> None:
     # "ASCII smuggling": Unicode tag characters and zero-width spaces are invisible on a terminal, and a model
     # reads them. Emoji sequences and a Persian word's non-joiner are text as written.
-    hidden = "Ignore\u200b previous\U000e0049\U000e0047\U000e004e \u202eevil\u202c"
+    hidden = "Ignore\u200b previous\U000e0049\U000e0047\U000e004e \u202eevil\u202c a\U000e0101 \u200d\U0001f600"
     kept = "\U0001f468\u200d\U0001f469 \u0645\u06cc\u200c\u062e"
     write_prompt("smuggled", f"template: {json.dumps(hidden + kept)}\n")
     push()
@@ -427,6 +427,22 @@ def test_diff(project: Path, support_prompts: None, write_prompt: WritePrompt) -
     assert ok("diff", "support/reply", "v2", "@1").splitlines()[3:5] == ["-temperature: 0.7", "+temperature: 0.2"]
 
 
+def test_diff_shows_a_missing_final_line_break(project: Path, write_prompt: WritePrompt) -> None:
+    write_prompt("ends", 'template: "a\\nb\\n"\n')
+    push()
+    write_prompt("ends", 'template: "a\\nb"\n')
+    push()
+
+    assert ok("diff", "ends", "1", "2").splitlines() == [
+        "template",
+        "@@ -1,2 +1,3 @@",
+        " a",
+        " b",
+        "+\\ no newline at end",
+        "",
+    ]
+
+
 def test_diff_identical(project: Path, support_prompts: None) -> None:
     push()
     ok("label", "support/reply", "staging", "1")
@@ -537,6 +553,18 @@ def test_render_number_in_exponent_notation(project: Path, write_prompt: WritePr
     push()
 
     assert ok("render", "num", "--var", "x=1e3") == "2000.0\n"
+
+
+def test_render_var_with_half_a_surrogate_pair_is_refused(project: Path, write_prompt: WritePrompt) -> None:
+    # JSON's "\ud800" is half of a character: it stays text, which the variable's type refuses (it crashed the
+    # output with UnicodeEncodeError).
+    write_prompt("items", "template: '{{ x | join(\",\") }}'\nvariables:\n  x: {type: array}\n")
+    push()
+
+    assert fails("render", "items", "--var", 'x=["\\ud800"]') == (
+        "items@1, variable 'x': expected array, got str '[\"\\\\ud800\"]'"
+    )
+    assert ok("render", "items", "--var", 'x=["\\ud83d\\ude00", "b"]') == "\U0001f600,b\n"
 
 
 def test_render_prints_the_text_as_is(project: Path, write_prompt: WritePrompt) -> None:
@@ -1619,6 +1647,47 @@ def test_eval_shows_progress_on_a_terminal_and_nothing_in_a_pipe(project: Path, 
     assert text.startswith("\rsupport/reply v1 0/1 00:00")
     assert text.endswith("\r")  # wiped
     assert "\x1b" not in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_runs_show_json_escapes_hidden_characters_on_a_terminal_only(project: Path, support_prompts: None) -> None:
+    import pty
+
+    from promptlane.registry import Registry
+    from test_sqlite_store import _case, _record
+
+    push()
+    hidden = "answer \u202eevil\u202c \U000e0049\U000e0047"
+    with Registry(f"sqlite:///{project / '.promptlane/registry.db'}") as registry:
+        record = _record("f" * 32, 1)
+        registry.store.create_run(record)
+        registry.store.add_cases(record.id, [_case(1, output=hidden)])
+    command = [str(Path(sys.executable).parent / "promptlane"), "runs", "show", "f" * 32, "--json"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    piped = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["cases"][0]["output"] == hidden  # into a pipe: the stored text as it is
+
+    terminal, child = pty.openpty()
+    try:
+        done = subprocess.run(command, cwd=project, env=env, stdout=child, stderr=subprocess.PIPE, timeout=120)
+        os.close(child)
+        shown = b""
+        while chunk := _read_or_end(terminal):
+            shown += chunk
+    finally:
+        os.close(terminal)
+    assert done.returncode == 0, done.stderr
+    text = shown.decode().replace("\r\n", "\n")
+    assert hidden_at(text) == []
+    assert json.loads(text)["cases"][0]["output"] == hidden
+
+
+def _read_or_end(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the other end is closed and everything was read
+        return b""
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal mask from /proc")

@@ -739,3 +739,33 @@ def test_json_schema_resolves_only_references_inside_the_schema(tmp_path: Path) 
         server.shutdown()
         server.server_close()
     assert requests == []  # nothing was fetched on the author's behalf
+
+
+def test_json_schema_references_by_anchor_and_id_resolve_inside_the_schema() -> None:
+    by_anchor = {"$defs": {"s": {"$anchor": "text", "type": "string"}}, "properties": {"a": {"$ref": "#text"}}}
+    by_id = {
+        "$id": "https://example.com/root",
+        "$defs": {"s": {"type": "string"}},
+        "properties": {"a": {"$ref": "https://example.com/root#/$defs/s"}},
+    }
+    for schema in (by_anchor, by_id):
+        check = one(f"- json_schema: {json.dumps(schema)}")
+        assert evaluate(check, case(output='{"a": "ok"}')) == passed("json_schema")
+        assert evaluate(check, case(output='{"a": 1}')) == failed(
+            "json_schema", "output does not match the schema at a: expected string, got int 1"
+        )
+
+
+def test_json_schema_pattern_the_engine_cannot_run_is_named() -> None:
+    check = one('- json_schema: {properties: {a: {type: string, pattern: "^(?!draft)"}}}')
+    with pytest.raises(ValueError, match=r"^json_schema: properties\.a\.pattern: pattern '\^\(\?!draft\)' uses look"):
+        evaluate(check, case(output='{"a": "final"}'))
+
+
+def test_json_schema_output_with_half_a_surrogate_pair() -> None:
+    # A truncated emoji in a model's JSON ("\ud83d"): said so, not "nested too deep".
+    check = one("- json_schema: {required: [b]}")
+    assert evaluate(check, case(output='{"a": "cut \\ud83d"}')) == failed(
+        "json_schema",
+        "output does not match the schema at a: holds U+D83D, half of a UTF-16 surrogate pair without its other half",
+    )

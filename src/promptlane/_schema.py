@@ -28,6 +28,8 @@ from urllib.parse import unquote
 
 import jsonschema_rs
 
+from ._unicode import find_surrogate
+
 __all__ = [
     "FORMATS",
     "KEYWORDS",
@@ -401,7 +403,15 @@ def _first_failure(validator: jsonschema_rs.Validator, data: Any, root: Any) -> 
     Raises:
         ValueError: ``data`` nests deeper than jsonschema-rs reads.
     """
-    errors = list(islice(validator.iter_errors(_as_json(data)), 20))
+    try:
+        errors = list(islice(validator.iter_errors(_as_json(data)), 20))
+    except UnicodeEncodeError as exc:  # a string jsonschema-rs cannot read (a truncated emoji, "\ud83d" in JSON)
+        try:
+            found = find_surrogate(data)
+        except RecursionError:  # a value inside itself
+            found = None
+        path, half = found or ((), exc.object[exc.start])
+        return _dotted(path), f"holds U+{ord(half):04X}, half of a UTF-16 surrogate pair without its other half"
     if not errors:
         return None
     # A value of the wrong type is reported as such, whatever else its other keywords say about it.
@@ -439,28 +449,26 @@ def compile_output_schema(schema: Mapping[str, Any]) -> OutputSchema:
     Raises:
         SchemaProblem: the schema is invalid, or refers outside itself (nothing is fetched).
     """
-    refs = [node["$ref"] for node in _nodes(schema) if "$ref" in node]
-    if (problem := next(filter(None, map(ref_problem, refs)), None)) is not None:
-        raise SchemaProblem(problem)
     try:
         validator = jsonschema_rs.Draft202012Validator(
             dict(schema), pattern_options=_REGEX, retriever=_refuse_retrieval
         )
-    except jsonschema_rs.ValidationError as exc:  # the schema fails the draft's meta-schema
-        raise SchemaProblem(exc.message, [str(part) for part in exc.instance_path]) from None
+    except jsonschema_rs.ValidationError as exc:  # the schema fails the draft's meta-schema, or refers outside
+        if unresolved := re.match(r"Resource '(.*?)' is not present", exc.message):
+            raise SchemaProblem(
+                f"$ref {unresolved.group(1)!r} points outside the schema: only references inside it resolve "
+                "(#/$defs/NAME, an $anchor, its $id); promptlane never fetches a schema"
+            ) from None
+        where = [str(part) for part in exc.instance_path]
+        pattern = _at(schema, exc.instance_path) if exc.message.endswith('is not a "regex"') else None
+        raise SchemaProblem((isinstance(pattern, str) and pattern_problem(pattern)) or exc.message, where) from None
     except (jsonschema_rs.ReferencingError, ValueError) as exc:
         raise SchemaProblem(str(exc).splitlines()[0]) from None
-    return OutputSchema(validator=validator, schema=schema, recursive=_recursive(schema))
-
-
-def _nodes(schema: Any) -> Iterator[Mapping[str, Any]]:
-    """Every schema inside ``schema``, itself included."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Mapping):
-            yield node
-            stack.extend(child for _, child in subschemas(node))
+    try:
+        recursive = _recursive(schema)
+    except (KeyError, IndexError, TypeError, ValueError):  # a reference by $anchor or $id: it may well be
+        recursive = True
+    return OutputSchema(validator=validator, schema=schema, recursive=recursive)
 
 
 def compile_schema(schemas: Mapping[str, Any]) -> CompiledSchema | None:

@@ -37,6 +37,21 @@ def _visible(char: str) -> bool:
     return char not in _BLANK and unicodedata.category(char)[0] not in "CZ" and not _selector(char)
 
 
+def _varies(base: str, selector: str, after: str) -> bool:
+    """Whether ``selector`` after ``base`` is a variation sequence as text writes one: U+FE00-FE0F after a symbol
+    or a letter beyond ASCII (an emoji's U+FE0F), or after a digit, ``#`` or ``*`` in a keycap; U+E0100-E01EF after
+    a CJK ideograph. Anywhere else it carries something unseen (one selector can hide a byte)."""
+    if selector >= "\U000e0100":
+        return any(start <= base <= end for start, end in _IDEOGRAPHS)
+    if base < "\x80":
+        return base in "0123456789#*" and selector == "\ufe0f" and after == "\u20e3"
+    return unicodedata.category(base)[0] in "LS"
+
+
+_IDEOGRAPHS = (("\u3400", "\u4dbf"), ("\u4e00", "\u9fff"), ("\uf900", "\ufaff"), ("\U00020000", "\U0003134f"))
+"""The CJK ideographs, which ideographic variation selectors (U+E0100-E01EF) follow."""
+
+
 def _hides(char: str) -> bool:
     return char in _BLANK or _selector(char) or unicodedata.category(char) == "Cf"  # bidi controls are Cf
 
@@ -44,10 +59,11 @@ def _hides(char: str) -> bool:
 def hidden_at(text: str) -> list[int]:
     """The indices of the characters in ``text`` that a reader does not see but a model reads: bidi controls,
     format characters (zero-width spaces, word joiners, the Unicode tags of "ASCII smuggling", U+FFF9-FFFB),
-    blank fillers, and variation selectors and joiners out of place. A variation selector right after a visible
-    character (an emoji's U+FE0F) and a joiner between two visible characters not both ASCII (``\u200d`` in an
-    emoji sequence, ``\u200c`` in a Persian word) are text as written; a second selector, or a joiner next to
-    a space, an ASCII pair or another invisible character, hides something."""
+    blank fillers, and variation selectors and joiners out of place. A variation selector right after a character
+    it varies (an emoji's U+FE0F, see :func:`_varies`) and a joiner between two visible characters not both ASCII
+    (``\u200d`` in an emoji sequence, ``\u200c`` in a Persian word) are text as written; a selector after an
+    ASCII letter or another selector, or a joiner next to a space, an ASCII pair or another invisible character,
+    hides something."""
     if text.isascii():
         return []
     hidden: list[int] = []
@@ -58,7 +74,7 @@ def hidden_at(text: str) -> list[int]:
             base, selected = char, False
             continue
         after = text[index + 1] if index + 1 < len(text) else ""
-        if _selector(char) and base and not selected:
+        if _selector(char) and base and not selected and _varies(base, char, after):
             selected = True
             continue
         if char in _JOINERS and base and _visible(after) and not (base + after).isascii():

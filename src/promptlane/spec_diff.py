@@ -120,7 +120,7 @@ class FieldDiff:
 
     def unified(self, old: str, new: str, context: int = 3) -> list[str]:
         """The change as unified diff lines (without the file header)."""
-        lines = difflib.unified_diff(_lines(self.before), _lines(self.after), old, new, lineterm="", n=context)
+        lines = difflib.unified_diff(*_both_lines(self.before, self.after), old, new, lineterm="", n=context)
         return list(lines)[2:]
 
 
@@ -132,7 +132,7 @@ def diff_specs(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fiel
         if old.get(name) == new.get(name):
             continue
         change = FieldDiff(name, field_text(old.get(name)), field_text(new.get(name)))
-        change.rows = _rows(_lines(change.before), _lines(change.after))
+        change.rows = _rows(*_both_lines(change.before, change.after))
         changes.append(change)
     return changes
 
@@ -141,6 +141,18 @@ def _lines(text: str) -> list[str]:
     """The lines of ``text``, ended by ``\\n`` only: a ``\\r``, ``\\x0b`` or U+2028 stays in its line (shown
     escaped), so that a change of line break is a changed line."""
     return text.removesuffix("\n").split("\n") if text else []
+
+
+_NO_NEWLINE = "\\ no newline at end"
+
+
+def _both_lines(before: str, after: str) -> tuple[list[str], list[str]]:
+    """The lines of two texts; when only one of them ends with a line break, the other's last line is followed
+    by ``\\ no newline at end``, so that the difference shows."""
+    old, new = _lines(before), _lines(after)
+    if before and after and before.endswith("\n") != after.endswith("\n"):
+        (new if before.endswith("\n") else old).append(_NO_NEWLINE)
+    return old, new
 
 
 def _rows(before: list[str], after: list[str]) -> list[Row]:

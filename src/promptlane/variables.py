@@ -27,13 +27,17 @@ def parse_typed(raw: str, declared: str | None) -> Any:
         return raw
     import json
 
+    from ._unicode import find_surrogate
     from ._yaml import load_data
     from .errors import SpecError
 
     try:
-        return json.loads(raw)  # first: 1e3 is a number, and yes is not a boolean
+        value = json.loads(raw)  # first: 1e3 is a number, and yes is not a boolean
     except (ValueError, RecursionError):
         pass
+    else:
+        if find_surrogate(value) is None:  # half of a surrogate pair ("\ud800"): YAML refuses it, so it stays text
+            return value
     try:
         return load_data(raw)
     except SpecError:

@@ -53,7 +53,7 @@ def printable_json(text: str) -> str:
 
     def escape(match: re.Match[str]) -> str:
         literal = match.group()
-        hidden = set(hidden_at(literal))
+        hidden = {index + 1 for index in hidden_at(literal[1:-1])}  # the string's text, without its quotes
         if not hidden:
             return literal
         return "".join(json.dumps(char)[1:-1] if index in hidden else char for index, char in enumerate(literal))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -86,8 +87,12 @@ def show_run(ctx: click.Context, run_id: str, show_all: bool, limit: int | None,
         import sys
 
         from ..harness.reports import stored_cases, write_run_json
+        from ._table import printable_json
 
-        write_run_json(sys.stdout, record, stored_cases(store, record.id))
+        # The stored text as it is into a pipe or a file (a run may hold 100,000 cases); on a terminal, what its
+        # strings hide escaped, each piece being whole JSON strings.
+        stream = _EscapingWriter(sys.stdout, printable_json) if sys.stdout.isatty() else sys.stdout
+        write_run_json(stream, record, stored_cases(store, record.id))  # type: ignore[arg-type]
         sys.stdout.write("\n")
         return
     print_run(record)
@@ -144,3 +149,13 @@ def compare(ctx: click.Context, first: str, second: str, as_json: bool) -> None:
             )
             out(f"  {printable(change.key)}  {printable(moves)}")
     out(f"unchanged: {result.unchanged}")
+
+
+class _EscapingWriter:
+    """A stream that writes each piece through ``escape``."""
+
+    def __init__(self, stream: Any, escape: Callable[[str], str]) -> None:
+        self._stream, self._escape = stream, escape
+
+    def write(self, text: str) -> int:
+        return self._stream.write(self._escape(text))
