@@ -443,6 +443,16 @@ def test_diff_shows_a_missing_final_line_break(project: Path, write_prompt: Writ
     ]
 
 
+def test_text_that_is_not_utf8_on_the_command_line_is_refused(project: Path, support_prompts: None) -> None:
+    # Python reads an argument's bytes that are not UTF-8 (a Latin-1 terminal's "\xe9") as halves of surrogate
+    # pairs, which no database stores: push -m crashed with UnicodeEncodeError after checking every file.
+    reason = "holds U+DCE9, half of a UTF-16 surrogate pair, which cannot be stored"
+    assert reason in fails("push", "-m", "caf\udce9")
+    push()
+    assert reason in fails("label", "support/reply", "staging", "1", "-r", "caf\udce9")
+    assert ok("history", "support/reply").count("staging") == 0
+
+
 def test_diff_identical(project: Path, support_prompts: None) -> None:
     push()
     ok("label", "support/reply", "staging", "1")

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BIDI_CONTROLS", "SURROGATE", "escape_char", "find_surrogate", "hidden_at"]
+__all__ = ["BIDI_CONTROLS", "SURROGATE", "check_whole", "escape_char", "find_surrogate", "hidden_at"]
 
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 """Invisible characters that reorder the text around them (the "Trojan source" trick): a prompt holding them
@@ -101,3 +101,19 @@ def find_surrogate(data: Any, loc: tuple[str | int, ...] = ()) -> tuple[tuple[st
         if (found := find_surrogate(key, loc) or find_surrogate(value, (*loc, key))) is not None:
             return found
     return None
+
+
+def check_whole(value: str | None, what: str) -> None:
+    """Refuse free text (a push's message, a move's reason) holding half of a surrogate pair: no database can
+    store it (a command-line argument whose bytes are not UTF-8 reads as such halves).
+
+    Raises:
+        RegistryError: naming ``what``.
+    """
+    if value and (found := SURROGATE.search(value)) is not None:
+        from .errors import RegistryError
+
+        raise RegistryError(
+            f"the {what} holds U+{ord(found.group()):04X}, half of a UTF-16 surrogate pair, which cannot be stored"
+            " (text that is not UTF-8, on a command line, reads as such halves)"
+        )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
+from .._unicode import check_whole
 from ..config import Settings
 from ..errors import ApprovalError, LabelError, NotFoundError
 from ._author import default_author
@@ -191,6 +192,7 @@ class LabelMoves:
         """Check the gate on the target a move writes, and write it, in one transaction holding the prompt's write
         lock: a concurrent move can change neither the target (a rollback's destination) nor the evidence between
         the check and the write. The project's files are read before the lock is taken."""
+        check_whole(reason, "reason")
         if force and not (reason and reason.strip()):
             raise LabelError("a forced move needs a reason (--reason)")
         through_gate = gated or label in self.settings.protected_labels

@@ -463,8 +463,11 @@ class Registry(LabelMoves):
         spec stores nothing; pass 2 stores them, freezing each against the versions just stored, in one
         transaction (or one request to a server).
         """
+        from .._unicode import check_whole
         from .push import freeze, store_batch
 
+        check_whole(message, "message")
+        check_whole(author, "author")
         drafts: dict[str, PromptVersion] = {}
         for name, spec, file in items:
             drafts[name] = freeze(
@@ -554,9 +557,12 @@ class Registry(LabelMoves):
             SpecError: the content is not valid, or freezing it gives other content (IncludeError: an included
                 version does not exist here).
         """
+        from .._unicode import check_whole
         from ..errors import IncludeError, SpecError
         from .push import freeze
 
+        check_whole(message, "message")
+        check_whole(author, "author")
         includes: Mapping[str, Any] = spec.get("includes") or {}
         if not isinstance(includes, Mapping):
             raise SpecError(f"{name}: `includes` must map prompt names to the versions frozen")
