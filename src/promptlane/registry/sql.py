@@ -236,8 +236,10 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             transaction.commit()
             return result
         finally:
-            if os.getpid() == pid:  # closed uncommitted, it is rolled back; a forked child leaves it to the parent
+            if os.getpid() == pid:  # closed uncommitted, it is rolled back
                 conn.close()
+            else:  # a forked child: the parent's, never closed nor collected here (its pool would roll it back)
+                _INHERITED.append(conn)
 
     def locked(self, name: str, work: Callable[[], T]) -> T:
         """``work()`` in one transaction holding prompt ``name``'s write lock (the row's ``FOR UPDATE`` on
