@@ -234,10 +234,8 @@ class _JsonValid(Evaluator):
 class _JsonSchema(Evaluator):
     schema: dict[str, Any] | None
     name: str = "json_schema"
-    _compiled: dict[int, tuple[Mapping[str, Any], OutputSchema]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
-    """By the schema's id (the schema kept alive beside it): compiled once a run, not once a case."""
+    _compiled: tuple[Mapping[str, Any], OutputSchema] | None = field(default=None, repr=False, compare=False)
+    """The schema of the last case and its validator: one schema a run, compiled once, not once a case."""
 
     def evaluate(self, ctx: CaseContext) -> EvaluationResult:
         schema = self.schema if self.schema is not None else ctx.output_schema
@@ -255,10 +253,10 @@ class _JsonSchema(Evaluator):
     def _validator(self, schema: Mapping[str, Any]) -> OutputSchema:
         from .._schema import SchemaProblem, compile_output_schema
 
-        compiled = self._compiled.get(id(schema))
+        compiled = self._compiled
         if compiled is None or compiled[0] is not schema:
             try:
-                compiled = self._compiled[id(schema)] = (schema, compile_output_schema(schema))
+                compiled = self._compiled = (schema, compile_output_schema(schema))
             except SchemaProblem as exc:
                 where = ".".join(map(str, exc.path))
                 raise ValueError(f"json_schema: {where + ': ' if where else ''}{exc.message}") from None

@@ -115,8 +115,6 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
         self.sqlite_file = ""  # a SQLite file's real path (not for an in-memory database)
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self.sqlite_file = os.path.realpath(parsed.database)
-        self._sqlite_open = 0  # connections open to the SQLite file
-        self._sqlite_open_lock = threading.Lock()
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(parsed.database, busy_timeout)
         elif self.dialect == "postgresql":
@@ -145,16 +143,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
             if self.sqlite_file:
                 sqlite_fork.refuse_if_inherited(self.sqlite_file)
 
-        @event.listens_for(engine, "close")
-        @event.listens_for(engine, "close_detached")
-        def _closed(*_args: Any) -> None:
-            with self._sqlite_open_lock:
-                self._sqlite_open -= 1
-
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
-            with self._sqlite_open_lock:
-                self._sqlite_open += 1
             # Take transaction control from the sqlite3 module, so writes can BEGIN IMMEDIATE.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -272,7 +262,8 @@ class SQLStore(SQLRuns, SQLRunPages, SQLTokens, SQLSessions, SQLRequests):
         pass
 
     def after_fork_in_child(self) -> bool:
-        if self._sqlite_open == 0:
+        pool = cast(QueuePool, self.engine.pool)  # as it was at the fork: idle ones were closed unless one was in use
+        if pool.checkedout() + pool.checkedin() == 0:
             return False
         # Refused from now on (do_connect): the inherited connections stay in their pool, never used nor closed.
         _INHERITED.append(self.engine.pool)
